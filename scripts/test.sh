@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Quick start, step 2: the whole test suite. This is what CI runs (.ci/run).
+#  1. release build: every C++ test (real FHE, exhaustive lookups, noise statistics);
+#  2. AddressSanitizer + UndefinedBehaviorSanitizer build of the same tests, with the heavy
+#     statistical tests trimmed (FHEML_TEST_PROFILE=sanitize) so CI stays well under its limit.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/install-deps.sh
+jobs=$(nproc)
+
+bash scripts/build.sh
+ctest --test-dir build --output-on-failure -j "$jobs"
+
+if [ "${FHEML_SKIP_SANITIZE:-0}" != "1" ]; then
+  cmake -S . -B build-sanitize -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DFHEML_SANITIZE=ON \
+        -DFHEML_BUILD_BENCH=OFF >/dev/null
+  cmake --build build-sanitize -j "$jobs" --target fheml_tests
+  FHEML_TEST_PROFILE=sanitize ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
+    ctest --test-dir build-sanitize --output-on-failure -j "$jobs"
+fi

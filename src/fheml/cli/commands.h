@@ -1,0 +1,12 @@
+#pragma once
+
+namespace CLI {
+class App;
+}
+
+namespace fheml::cli {
+
+// `fheml bench`: latency, throughput and key sizes of key switch + bootstrap per precision.
+void add_bench_command(CLI::App& app);
+
+}  // namespace fheml::cli

@@ -1,0 +1,188 @@
+#include "fheml/tfhe/bootstrap.h"
+
+#include <algorithm>
+#include <bit>
+#include <string>
+
+#include "fheml/tfhe/errors.h"
+#include "fheml/tfhe/fft.h"
+#include "fheml/tfhe/polynomial.h"
+
+namespace fheml::tfhe {
+
+SeededBootstrapKey generate_seeded_bootstrap_key(const LweSecretKey& input_key,
+                                                 const GlweSecretKey& output_key,
+                                                 DecompositionBaseLog base_log,
+                                                 DecompositionLevelCount level, NoiseStdDev noise,
+                                                 const Seed& mask_seed, Csprng& noise_rng) {
+  SeededBootstrapKey key;
+  key.shape = {input_key.dimension(),
+               {output_key.glwe_dimension, output_key.polynomial_size, base_log, level}};
+  key.seed = mask_seed;
+  const GgswShape& g = key.shape.ggsw;
+  const std::size_t n = g.polynomial_size.value;
+  const std::size_t k = g.glwe_dimension.value;
+  const std::size_t bodies_per_ggsw = g.row_count() * n;
+  key.bodies.resize(input_key.dimension().value * bodies_per_ggsw);
+  std::vector<Torus> ggsw(g.length());
+  for (std::size_t i = 0; i < input_key.dimension().value; ++i) {
+    Csprng mask_rng(mask_seed, i);
+    encrypt_ggsw(ggsw, output_key, static_cast<std::int64_t>(input_key.bits[i]), g, noise, mask_rng,
+                 noise_rng);
+    for (std::size_t row = 0; row < g.row_count(); ++row) {
+      std::copy_n(ggsw.begin() + row * g.row_length() + k * n, n,
+                  key.bodies.begin() + i * bodies_per_ggsw + row * n);
+    }
+  }
+  return key;
+}
+
+BootstrapKey expand(const SeededBootstrapKey& seeded) {
+  const GgswShape& g = seeded.shape.ggsw;
+  const std::size_t n = g.polynomial_size.value;
+  const std::size_t k = g.glwe_dimension.value;
+  const std::size_t bodies_per_ggsw = g.row_count() * n;
+  require_size("seeded bootstrap key bodies", seeded.shape.input_dimension.value * bodies_per_ggsw,
+               seeded.bodies.size());
+  BootstrapKey key{seeded.shape, std::vector<Torus>(seeded.shape.length())};
+  for (std::size_t i = 0; i < seeded.shape.input_dimension.value; ++i) {
+    Csprng mask_rng(seeded.seed, i);
+    Torus* ggsw = key.data.data() + i * g.length();
+    for (std::size_t row = 0; row < g.row_count(); ++row) {
+      Torus* glwe = ggsw + row * g.row_length();
+      mask_rng.fill_u64(std::span<Torus>(glwe, k * n));
+      std::copy_n(seeded.bodies.begin() + i * bodies_per_ggsw + row * n, n, glwe + k * n);
+    }
+  }
+  return key;
+}
+
+FourierBootstrapKey to_fourier(const BootstrapKey& key) {
+  FourierBootstrapKey out{key.shape, std::vector<double>(key.shape.length())};
+  const std::size_t len = key.shape.ggsw.length();
+  for (std::size_t i = 0; i < key.shape.input_dimension.value; ++i) {
+    ggsw_to_fourier(std::span<double>(out.data).subspan(i * len, len),
+                    std::span<const Torus>(key.data).subspan(i * len, len), key.shape.ggsw);
+  }
+  return out;
+}
+
+std::size_t LookupTable::bootstrap_bits() const {
+  return input_bits.value + static_cast<std::size_t>(std::countr_zero(function_count));
+}
+
+LookupTable make_lookup_table(PolynomialSize n, MessageBits input_bits,
+                              std::span<const std::vector<Torus>> outputs) {
+  const std::size_t count = outputs.size();
+  if (count == 0 || !std::has_single_bit(count)) {
+    throw_invalid_argument(
+        "the number of lookup tables in one bootstrap must be a power of two, "
+        "found " +
+        std::to_string(count));
+  }
+  const std::size_t messages = std::size_t{1} << input_bits.value;
+  for (const auto& table : outputs) require_size("lookup table entries", messages, table.size());
+  LookupTable lut{n, input_bits, count, std::vector<Torus>(n.value)};
+  const std::size_t slots = messages * count;  // one box per (message, table)
+  if (n.value < 2 * slots) {
+    throw_invalid_argument("polynomial size " + std::to_string(n.value) + " is too small for " +
+                           std::to_string(lut.bootstrap_bits()) +
+                           "-bit lookups: it needs at least " + std::to_string(2 * slots));
+  }
+  const std::size_t box = n.value / slots;
+  // Box s = m * count + f holds table f at message m; table f is read at coefficient f * box.
+  std::vector<Torus> boxes(n.value);
+  for (std::size_t i = 0; i < n.value; ++i) {
+    const std::size_t s = i / box;
+    boxes[i] = outputs[s % count][s / count];
+  }
+  // Rotate left by half a box (negacyclically) so that each box is centred on its message: the
+  // rounding noise of the modulus switch then falls on either side of the right value.
+  const std::size_t half = box / 2;
+  for (std::size_t i = 0; i < n.value; ++i) {
+    lut.polynomial[i] = i + half < n.value ? boxes[i + half] : Torus{0} - boxes[i + half - n.value];
+  }
+  return lut;
+}
+
+LookupTable make_lookup_table(PolynomialSize n, MessageBits input_bits,
+                              std::span<const std::uint64_t> outputs, MessageBits output_bits) {
+  std::vector<std::vector<Torus>> encoded(1);
+  encoded[0].reserve(outputs.size());
+  for (const auto value : outputs) encoded[0].push_back(encode(value, output_bits));
+  return make_lookup_table(n, input_bits, encoded);
+}
+
+BootstrapScratch::BootstrapScratch(const BootstrapShape& shape)
+    : external_product_(shape.ggsw), difference_(shape.ggsw.row_length()) {}
+
+namespace {
+
+// Asks for a GGSW of the bootstrap key to be brought into L2 while the current CMux computes: the
+// Fourier key (tens of MB) does not fit in cache, and without this its streaming stalls the
+// multiply-accumulate.
+void prefetch_for_read(std::span<const double> data) {
+  const char* bytes = reinterpret_cast<const char*>(data.data());
+  for (std::size_t offset = 0; offset < data.size_bytes(); offset += 64) {
+    __builtin_prefetch(bytes + offset, 0, 2);
+  }
+}
+
+}  // namespace
+
+std::size_t modulus_switch(Torus x, PolynomialSize n) {
+  const int log2_2n = std::countr_zero(n.value) + 1;
+  const int shift = 64 - log2_2n;
+  return static_cast<std::size_t>(((x >> (shift - 1)) + 1) >> 1) & (2 * n.value - 1);
+}
+
+void blind_rotate(std::span<Torus> accumulator, std::span<const Torus> small_lwe,
+                  const FourierBootstrapKey& key, const LookupTable& table,
+                  BootstrapScratch& scratch) {
+  const BootstrapShape& shape = key.shape;
+  const GgswShape& g = shape.ggsw;
+  const std::size_t n = g.polynomial_size.value;
+  const std::size_t size = glwe_size(g.glwe_dimension);
+  require_size("bootstrap input dimension", lwe_size(shape.input_dimension), small_lwe.size());
+  require_size("lookup table polynomial size", n, table.polynomial_size.value);
+  FHEML_ASSERT_EQ(accumulator.size(), g.row_length());
+
+  // Start from the trivial encryption of X^(-b~) * table.
+  std::fill(accumulator.begin(), accumulator.end(), Torus{0});
+  const std::size_t body = modulus_switch(small_lwe.back(), g.polynomial_size);
+  polynomial_monomial_mul(accumulator.subspan((size - 1) * n, n), table.polynomial, 2 * n - body);
+
+  const std::span<const double> bsk(key.data);
+  std::span<Torus> diff(scratch.difference_);
+  for (std::size_t i = 0; i < shape.input_dimension.value; ++i) {
+    const std::size_t a = modulus_switch(small_lwe[i], g.polynomial_size);
+    if (a == 0) continue;  // the CMux would add an encryption of zero times 0
+    if (i + 1 < shape.input_dimension.value) {
+      prefetch_for_read(bsk.subspan((i + 1) * g.length(), g.length()));
+    }
+    // ACC <- ACC + BSK_i (x) (X^a ACC - ACC): multiplies by X^(a s_i).
+    for (std::size_t r = 0; r < size; ++r) {
+      polynomial_monomial_mul_minus_one(diff.subspan(r * n, n), accumulator.subspan(r * n, n), a);
+    }
+    external_product_add(accumulator, bsk.subspan(i * g.length(), g.length()), diff, g,
+                         scratch.external_product_);
+  }
+}
+
+void programmable_bootstrap(std::span<Torus> outputs, std::span<const Torus> small_lwe,
+                            const FourierBootstrapKey& key, const LookupTable& table,
+                            BootstrapScratch& scratch) {
+  const GgswShape& g = key.shape.ggsw;
+  const std::size_t out_size = lwe_size(key.shape.output_dimension());
+  require_size("bootstrap output length", table.function_count * out_size, outputs.size());
+  std::vector<Torus> accumulator(g.row_length());
+  blind_rotate(accumulator, small_lwe, key, table, scratch);
+  const std::size_t box =
+      g.polynomial_size.value / ((std::size_t{1} << table.input_bits.value) * table.function_count);
+  for (std::size_t f = 0; f < table.function_count; ++f) {
+    extract_lwe_sample(outputs.subspan(f * out_size, out_size), accumulator, g.glwe_dimension,
+                       g.polynomial_size, f * box);
+  }
+}
+
+}  // namespace fheml::tfhe

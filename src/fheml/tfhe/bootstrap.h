@@ -1,0 +1,104 @@
+// Programmable bootstrapping: modulus switch, blind rotation by CMux external products, sample
+// extraction. One bootstrap applies a lookup table to the message and resets the noise; with
+// several tables packed in one test polynomial (many-LUT) it returns one ciphertext per table.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <vector>
+
+#include "fheml/tfhe/csprng.h"
+#include "fheml/tfhe/ggsw.h"
+#include "fheml/tfhe/glwe.h"
+#include "fheml/tfhe/lwe.h"
+#include "fheml/tfhe/types.h"
+
+namespace fheml::tfhe {
+
+struct BootstrapShape {
+  LweDimension input_dimension;  // n, the small key
+  GgswShape ggsw;
+
+  std::size_t length() const { return input_dimension.value * ggsw.length(); }
+  LweDimension output_dimension() const {
+    return extracted_lwe_dimension(ggsw.glwe_dimension, ggsw.polynomial_size);
+  }
+  bool operator==(const BootstrapShape&) const = default;
+};
+
+// Standard-domain bootstrap key: GGSW encryptions of the n small-key bits under the GLWE key.
+struct BootstrapKey {
+  BootstrapShape shape;
+  std::vector<Torus> data;
+  bool operator==(const BootstrapKey&) const = default;
+};
+
+// GGSW i draws its row masks from keystream i of the seed; only bodies travel (1/(k+1) of the
+// expanded size).
+struct SeededBootstrapKey {
+  BootstrapShape shape;
+  Seed seed{};
+  std::vector<Torus> bodies;  // n * (k+1) * level * N
+  bool operator==(const SeededBootstrapKey&) const = default;
+};
+
+// What the server computes with: doubles in the FFT's layout, converted once after loading.
+struct FourierBootstrapKey {
+  BootstrapShape shape;
+  std::vector<double> data;
+};
+
+SeededBootstrapKey generate_seeded_bootstrap_key(const LweSecretKey& input_key,
+                                                 const GlweSecretKey& output_key,
+                                                 DecompositionBaseLog base_log,
+                                                 DecompositionLevelCount level, NoiseStdDev noise,
+                                                 const Seed& mask_seed, Csprng& noise_rng);
+BootstrapKey expand(const SeededBootstrapKey& seeded);
+FourierBootstrapKey to_fourier(const BootstrapKey& key);
+
+// A test polynomial holding `function_count` tables of 2^input_bits entries, interleaved so
+// that one blind rotation serves all of them (Chillotti-Ligier-Orfila-Tap 2021, "many-LUT").
+// A single table is function_count == 1.
+struct LookupTable {
+  PolynomialSize polynomial_size{0};
+  MessageBits input_bits{0};
+  std::size_t function_count = 0;
+  std::vector<Torus> polynomial;
+  // The bits of precision the bootstrap needs: input_bits + log2(function_count).
+  std::size_t bootstrap_bits() const;
+};
+
+// `outputs[f][m]` is the torus value (already encoded) that table f returns for message m.
+// The number of tables must be a power of two, and N >= 2^(bootstrap_bits + 1).
+LookupTable make_lookup_table(PolynomialSize n, MessageBits input_bits,
+                              std::span<const std::vector<Torus>> outputs);
+// Convenience: one table of cleartext outputs f(m) in [0, 2^output_bits), encoded with padding.
+LookupTable make_lookup_table(PolynomialSize n, MessageBits input_bits,
+                              std::span<const std::uint64_t> outputs, MessageBits output_bits);
+
+class BootstrapScratch {
+ public:
+  explicit BootstrapScratch(const BootstrapShape& shape);
+
+ private:
+  friend void blind_rotate(std::span<Torus>, std::span<const Torus>, const FourierBootstrapKey&,
+                           const LookupTable&, BootstrapScratch&);
+  ExternalProductScratch external_product_;
+  std::vector<Torus> difference_;
+};
+
+// Rounds a torus value to Z_{2N}: the modulus switch before blind rotation.
+std::size_t modulus_switch(Torus x, PolynomialSize n);
+
+// Leaves in `accumulator` ((k+1)*N) a GLWE encryption of X^(-phase) * table.
+void blind_rotate(std::span<Torus> accumulator, std::span<const Torus> small_lwe,
+                  const FourierBootstrapKey& key, const LookupTable& table,
+                  BootstrapScratch& scratch);
+
+// Bootstraps a small-key ciphertext (dimension n) into `outputs` (function_count ciphertexts of
+// dimension k*N, contiguous): the many-LUT form; a single table gives one ciphertext.
+void programmable_bootstrap(std::span<Torus> outputs, std::span<const Torus> small_lwe,
+                            const FourierBootstrapKey& key, const LookupTable& table,
+                            BootstrapScratch& scratch);
+
+}  // namespace fheml::tfhe

@@ -1,0 +1,120 @@
+#include "fheml/tfhe/engine.h"
+
+#include <memory>
+#include <string>
+
+#include "fheml/tfhe/errors.h"
+
+namespace fheml::tfhe {
+
+ClientKey generate_client_key(const PbsParameters& parameters, Csprng& secret_rng) {
+  ClientKey key{
+      parameters, generate_lwe_secret_key(parameters.lwe_dimension, secret_rng),
+      generate_glwe_secret_key(parameters.glwe_dimension, parameters.polynomial_size, secret_rng)};
+  return key;
+}
+
+CompressedServerKey generate_compressed_server_key(const ClientKey& client, Csprng& noise_rng) {
+  return generate_compressed_server_key(client, noise_rng, random_seed());
+}
+
+CompressedServerKey generate_compressed_server_key(const ClientKey& client, Csprng& noise_rng,
+                                                   const Seed& mask_seed) {
+  const PbsParameters& p = client.parameters;
+  // Two independent mask streams from one seed: derive the bootstrap key's by flipping a byte,
+  // which selects a different ChaCha20 key (streams of one key are indexed by entry).
+  Seed bsk_seed = mask_seed;
+  bsk_seed[kSeedBytes - 1] ^= 0x5A;
+  return CompressedServerKey{
+      p,
+      generate_seeded_keyswitch_key(client.glwe_key.as_lwe_key(), client.small_key, p.ks_base_log,
+                                    p.ks_level, p.lwe_noise, mask_seed, noise_rng),
+      generate_seeded_bootstrap_key(client.small_key, client.glwe_key, p.pbs_base_log, p.pbs_level,
+                                    p.glwe_noise, bsk_seed, noise_rng)};
+}
+
+ServerKey decompress(const CompressedServerKey& compressed) {
+  return ServerKey{compressed.parameters, to_compute_form(expand(compressed.keyswitch_key)),
+                   to_fourier(expand(compressed.bootstrap_key))};
+}
+
+KeySizes key_sizes(const PbsParameters& p) {
+  const std::size_t big = p.glwe_dimension.value * p.polynomial_size.value;
+  const std::size_t ks_entries = big * p.ks_level.value;
+  const GgswShape g{p.glwe_dimension, p.polynomial_size, p.pbs_base_log, p.pbs_level};
+  const std::size_t bsk_words = p.lwe_dimension.value * g.length();
+  const std::size_t bsk_bodies = p.lwe_dimension.value * g.row_count() * p.polynomial_size.value;
+  KeySizes s;
+  s.keyswitch_compressed = ks_entries * sizeof(Torus) + kSeedBytes;
+  // As the server holds it: the 32-bit compute form.
+  s.keyswitch_expanded = ks_entries * lwe_size(p.lwe_dimension) * sizeof(std::uint32_t);
+  s.bootstrap_compressed = bsk_bodies * sizeof(Torus) + kSeedBytes;
+  s.bootstrap_expanded = bsk_words * sizeof(Torus);
+  s.bootstrap_fourier = bsk_words * sizeof(double);
+  return s;
+}
+
+LweCiphertext encrypt(const ClientKey& key, std::uint64_t message, MessageBits p, Csprng& rng) {
+  LweCiphertext ct(key.big_dimension());
+  encrypt_lwe(ct.data, key.glwe_key.as_lwe_key(), encode(message, p), key.parameters.glwe_noise,
+              rng, rng);
+  return ct;
+}
+
+SeededLweCiphertextList encrypt_compressed(const ClientKey& key,
+                                           std::span<const std::uint64_t> messages, MessageBits p,
+                                           Csprng& noise_rng) {
+  std::vector<Torus> plaintexts;
+  plaintexts.reserve(messages.size());
+  for (const auto m : messages) plaintexts.push_back(encode(m, p));
+  return encrypt_seeded_lwe_list(key.glwe_key.to_lwe_key(), plaintexts, key.parameters.glwe_noise,
+                                 random_seed(), noise_rng);
+}
+
+std::uint64_t decrypt(const ClientKey& key, std::span<const Torus> ct, MessageBits p) {
+  return decode(decrypt_lwe_phase(ct, key.glwe_key.as_lwe_key()), p);
+}
+
+PbsWorkspace::PbsWorkspace(const ServerKey& key)
+    : small_(lwe_size(key.parameters.lwe_dimension)), scratch_(key.bootstrap_key.shape) {}
+
+void keyswitch_bootstrap(std::span<Torus> outputs, std::span<const Torus> input,
+                         const ServerKey& key, const LookupTable& table, PbsWorkspace& workspace) {
+  keyswitch(workspace.small_, input, key.keyswitch_key);
+  programmable_bootstrap(outputs, workspace.small_, key.bootstrap_key, table, workspace.scratch_);
+}
+
+LweCiphertextList keyswitch_bootstrap(const ServerKey& key, std::span<const Torus> input,
+                                      const LookupTable& table) {
+  const LweDimension big = key.bootstrap_key.shape.output_dimension();
+  LweCiphertextList out(big, table.function_count);
+  PbsWorkspace workspace(key);
+  keyswitch_bootstrap(out.data, input, key, table, workspace);
+  return out;
+}
+
+LweCiphertextList keyswitch_bootstrap_batch(const ServerKey& key, const LweCiphertextList& inputs,
+                                            std::span<const LookupTable* const> tables,
+                                            ThreadPool& pool) {
+  const std::size_t count = inputs.count();
+  if (tables.size() != 1) require_size("lookup tables in a batch", count, tables.size());
+  const std::size_t outputs_per_input = tables[0]->function_count;
+  for (const auto* t : tables) {
+    require_size("tables per bootstrap (all tables of a batch must agree)", outputs_per_input,
+                 t->function_count);
+  }
+  const LweDimension big = key.bootstrap_key.shape.output_dimension();
+  require_size("batch input dimension", big.value, inputs.dimension.value);
+  LweCiphertextList out(big, count * outputs_per_input);
+  std::vector<std::unique_ptr<PbsWorkspace>> workspaces(pool.size());
+  const std::size_t out_len = lwe_size(big) * outputs_per_input;
+  pool.parallel_for(count, [&](std::size_t i, std::size_t worker) {
+    if (!workspaces[worker]) workspaces[worker] = std::make_unique<PbsWorkspace>(key);
+    const LookupTable& table = tables.size() == 1 ? *tables[0] : *tables[i];
+    keyswitch_bootstrap(std::span<Torus>(out.data).subspan(i * out_len, out_len), inputs.at(i), key,
+                        table, *workspaces[worker]);
+  });
+  return out;
+}
+
+}  // namespace fheml::tfhe

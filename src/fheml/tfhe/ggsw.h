@@ -1,0 +1,59 @@
+// GGSW ciphertexts, their Fourier-domain form, and the external product / CMux.
+//
+// A GGSW encryption of a small integer mu is (k+1)*level GLWE rows; row (r, j) has the phase
+// mu * g_j * (-S_r) for a mask row r < k and mu * g_j for the body row, g_j = q/B^(j+1) (the
+// gadget matrix times mu, plus encryptions of zero). The external product with a GLWE ciphertext
+// c decomposes every polynomial of c and sums digit * row, which yields a GLWE encryption of
+// mu * c.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <vector>
+
+#include "fheml/tfhe/csprng.h"
+#include "fheml/tfhe/glwe.h"
+#include "fheml/tfhe/types.h"
+
+namespace fheml::tfhe {
+
+struct GgswShape {
+  GlweDimension glwe_dimension;
+  PolynomialSize polynomial_size;
+  DecompositionBaseLog base_log;
+  DecompositionLevelCount level;
+
+  std::size_t row_count() const { return glwe_size(glwe_dimension) * level.value; }
+  std::size_t row_length() const { return glwe_size(glwe_dimension) * polynomial_size.value; }
+  // Torus words of one GGSW ciphertext; also doubles of its Fourier form.
+  std::size_t length() const { return row_count() * row_length(); }
+  bool operator==(const GgswShape&) const = default;
+};
+
+// Encrypts mu into `out` (shape.length() words). Row masks come from `mask_rng` in row order.
+void encrypt_ggsw(std::span<Torus> out, const GlweSecretKey& key, std::int64_t mu,
+                  const GgswShape& shape, NoiseStdDev noise, Csprng& mask_rng, Csprng& noise_rng);
+
+// Standard domain -> Fourier domain (shape.length() doubles).
+void ggsw_to_fourier(std::span<double> out, std::span<const Torus> ggsw, const GgswShape& shape);
+
+// Scratch for one external product; reuse it across calls (one per thread).
+class ExternalProductScratch {
+ public:
+  explicit ExternalProductScratch(const GgswShape& shape);
+
+ private:
+  friend void external_product_add(std::span<Torus>, std::span<const double>,
+                                   std::span<const Torus>, const GgswShape&,
+                                   ExternalProductScratch&);
+  std::vector<std::int64_t> digits_;
+  std::vector<double> fourier_digit_;
+  std::vector<double> accumulators_;
+};
+
+// out += ggsw (x) glwe. out and glwe are (k+1)*N words and must not alias.
+void external_product_add(std::span<Torus> out, std::span<const double> fourier_ggsw,
+                          std::span<const Torus> glwe, const GgswShape& shape,
+                          ExternalProductScratch& scratch);
+
+}  // namespace fheml::tfhe

@@ -1,0 +1,118 @@
+#include "fheml/tfhe/keyswitch.h"
+
+#include <algorithm>
+
+#include "fheml/tfhe/decomposition.h"
+#include "fheml/tfhe/errors.h"
+
+namespace fheml::tfhe {
+namespace {
+
+// out -= digit * entry over one key switching key entry: the key switch's whole cost, bound by
+// streaming the key from memory. Baseline x86-64 has no vector 64-bit multiply, so GCC emits
+// AVX-512 (vpmullq) and AVX2 clones and picks one at load time from the CPU (ifunc).
+__attribute__((target_clones("arch=x86-64-v4", "avx2", "default"))) void subtract_scaled(
+    Torus* __restrict out, const Torus* __restrict entry, Torus digit, std::size_t size) {
+  for (std::size_t t = 0; t < size; ++t) out[t] -= digit * entry[t];
+}
+
+__attribute__((target_clones("arch=x86-64-v4", "avx2", "default"))) void subtract_scaled32(
+    std::uint32_t* __restrict out, const std::uint32_t* __restrict entry, std::uint32_t digit,
+    std::size_t size) {
+  for (std::size_t t = 0; t < size; ++t) out[t] -= digit * entry[t];
+}
+
+std::uint32_t round_to_top32(Torus x) {
+  return static_cast<std::uint32_t>((x + (Torus{1} << 31)) >> 32);
+}
+
+}  // namespace
+
+SeededKeyswitchKey generate_seeded_keyswitch_key(std::span<const std::uint64_t> input_key,
+                                                 const LweSecretKey& output_key,
+                                                 DecompositionBaseLog base_log,
+                                                 DecompositionLevelCount level, NoiseStdDev noise,
+                                                 const Seed& mask_seed, Csprng& noise_rng) {
+  SeededKeyswitchKey key;
+  key.shape = {LweDimension{input_key.size()}, output_key.dimension(), base_log, level};
+  key.seed = mask_seed;
+  key.bodies.resize(key.shape.entry_count());
+  const Decomposer decomposer(base_log, level);
+  std::vector<Torus> ct(lwe_size(output_key.dimension()));
+  for (std::size_t i = 0; i < input_key.size(); ++i) {
+    Csprng mask_rng(mask_seed, i);
+    for (std::size_t j = 0; j < level.value; ++j) {
+      encrypt_lwe(ct, output_key.bits, input_key[i] * decomposer.gadget(j), noise, mask_rng,
+                  noise_rng);
+      key.bodies[i * level.value + j] = ct.back();
+    }
+  }
+  return key;
+}
+
+KeyswitchKey expand(const SeededKeyswitchKey& seeded) {
+  const KeyswitchShape& shape = seeded.shape;
+  require_size("seeded key switching key bodies", shape.entry_count(), seeded.bodies.size());
+  KeyswitchKey key{shape, std::vector<Torus>(shape.length())};
+  const std::size_t n = shape.output_dimension.value;
+  for (std::size_t i = 0; i < shape.input_dimension.value; ++i) {
+    Csprng mask_rng(seeded.seed, i);
+    for (std::size_t j = 0; j < shape.level.value; ++j) {
+      const std::size_t e = i * shape.level.value + j;
+      std::span<Torus> entry(key.data.data() + e * (n + 1), n + 1);
+      mask_rng.fill_u64(entry.first(n));
+      entry.back() = seeded.bodies[e];
+    }
+  }
+  return key;
+}
+
+void keyswitch(std::span<Torus> out, std::span<const Torus> in, const KeyswitchKey& key) {
+  const KeyswitchShape& shape = key.shape;
+  require_size("key switch input length", lwe_size(shape.input_dimension), in.size());
+  require_size("key switch output length", lwe_size(shape.output_dimension), out.size());
+  const std::size_t size = lwe_size(shape.output_dimension);
+  const std::size_t level = shape.level.value;
+  const Decomposer decomposer(shape.base_log, shape.level);
+  std::fill(out.begin(), out.end(), Torus{0});
+  out.back() = in.back();
+  std::int64_t digits[64];
+  for (std::size_t i = 0; i < shape.input_dimension.value; ++i) {
+    decomposer.decompose(in[i], std::span<std::int64_t>(digits, level));
+    for (std::size_t j = 0; j < level; ++j) {
+      if (digits[j] == 0) continue;
+      subtract_scaled(out.data(), key.data.data() + (i * level + j) * size,
+                      static_cast<Torus>(digits[j]), size);
+    }
+  }
+}
+
+KeyswitchKey32 to_compute_form(const KeyswitchKey& key) {
+  require_size("key switching key length", key.shape.length(), key.data.size());
+  KeyswitchKey32 out{key.shape, std::vector<std::uint32_t>(key.data.size())};
+  for (std::size_t i = 0; i < key.data.size(); ++i) out.data[i] = round_to_top32(key.data[i]);
+  return out;
+}
+
+void keyswitch(std::span<Torus> out, std::span<const Torus> in, const KeyswitchKey32& key) {
+  const KeyswitchShape& shape = key.shape;
+  require_size("key switch input length", lwe_size(shape.input_dimension), in.size());
+  require_size("key switch output length", lwe_size(shape.output_dimension), out.size());
+  const std::size_t size = lwe_size(shape.output_dimension);
+  const std::size_t level = shape.level.value;
+  const Decomposer decomposer(shape.base_log, shape.level);
+  std::vector<std::uint32_t> acc(size, 0);
+  acc.back() = round_to_top32(in.back());
+  std::int64_t digits[64];
+  for (std::size_t i = 0; i < shape.input_dimension.value; ++i) {
+    decomposer.decompose(in[i], std::span<std::int64_t>(digits, level));
+    for (std::size_t j = 0; j < level; ++j) {
+      if (digits[j] == 0) continue;
+      subtract_scaled32(acc.data(), key.data.data() + (i * level + j) * size,
+                        static_cast<std::uint32_t>(digits[j]), size);
+    }
+  }
+  for (std::size_t t = 0; t < size; ++t) out[t] = static_cast<Torus>(acc[t]) << 32;
+}
+
+}  // namespace fheml::tfhe

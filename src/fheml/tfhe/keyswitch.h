@@ -1,0 +1,69 @@
+// LWE key switching: from the big key (dimension k*N, what sample extraction yields) to the
+// small key (dimension n, what the blind rotation consumes).
+//
+// Entry (i, j) of the key is an LWE encryption under the output key of s_in[i] * q/B^(j+1).
+// Key switching decomposes each input mask coefficient and subtracts digit * entry from the
+// trivial ciphertext (0, b).
+#pragma once
+
+#include <span>
+#include <vector>
+
+#include "fheml/tfhe/csprng.h"
+#include "fheml/tfhe/lwe.h"
+#include "fheml/tfhe/types.h"
+
+namespace fheml::tfhe {
+
+struct KeyswitchShape {
+  LweDimension input_dimension;
+  LweDimension output_dimension;
+  DecompositionBaseLog base_log;
+  DecompositionLevelCount level;
+
+  std::size_t entry_count() const { return input_dimension.value * level.value; }
+  std::size_t length() const { return entry_count() * lwe_size(output_dimension); }
+  bool operator==(const KeyswitchShape&) const = default;
+};
+
+struct KeyswitchKey {
+  KeyswitchShape shape;
+  std::vector<Torus> data;  // entry (i, j) at (i * level + j) * (n + 1)
+  bool operator==(const KeyswitchKey&) const = default;
+};
+
+// Masks of input coefficient i come from keystream i of the seed: the key travels as one seed
+// plus one body per entry (a 1/(n+1) fraction of the expanded size).
+struct SeededKeyswitchKey {
+  KeyswitchShape shape;
+  Seed seed{};
+  std::vector<Torus> bodies;  // entry_count()
+  bool operator==(const SeededKeyswitchKey&) const = default;
+};
+
+SeededKeyswitchKey generate_seeded_keyswitch_key(std::span<const std::uint64_t> input_key,
+                                                 const LweSecretKey& output_key,
+                                                 DecompositionBaseLog base_log,
+                                                 DecompositionLevelCount level, NoiseStdDev noise,
+                                                 const Seed& mask_seed, Csprng& noise_rng);
+KeyswitchKey expand(const SeededKeyswitchKey& seeded);
+
+// The server's compute form: every word of the key rounded to its top 32 bits, so that a key
+// switch streams half the memory (the key is ~60 MB at 4 bits, ~1.4 GB at 8 bits, and streaming
+// it is the whole cost). The output is only ever modulus-switched to 2N <= 2^17 afterwards, so
+// working modulo 2^32 loses nothing that matters; the rounding adds the small variance of
+// keyswitch_rounding_variance (noise.h). Security is unchanged: this form is a public function
+// of the published key. (TFHE-rs reaches the same saving with 32-bit key-switch parameter sets.)
+struct KeyswitchKey32 {
+  KeyswitchShape shape;
+  std::vector<std::uint32_t> data;  // same layout as KeyswitchKey
+};
+
+KeyswitchKey32 to_compute_form(const KeyswitchKey& key);
+
+// out (output dimension + 1) = key switch of in (input dimension + 1).
+void keyswitch(std::span<Torus> out, std::span<const Torus> in, const KeyswitchKey& key);
+// Same, modulo 2^32: out's words are multiples of 2^32 (the result sits in their top half).
+void keyswitch(std::span<Torus> out, std::span<const Torus> in, const KeyswitchKey32& key);
+
+}  // namespace fheml::tfhe

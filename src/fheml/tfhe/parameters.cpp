@@ -1,0 +1,326 @@
+#include "fheml/tfhe/parameters.h"
+
+#include <array>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <limits>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "fheml/tfhe/noise.h"
+#include "fheml/tfhe/security.h"
+
+namespace fheml::tfhe {
+namespace {
+
+// ---- Cost model -------------------------------------------------------------------------------
+// zama-ai/concrete compilers/concrete-optimizer/concrete-optimizer/src/computing_cost/:
+// operators/keyswitch_lwe.rs (KsComplexity), operators/cmux.rs (SimpleWithFactors, default
+// factors 1), operators/pbs.rs (n CMuxes) and fft.rs (AsymptoticWithFactors: size * log2(size)).
+
+double keyswitch_cost(std::size_t input_dimension, std::size_t output_dimension,
+                      std::size_t level) {
+  // One decomposition per input coefficient and level, then a multiply-accumulate of a KSK row
+  // of n+1 coefficients per digit.
+  const double in_times_level = static_cast<double>(input_dimension * level);
+  const double out_size = static_cast<double>(output_dimension + 1);
+  return in_times_level + in_times_level * out_size + (in_times_level - 1.0) * out_size + 1.0;
+}
+
+double cmux_cost(std::size_t glwe_dimension, std::size_t polynomial_size, std::size_t level) {
+  const double glwe_size = static_cast<double>(glwe_dimension + 1);
+  const double big_n = static_cast<double>(polynomial_size);
+  const double l = static_cast<double>(level);
+  // A forward FFT per decomposed polynomial, an inverse FFT per output polynomial (each with an
+  // extra N for the conversion), and (k+1)^2 * l pointwise products of N coefficients.
+  const double fft = big_n * std::log2(big_n) + big_n;
+  return glwe_size * l * fft + glwe_size * fft + glwe_size * glwe_size * l * big_n;
+}
+
+// ---- Fingerprint ------------------------------------------------------------------------------
+// FNV-1a 64 (Fowler, Noll, Vo; offset basis and prime from the reference description at
+// http://www.isthe.com/chongo/tech/comp/fnv/).
+constexpr std::uint64_t kFnvOffsetBasis = 0xcbf29ce484222325ULL;
+constexpr std::uint64_t kFnvPrime = 0x100000001b3ULL;
+
+void fnv1a_u64(std::uint64_t& hash, std::uint64_t value) {
+  for (int byte = 0; byte < 8; ++byte) {  // little-endian, whatever the host order
+    hash ^= (value >> (8 * byte)) & 0xffU;
+    hash *= kFnvPrime;
+  }
+}
+
+std::uint64_t double_bits(double value) {
+  std::uint64_t bits = 0;
+  static_assert(sizeof(bits) == sizeof(value));
+  std::memcpy(&bits, &value, sizeof(bits));
+  return bits;
+}
+
+// ---- Search helpers ---------------------------------------------------------------------------
+
+void validate(MessageBits p, const SearchOptions& o) {
+  auto fail = [](const std::string& message) {
+    throw std::invalid_argument("search_parameters: " + message);
+  };
+  if (p.value < 1 || p.value > 16) {
+    fail("message bits must be in 1..16, found " + std::to_string(p.value) +
+         " (for many-LUT pass p + m)");
+  }
+  if (!(o.log2_p_fail < 0.0) || !std::isfinite(o.log2_p_fail)) {
+    fail("log2_p_fail must be a finite negative number, found " + std::to_string(o.log2_p_fail) +
+         "; pass e.g. -40");
+  }
+  if (!(o.nu2 > 0.0) || !std::isfinite(o.nu2)) {
+    fail("nu2 must be finite and > 0, found " + std::to_string(o.nu2) +
+         "; pass the squared 2-norm of the weights (1 for a plain lookup)");
+  }
+  // Concrete's FFT noise fit is only claimed for 1 <= k <= 6 (external_product_glwe.rs).
+  if (o.min_glwe_dimension < 1 || o.min_glwe_dimension > o.max_glwe_dimension ||
+      o.max_glwe_dimension > 6) {
+    fail("GLWE dimension range must satisfy 1 <= min <= max <= 6, found [" +
+         std::to_string(o.min_glwe_dimension) + ", " + std::to_string(o.max_glwe_dimension) + "]");
+  }
+  if (o.min_log2_polynomial_size < 1 || o.min_log2_polynomial_size > o.max_log2_polynomial_size ||
+      o.max_log2_polynomial_size > 16) {
+    fail("log2 polynomial size range must satisfy 1 <= min <= max <= 16, found [" +
+         std::to_string(o.min_log2_polynomial_size) + ", " +
+         std::to_string(o.max_log2_polynomial_size) + "]");
+  }
+  if (o.min_lwe_dimension < kMinSecureDimension || o.min_lwe_dimension > o.max_lwe_dimension) {
+    fail("LWE dimension range must satisfy " + std::to_string(kMinSecureDimension) +
+         " <= min <= max, found [" + std::to_string(o.min_lwe_dimension) + ", " +
+         std::to_string(o.max_lwe_dimension) + "]");
+  }
+  if (o.max_pbs_level < 1 || o.max_pbs_base_log_times_level < 1 ||
+      o.max_pbs_base_log_times_level > 64) {
+    fail("need max_pbs_level >= 1 and 1 <= max_pbs_base_log_times_level <= 64, found " +
+         std::to_string(o.max_pbs_level) + " and " +
+         std::to_string(o.max_pbs_base_log_times_level));
+  }
+  if (o.max_ks_level < 1 || o.max_ks_base_log_times_level < 1 ||
+      o.max_ks_base_log_times_level > 64) {
+    fail("need max_ks_level >= 1 and 1 <= max_ks_base_log_times_level <= 64, found " +
+         std::to_string(o.max_ks_level) + " and " + std::to_string(o.max_ks_base_log_times_level));
+  }
+}
+
+struct BestBase {
+  std::size_t base_log = 0;  // 0: no admissible base for this level
+  double variance = std::numeric_limits<double>::infinity();
+};
+
+}  // namespace
+
+double log2_bound(FailureBound bound) { return bound == FailureBound::k2m40 ? -40.0 : -64.0; }
+
+double estimated_cost(const PbsParameters& params) {
+  const std::size_t big_dimension = params.glwe_dimension.value * params.polynomial_size.value;
+  return keyswitch_cost(big_dimension, params.lwe_dimension.value, params.ks_level.value) +
+         static_cast<double>(params.lwe_dimension.value) * cmux_cost(params.glwe_dimension.value,
+                                                                     params.polynomial_size.value,
+                                                                     params.pbs_level.value);
+}
+
+const PbsParameters& default_parameters(MessageBits p, FailureBound bound) {
+  if (p.value < 1 || p.value > 8) {
+    throw std::invalid_argument("default_parameters: message bits must be in 1..8, found " +
+                                std::to_string(p.value) +
+                                "; use search_parameters for other precisions");
+  }
+  using P = PbsParameters;
+  // Output of search_parameters(p, SearchOptions{.log2_p_fail = -40 or -64}) (nu2 = 1, default
+  // ranges), copied verbatim; noise stds are the 128-bit curve minima (security.h) written as
+  // exact hexadecimal doubles. tests/tfhe/parameters_test.cpp recomputes every entry.
+  static const std::array<PbsParameters, 8> k2m40 = {{
+      // p=1: log2 p_fail = -40.69, cost 3.827e+07
+      P{LweDimension{692}, GlweDimension{3}, PolynomialSize{512},
+        NoiseStdDev{0x1.dba6bb735eb66p-16}, NoiseStdDev{0x1.273a0762ad28cp-37},
+        DecompositionBaseLog{18}, DecompositionLevelCount{1}, DecompositionBaseLog{5},
+        DecompositionLevelCount{2}},
+      // p=2: log2 p_fail = -40.05, cost 4.14e+07
+      P{LweDimension{709}, GlweDimension{3}, PolynomialSize{512},
+        NoiseStdDev{0x1.5f62f6a178a14p-16}, NoiseStdDev{0x1.273a0762ad28cp-37},
+        DecompositionBaseLog{18}, DecompositionLevelCount{1}, DecompositionBaseLog{4},
+        DecompositionLevelCount{3}},
+      // p=3: log2 p_fail = -40.01, cost 6.87e+07
+      P{LweDimension{771}, GlweDimension{2}, PolynomialSize{1024},
+        NoiseStdDev{0x1.d1d90be0d5b9cp-18}, NoiseStdDev{0x1.08d4c0e9c91cbp-50},
+        DecompositionBaseLog{23}, DecompositionLevelCount{1}, DecompositionBaseLog{4},
+        DecompositionLevelCount{3}},
+      // p=4: log2 p_fail = -40.55, cost 9.793e+07
+      P{LweDimension{771}, GlweDimension{1}, PolynomialSize{2048},
+        NoiseStdDev{0x1.d1d90be0d5b9cp-18}, NoiseStdDev{0x1.08d4c0e9c91cbp-50},
+        DecompositionBaseLog{23}, DecompositionLevelCount{1}, DecompositionBaseLog{3},
+        DecompositionLevelCount{5}},
+      // p=5: log2 p_fail = -40.36, cost 2.266e+08
+      P{LweDimension{838}, GlweDimension{1}, PolynomialSize{4096},
+        NoiseStdDev{0x1.1a7c2d9577b5ep-19}, NoiseStdDev{0x1p-62}, DecompositionBaseLog{22},
+        DecompositionLevelCount{1}, DecompositionBaseLog{3}, DecompositionLevelCount{5}},
+      // p=6: log2 p_fail = -40.02, cost 5.293e+08
+      P{LweDimension{950}, GlweDimension{1}, PolynomialSize{8192},
+        NoiseStdDev{0x1.33676521585bcp-22}, NoiseStdDev{0x1p-62}, DecompositionBaseLog{22},
+        DecompositionLevelCount{1}, DecompositionBaseLog{4}, DecompositionLevelCount{4}},
+      // p=7: log2 p_fail = -40.21, cost 1.738e+09
+      P{LweDimension{964}, GlweDimension{1}, PolynomialSize{16384},
+        NoiseStdDev{0x1.df1e2a2491036p-23}, NoiseStdDev{0x1p-62}, DecompositionBaseLog{15},
+        DecompositionLevelCount{2}, DecompositionBaseLog{3}, DecompositionLevelCount{6}},
+      // p=8: log2 p_fail = -40.18, cost 3.938e+09
+      P{LweDimension{1054}, GlweDimension{1}, PolynomialSize{32768},
+        NoiseStdDev{0x1.81c04ab84f8abp-25}, NoiseStdDev{0x1p-62}, DecompositionBaseLog{15},
+        DecompositionLevelCount{2}, DecompositionBaseLog{4}, DecompositionLevelCount{5}},
+  }};
+  static const std::array<PbsParameters, 8> k2m64 = {{
+      // p=1: log2 p_fail = -65.22, cost 3.935e+07
+      P{LweDimension{674}, GlweDimension{3}, PolynomialSize{512},
+        NoiseStdDev{0x1.47b74f0e24c52p-15}, NoiseStdDev{0x1.273a0762ad28cp-37},
+        DecompositionBaseLog{18}, DecompositionLevelCount{1}, DecompositionBaseLog{4},
+        DecompositionLevelCount{3}},
+      // p=2: log2 p_fail = -64.12, cost 4.35e+07
+      P{LweDimension{745}, GlweDimension{3}, PolynomialSize{512},
+        NoiseStdDev{0x1.721d88ca62187p-17}, NoiseStdDev{0x1.273a0762ad28cp-37},
+        DecompositionBaseLog{18}, DecompositionLevelCount{1}, DecompositionBaseLog{4},
+        DecompositionLevelCount{3}},
+      // p=3: log2 p_fail = -64.01, cost 7.378e+07
+      P{LweDimension{828}, GlweDimension{2}, PolynomialSize{1024},
+        NoiseStdDev{0x1.518f44690bcb1p-19}, NoiseStdDev{0x1.08d4c0e9c91cbp-50},
+        DecompositionBaseLog{23}, DecompositionLevelCount{1}, DecompositionBaseLog{5},
+        DecompositionLevelCount{3}},
+      // p=4: log2 p_fail = -64.41, cost 1.022e+08
+      P{LweDimension{805}, GlweDimension{1}, PolynomialSize{2048},
+        NoiseStdDev{0x1.fc78d4ba5b6abp-19}, NoiseStdDev{0x1.08d4c0e9c91cbp-50},
+        DecompositionBaseLog{23}, DecompositionLevelCount{1}, DecompositionBaseLog{3},
+        DecompositionLevelCount{5}},
+      // p=5: log2 p_fail = -64.02, cost 2.389e+08
+      P{LweDimension{911}, GlweDimension{1}, PolynomialSize{4096},
+        NoiseStdDev{0x1.33de1743d82b5p-21}, NoiseStdDev{0x1p-62}, DecompositionBaseLog{22},
+        DecompositionLevelCount{1}, DecompositionBaseLog{4}, DecompositionLevelCount{4}},
+      // p=6: log2 p_fail = -64.07, cost 5.699e+08
+      P{LweDimension{966}, GlweDimension{1}, PolynomialSize{8192},
+        NoiseStdDev{0x1.ce59ba57040fap-23}, NoiseStdDev{0x1p-62}, DecompositionBaseLog{22},
+        DecompositionLevelCount{1}, DecompositionBaseLog{3}, DecompositionLevelCount{6}},
+      // p=7: log2 p_fail = -64.21, cost 1.856e+09
+      P{LweDimension{1011}, GlweDimension{1}, PolynomialSize{16384},
+        NoiseStdDev{0x1.9edcb359bae5bp-24}, NoiseStdDev{0x1p-62}, DecompositionBaseLog{15},
+        DecompositionLevelCount{2}, DecompositionBaseLog{3}, DecompositionLevelCount{7}},
+      // p=8: log2 p_fail = -64.08, cost 4.299e+09
+      P{LweDimension{1093}, GlweDimension{1}, PolynomialSize{32768},
+        NoiseStdDev{0x1.812b9192bd45dp-26}, NoiseStdDev{0x1p-62}, DecompositionBaseLog{15},
+        DecompositionLevelCount{2}, DecompositionBaseLog{3}, DecompositionLevelCount{8}},
+  }};
+  return (bound == FailureBound::k2m40 ? k2m40 : k2m64)[p.value - 1];
+}
+
+std::uint64_t fingerprint(const PbsParameters& params) {
+  std::uint64_t hash = kFnvOffsetBasis;
+  fnv1a_u64(hash, 0x66686d6c70627331ULL);  // "fhemlpbs1": bump if the field list changes
+  fnv1a_u64(hash, params.lwe_dimension.value);
+  fnv1a_u64(hash, params.glwe_dimension.value);
+  fnv1a_u64(hash, params.polynomial_size.value);
+  fnv1a_u64(hash, double_bits(params.lwe_noise.value));
+  fnv1a_u64(hash, double_bits(params.glwe_noise.value));
+  fnv1a_u64(hash, params.pbs_base_log.value);
+  fnv1a_u64(hash, params.pbs_level.value);
+  fnv1a_u64(hash, params.ks_base_log.value);
+  fnv1a_u64(hash, params.ks_level.value);
+  return hash;
+}
+
+std::string describe(const PbsParameters& params) {
+  char buffer[256];
+  std::snprintf(buffer, sizeof(buffer),
+                "n=%zu k=%zu N=%zu lwe_std=2^%.2f glwe_std=2^%.2f pbs=2^%zux%zu ks=2^%zux%zu",
+                params.lwe_dimension.value, params.glwe_dimension.value,
+                params.polynomial_size.value, std::log2(params.lwe_noise.value),
+                std::log2(params.glwe_noise.value), params.pbs_base_log.value,
+                params.pbs_level.value, params.ks_base_log.value, params.ks_level.value);
+  return buffer;
+}
+
+std::optional<PbsParameters> search_parameters(MessageBits p, const SearchOptions& options) {
+  validate(p, options);
+  const double max_variance = max_variance_for_failure(p, options.log2_p_fail);
+  const std::size_t n_min = options.min_lwe_dimension;
+  const std::size_t n_count = options.max_lwe_dimension - n_min + 1;
+  const std::size_t ks_levels = options.max_ks_level;
+
+  // Both noise terms are linear in a dimension that does not affect the best base: the key
+  // switch is (k*N) * per-coefficient(n, B, l) and the blind rotation is n * cmux(k, N, B, l). So
+  // for each level the variance-minimising base is found once, and a (level pair) is then
+  // feasible iff it is feasible with those bases. Levels, not bases, set the cost.
+  std::vector<NoiseStdDev> lwe_noise(n_count);
+  std::vector<BestBase> ks_best(n_count * ks_levels);
+  for (std::size_t i = 0; i < n_count; ++i) {
+    lwe_noise[i] = min_noise_std_128(n_min + i);
+    for (std::size_t l = 1; l <= ks_levels; ++l) {
+      BestBase& best = ks_best[i * ks_levels + (l - 1)];
+      for (std::size_t b = 1; b * l <= options.max_ks_base_log_times_level; ++b) {
+        const double v = keyswitch_variance(LweDimension{1}, DecompositionBaseLog{b},
+                                            DecompositionLevelCount{l}, lwe_noise[i]);
+        if (v < best.variance) best = {b, v};
+      }
+    }
+  }
+
+  std::optional<PbsParameters> found;
+  double best_cost = std::numeric_limits<double>::infinity();
+  std::vector<BestBase> pbs_best(options.max_pbs_level);
+  for (std::size_t k = options.min_glwe_dimension; k <= options.max_glwe_dimension; ++k) {
+    for (std::size_t log_n = options.min_log2_polynomial_size;
+         log_n <= options.max_log2_polynomial_size; ++log_n) {
+      const std::size_t big_n = std::size_t{1} << log_n;
+      const std::size_t kn = k * big_n;
+      if (kn < kMinSecureDimension) continue;
+      const NoiseStdDev glwe_noise = min_noise_std_128(kn);
+      const double fresh = fresh_encryption_variance(glwe_noise);
+      for (std::size_t l = 1; l <= options.max_pbs_level; ++l) {
+        BestBase& best = pbs_best[l - 1];
+        best = {};
+        for (std::size_t b = 1; b * l <= options.max_pbs_base_log_times_level; ++b) {
+          const double v = external_product_variance(GlweDimension{k}, PolynomialSize{big_n},
+                                                     DecompositionBaseLog{b},
+                                                     DecompositionLevelCount{l}, glwe_noise);
+          if (v < best.variance) best = {b, v};
+        }
+      }
+      for (std::size_t i = 0; i < n_count; ++i) {
+        const std::size_t n = n_min + i;
+        const double ms = modulus_switch_variance(LweDimension{n}, PolynomialSize{big_n});
+        if (ms >= max_variance) break;  // grows with n
+        for (std::size_t l = 1; l <= options.max_pbs_level; ++l) {
+          if (pbs_best[l - 1].base_log == 0) continue;
+          const double linear =
+              options.nu2 * std::max(fresh, static_cast<double>(n) * pbs_best[l - 1].variance);
+          if (linear + ms >= max_variance) continue;
+          const double pbs_cost = static_cast<double>(n) * cmux_cost(k, big_n, l);
+          if (pbs_cost >= best_cost) break;  // grows with l
+          for (std::size_t ks_l = 1; ks_l <= ks_levels; ++ks_l) {
+            const BestBase& ks = ks_best[i * ks_levels + (ks_l - 1)];
+            if (ks.base_log == 0) continue;
+            const double cost = pbs_cost + keyswitch_cost(kn, n, ks_l);
+            if (cost >= best_cost) break;  // grows with ks_l
+            if (linear + ms + static_cast<double>(kn) * ks.variance > max_variance) continue;
+            const PbsParameters candidate{LweDimension{n},
+                                          GlweDimension{k},
+                                          PolynomialSize{big_n},
+                                          lwe_noise[i],
+                                          glwe_noise,
+                                          DecompositionBaseLog{pbs_best[l - 1].base_log},
+                                          DecompositionLevelCount{l},
+                                          DecompositionBaseLog{ks.base_log},
+                                          DecompositionLevelCount{ks_l}};
+            // The noise model's own verdict is authoritative (the bound above is its inverse).
+            if (log2_failure_probability(candidate, p, options.nu2) > options.log2_p_fail) continue;
+            found = candidate;
+            best_cost = cost;
+          }
+        }
+      }
+    }
+  }
+  return found;
+}
+
+}  // namespace fheml::tfhe

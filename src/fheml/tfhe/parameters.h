@@ -1,0 +1,76 @@
+// Parameters of the KS-PBS atomic pattern (as in Concrete / TFHE-rs): a ciphertext under the big
+// key of dimension k*N is key-switched to dimension n, modulus-switched to 2N, blind-rotated with
+// a bootstrap key of n GGSW ciphertexts, and sample-extracted back to dimension k*N.
+//
+// This header also holds the cost model, the parameter search (minimum cost under 128-bit
+// security and a failure-probability bound) and the built-in table produced by that search.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <string>
+
+#include "fheml/tfhe/types.h"
+
+namespace fheml::tfhe {
+
+struct PbsParameters {
+  LweDimension lwe_dimension;      // n
+  GlweDimension glwe_dimension;    // k
+  PolynomialSize polynomial_size;  // N
+  NoiseStdDev lwe_noise;           // small-key LWE (key switching key)
+  NoiseStdDev glwe_noise;          // GLWE / GGSW / big-key LWE (fresh encryptions)
+  DecompositionBaseLog pbs_base_log;
+  DecompositionLevelCount pbs_level;
+  DecompositionBaseLog ks_base_log;
+  DecompositionLevelCount ks_level;
+  bool operator==(const PbsParameters&) const = default;
+};
+
+// Bound on the probability that one bootstrap decodes to the wrong message.
+enum class FailureBound { k2m40, k2m64 };
+
+// log2 of the bound: -40 or -64.
+double log2_bound(FailureBound bound);
+
+// Built-in parameters for p-bit messages (p = 1..8) and a failure bound, found by
+// search_parameters with SearchOptions defaults (nu2 = 1) and hard-coded; the tests recompute
+// them. Throws std::invalid_argument for p outside 1..8.
+const PbsParameters& default_parameters(MessageBits p, FailureBound bound = FailureBound::k2m40);
+
+// Stable 64-bit identity of a parameter set for serialization: FNV-1a over a version tag and
+// every field, each as 8 little-endian bytes (noise as its IEEE-754 bit pattern).
+std::uint64_t fingerprint(const PbsParameters& params);
+
+// One line, e.g. "n=771 k=1 N=2048 lwe_std=2^-17.14 glwe_std=2^-49.95 pbs=2^23x1 ks=2^3x5".
+std::string describe(const PbsParameters& params);
+
+// Cost of one key switch plus one bootstrap in concrete-optimizer's complexity model (abstract
+// operation counts, only meaningful to compare parameter sets).
+double estimated_cost(const PbsParameters& params);
+
+struct SearchOptions {
+  double log2_p_fail = -40;  // per-bootstrap failure bound, must be < 0
+  double nu2 = 1;            // squared 2-norm of the weights applied before a lookup, >= 1
+  std::size_t min_glwe_dimension = 1;
+  std::size_t max_glwe_dimension = 3;
+  std::size_t min_log2_polynomial_size = 8;
+  std::size_t max_log2_polynomial_size = 16;  // at most 16
+  std::size_t min_lwe_dimension = 450;        // at least the curve's 450
+  std::size_t max_lwe_dimension = 1200;
+  std::size_t max_pbs_level = 5;
+  // The bootstrap key is multiplied in a double-precision FFT: keep B^l within a double mantissa.
+  std::size_t max_pbs_base_log_times_level = 52;
+  std::size_t max_ks_level = 10;
+  std::size_t max_ks_base_log_times_level = 64;
+};
+
+// Cheapest parameters (by estimated_cost) with the noise of every key at the 128-bit curve's
+// minimum for its dimension (n for the key switching key, k*N for the bootstrap key and fresh
+// encryptions) and log2_failure_probability(params, p, nu2) <= options.log2_p_fail. For many-LUT
+// with 2^m tables per bootstrap pass p + m. Returns nullopt when nothing in the ranges fits.
+// Throws std::invalid_argument for inconsistent options or p outside 1..16.
+std::optional<PbsParameters> search_parameters(MessageBits p, const SearchOptions& options = {});
+
+}  // namespace fheml::tfhe

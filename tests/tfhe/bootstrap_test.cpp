@@ -1,0 +1,222 @@
+// Programmable bootstrapping on the built-in parameter sets, with real keys: exhaustive lookups
+// for every precision, many-LUT, batches, and noise/failure statistics against the model.
+#include "fheml/tfhe/bootstrap.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <vector>
+
+#include "fheml/tfhe/engine.h"
+#include "fheml/tfhe/noise.h"
+#include "test_support.h"
+
+namespace fheml::tfhe {
+namespace {
+
+std::vector<std::uint64_t> random_table(std::size_t bits, Csprng& rng) {
+  std::vector<std::uint64_t> table(std::size_t{1} << bits);
+  for (auto& v : table) v = rng.next_u64() % table.size();
+  return table;
+}
+
+// Every input of every precision, through a fresh random table at each repetition. Inputs are
+// fresh encryptions; a failure rate of 2^-40 would show no failure here, so any failure is a bug.
+class ExhaustivePbs : public ::testing::TestWithParam<std::size_t> {};
+
+TEST_P(ExhaustivePbs, EveryInputThroughRandomTables) {
+  const std::size_t p = GetParam();
+  if (test::sanitize_profile() && p > 4) GTEST_SKIP() << "sanitizer profile stops at 4 bits";
+  const MessageBits bits{p};
+  const PbsParameters& params = default_parameters(bits);
+  const auto& keys = test::keys_for(params);
+  Csprng rng(test_seed(100 + p));
+  const std::size_t repetitions = test::sanitize_profile() ? 1 : (p >= 7 ? 1 : 3);
+  const std::size_t messages = std::size_t{1} << p;
+  for (std::size_t r = 0; r < repetitions; ++r) {
+    const auto table = random_table(p, rng);
+    const LookupTable lut = make_lookup_table(params.polynomial_size, bits, table, bits);
+    LweCiphertextList inputs(keys.client.big_dimension(), messages);
+    for (std::size_t m = 0; m < messages; ++m) {
+      const LweCiphertext ct = encrypt(keys.client, m, bits, rng);
+      std::copy(ct.data.begin(), ct.data.end(), inputs.at(m).begin());
+    }
+    const LookupTable* tables[] = {&lut};
+    const LweCiphertextList out = keyswitch_bootstrap_batch(keys.server, inputs, tables);
+    for (std::size_t m = 0; m < messages; ++m) {
+      ASSERT_EQ(decrypt(keys.client, out.at(m), bits), table[m])
+          << p << "-bit lookup of " << m << ", repetition " << r;
+    }
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Precisions, ExhaustivePbs, ::testing::Range<std::size_t>(1, 9));
+
+// 2^m tables from one bootstrap of a p-bit input, on the parameter set of precision p + m.
+struct ManyLutCase {
+  std::size_t input_bits, log2_tables;
+};
+class ManyLut : public ::testing::TestWithParam<ManyLutCase> {};
+
+TEST_P(ManyLut, EveryTableOnEveryInput) {
+  const auto [p, m] = GetParam();
+  if (test::sanitize_profile() && p + m > 4) GTEST_SKIP();
+  const MessageBits bits{p};
+  const PbsParameters& params = default_parameters(many_lut_precision(bits, m));
+  const auto& keys = test::keys_for(params);
+  Csprng rng(test_seed(200 + 10 * p + m));
+  const std::size_t count = std::size_t{1} << m;
+  std::vector<std::vector<std::uint64_t>> tables(count);
+  std::vector<std::vector<Torus>> encoded(count);
+  for (std::size_t f = 0; f < count; ++f) {
+    tables[f] = random_table(p, rng);
+    for (const auto v : tables[f]) encoded[f].push_back(encode(v, bits));
+  }
+  const LookupTable lut = make_lookup_table(params.polynomial_size, bits, encoded);
+  EXPECT_EQ(lut.bootstrap_bits(), p + m);
+  PbsWorkspace workspace(keys.server);
+  const std::size_t out_len = lwe_size(keys.client.big_dimension());
+  std::vector<Torus> outputs(count * out_len);
+  for (int r = 0; r < 2; ++r) {
+    for (std::uint64_t x = 0; x < (1u << p); ++x) {
+      const LweCiphertext ct = encrypt(keys.client, x, bits, rng);
+      keyswitch_bootstrap(outputs, ct.data, keys.server, lut, workspace);
+      for (std::size_t f = 0; f < count; ++f) {
+        ASSERT_EQ(decrypt(keys.client,
+                          std::span<const Torus>(outputs).subspan(f * out_len, out_len), bits),
+                  tables[f][x])
+            << "table " << f << " of " << count << ", input " << x;
+      }
+    }
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Shapes, ManyLut,
+                         ::testing::Values(ManyLutCase{1, 1}, ManyLutCase{2, 2}, ManyLutCase{3, 1},
+                                           ManyLutCase{2, 1}, ManyLutCase{4, 2}));
+
+TEST(Batch, IdenticalToOneByOneWithPerInputTables) {
+  const MessageBits bits{3};
+  const PbsParameters& params = default_parameters(bits);
+  const auto& keys = test::keys_for(params);
+  Csprng rng(test_seed(300));
+  const std::size_t count = 9;
+  LweCiphertextList inputs(keys.client.big_dimension(), count);
+  std::vector<LookupTable> luts;
+  std::vector<const LookupTable*> tables;
+  for (std::size_t i = 0; i < count; ++i) {
+    const LweCiphertext ct = encrypt(keys.client, i % 8, bits, rng);
+    std::copy(ct.data.begin(), ct.data.end(), inputs.at(i).begin());
+    luts.push_back(make_lookup_table(params.polynomial_size, bits, random_table(3, rng), bits));
+  }
+  for (const auto& l : luts) tables.push_back(&l);
+  ThreadPool pool(3);
+  const LweCiphertextList batch = keyswitch_bootstrap_batch(keys.server, inputs, tables, pool);
+  for (std::size_t i = 0; i < count; ++i) {
+    const LweCiphertextList single = keyswitch_bootstrap(keys.server, inputs.at(i), luts[i]);
+    ASSERT_TRUE(std::ranges::equal(single.at(0), batch.at(i))) << "ciphertext " << i;
+  }
+  // A table count that matches neither 1 nor the batch is refused.
+  std::vector<const LookupTable*> two = {tables[0], tables[1]};
+  EXPECT_THROW(keyswitch_bootstrap_batch(keys.server, inputs, two, pool), std::invalid_argument);
+}
+
+TEST(LookupTables, RefuseShapesTheyCannotHold) {
+  std::vector<std::vector<Torus>> three(3, std::vector<Torus>(4));
+  EXPECT_THROW(make_lookup_table(PolynomialSize{1024}, MessageBits{2}, three),
+               std::invalid_argument);
+  std::vector<std::vector<Torus>> wrong(1, std::vector<Torus>(5));
+  EXPECT_THROW(make_lookup_table(PolynomialSize{1024}, MessageBits{2}, wrong),
+               std::invalid_argument);
+  std::vector<std::vector<Torus>> big(1, std::vector<Torus>(1024));
+  EXPECT_THROW(make_lookup_table(PolynomialSize{1024}, MessageBits{10}, big),
+               std::invalid_argument);
+}
+
+// The output noise of a bootstrap has the variance the model states (thousands of samples).
+TEST(PbsNoise, OutputVarianceMatchesTheModel) {
+  const MessageBits bits{2};
+  const PbsParameters& params = default_parameters(bits);
+  const auto& keys = test::keys_for(params);
+  Csprng rng(test_seed(400));
+  const std::size_t samples = test::sanitize_profile() ? 64 : 2000;
+  LweCiphertextList inputs(keys.client.big_dimension(), samples);
+  std::vector<std::uint64_t> messages(samples);
+  for (std::size_t i = 0; i < samples; ++i) {
+    messages[i] = rng.next_u64() % 4;
+    const LweCiphertext ct = encrypt(keys.client, messages[i], bits, rng);
+    std::copy(ct.data.begin(), ct.data.end(), inputs.at(i).begin());
+  }
+  const std::vector<std::uint64_t> identity = {0, 1, 2, 3};
+  const LookupTable lut = make_lookup_table(params.polynomial_size, bits, identity, bits);
+  const LookupTable* tables[] = {&lut};
+  const LweCiphertextList out = keyswitch_bootstrap_batch(keys.server, inputs, tables);
+  double sum_sq = 0;
+  for (std::size_t i = 0; i < samples; ++i) {
+    const Torus phase = decrypt_lwe_phase(out.at(i), keys.client.glwe_key.as_lwe_key());
+    const double e = std::ldexp(double(noise_of(phase, encode(messages[i], bits))), -64);
+    sum_sq += e * e;
+  }
+  const double measured = sum_sq / double(samples);
+  const double model = pbs_output_variance(params);
+  RecordProperty("measured_log2_variance", std::to_string(std::log2(measured)));
+  RecordProperty("model_log2_variance", std::to_string(std::log2(model)));
+  // The model is an upper-bound style estimate (FFT term fitted on other machines): it must not
+  // underestimate by more than sampling error, and must not be off by more than 2x.
+  EXPECT_LE(measured, model * (1 + 5 * std::sqrt(2.0 / double(samples))))
+      << "log2 measured " << std::log2(measured) << ", model " << std::log2(model);
+  EXPECT_GE(measured, model / 2) << "log2 measured " << std::log2(measured) << ", model "
+                                 << std::log2(model);
+}
+
+// With messages squeezed into more bits than the parameters were chosen for, failures become
+// frequent enough to count: their number must agree with the noise model's probability. This is
+// what makes the 2^-40 claim testable.
+TEST(PbsFailures, CountAgreesWithTheModelWhenFailuresAreFrequent) {
+  if (test::sanitize_profile()) GTEST_SKIP();
+  const PbsParameters& params = default_parameters(MessageBits{2});
+  const auto& keys = test::keys_for(params);
+  // Variance at blind-rotation input for fresh inputs (no linear combination): encryption noise,
+  // key switch, modulus switch.
+  const double variance = variance_at_lookup(params, fresh_encryption_variance(params.glwe_noise));
+  std::size_t p = 2;
+  while (p < 12 &&
+         log2_failure_probability_for_variance(MessageBits{p}, variance) < std::log2(0.03))
+    ++p;
+  const double p_fail = std::exp2(log2_failure_probability_for_variance(MessageBits{p}, variance));
+  ASSERT_GT(p_fail, 0.01);
+  ASSERT_LE(std::size_t{2} << p, params.polynomial_size.value)
+      << "parameters leave no room to squeeze";
+  const MessageBits bits{p};
+  Csprng rng(test_seed(500));
+  const std::size_t samples = 3000;
+  LweCiphertextList inputs(keys.client.big_dimension(), samples);
+  std::vector<std::uint64_t> messages(samples);
+  const std::size_t range = std::size_t{1} << p;
+  for (std::size_t i = 0; i < samples; ++i) {
+    messages[i] = rng.next_u64() % range;
+    const LweCiphertext ct = encrypt(keys.client, messages[i], bits, rng);
+    std::copy(ct.data.begin(), ct.data.end(), inputs.at(i).begin());
+  }
+  std::vector<std::uint64_t> identity(range);
+  for (std::size_t m = 0; m < range; ++m) identity[m] = m;
+  const LookupTable lut = make_lookup_table(params.polynomial_size, bits, identity, bits);
+  const LookupTable* tables[] = {&lut};
+  const LweCiphertextList out = keyswitch_bootstrap_batch(keys.server, inputs, tables);
+  std::size_t failures = 0;
+  for (std::size_t i = 0; i < samples; ++i)
+    failures += decrypt(keys.client, out.at(i), bits) != messages[i];
+  const double expected = p_fail * double(samples);
+  const double sigma = std::sqrt(expected * (1 - p_fail));
+  RecordProperty("squeezed_precision", std::to_string(p));
+  RecordProperty("failures", std::to_string(failures));
+  RecordProperty("expected_failures", std::to_string(expected));
+  // Binomial slack of 5 sigma, and a factor 2 for the model's approximations in the tail.
+  EXPECT_LE(double(failures), 2 * expected + 5 * sigma)
+      << "p = " << p << ", model p_fail " << p_fail;
+  EXPECT_GE(double(failures), expected / 2 - 5 * sigma)
+      << "p = " << p << ", model p_fail " << p_fail;
+}
+
+}  // namespace
+}  // namespace fheml::tfhe

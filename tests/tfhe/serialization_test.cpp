@@ -1,0 +1,503 @@
+// Serialization: round trips of every type, a corruption matrix (every header field, truncations,
+// bit flips, forged sizes and dimensions) that must be refused with a precise message, and the
+// committed corpus of v1 blobs that every later version must still load.
+#include "fheml/tfhe/serialization.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <limits>
+#include <map>
+#include <random>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "fheml/tfhe/engine.h"
+#include "fheml/tfhe/wire.h"
+
+namespace fheml::tfhe {
+namespace {
+
+using Bytes = std::vector<std::uint8_t>;
+using Loader = std::function<void(std::span<const std::uint8_t>, const DeserializeOptions&)>;
+
+// Toy parameters, INSECURE (n = 16): small enough that every key round-trips in milliseconds.
+PbsParameters toy_parameters() {
+  PbsParameters p{};
+  p.lwe_dimension = LweDimension{16};
+  p.glwe_dimension = GlweDimension{1};
+  p.polynomial_size = PolynomialSize{256};
+  p.lwe_noise = NoiseStdDev{std::ldexp(1.0, -30)};
+  p.glwe_noise = NoiseStdDev{std::ldexp(1.0, -50)};
+  p.pbs_base_log = DecompositionBaseLog{10};
+  p.pbs_level = DecompositionLevelCount{2};
+  p.ks_base_log = DecompositionBaseLog{4};
+  p.ks_level = DecompositionLevelCount{2};
+  return p;
+}
+
+PbsParameters other_parameters() {
+  PbsParameters p = toy_parameters();
+  p.lwe_dimension = LweDimension{32};
+  p.polynomial_size = PolynomialSize{512};
+  return p;
+}
+
+constexpr MessageBits kBits{3};
+
+struct Objects {
+  PbsParameters parameters = toy_parameters();
+  ClientKey client;
+  LweCiphertext ciphertext;
+  LweCiphertextList list;
+  SeededLweCiphertextList seeded_list;
+  GlweCiphertext glwe;
+  CompressedServerKey server;
+  KeyswitchKey keyswitch_key;
+  BootstrapKey bootstrap_key;
+};
+
+// Built once through the real generators: key generation dominates the test's time.
+const Objects& objects() {
+  static const Objects o = [] {
+    Objects o;
+    Csprng rng(test_seed(1));
+    o.client = generate_client_key(o.parameters, rng);
+    o.ciphertext = encrypt(o.client, 5, kBits, rng);
+    o.list = LweCiphertextList(o.client.big_dimension(), 3);
+    for (std::size_t i = 0; i < 3; ++i) {
+      const LweCiphertext ct = encrypt(o.client, i + 1, kBits, rng);
+      std::copy(ct.data.begin(), ct.data.end(), o.list.at(i).begin());
+    }
+    const std::vector<Torus> plaintexts = {encode(1, kBits), encode(6, kBits)};
+    o.seeded_list = encrypt_seeded_lwe_list(o.client.glwe_key.to_lwe_key(), plaintexts,
+                                            o.parameters.glwe_noise, test_seed(2), rng);
+    o.glwe = GlweCiphertext(o.parameters.glwe_dimension, o.parameters.polynomial_size);
+    std::vector<Torus> message(o.parameters.polynomial_size.value);
+    for (std::size_t i = 0; i < message.size(); ++i) message[i] = encode(i % 8, kBits);
+    encrypt_glwe(o.glwe.data, o.client.glwe_key, message, o.parameters.glwe_noise, rng, rng);
+    o.server = generate_compressed_server_key(o.client, rng, test_seed(3));
+    o.keyswitch_key = expand(o.server.keyswitch_key);
+    o.bootstrap_key = expand(o.server.bootstrap_key);
+    return o;
+  }();
+  return o;
+}
+
+#define FHEML_LOADER(fn) \
+  [](std::span<const std::uint8_t> b, const DeserializeOptions& o) { (void)fn(b, o); }
+
+const std::map<std::string, Loader>& loaders() {
+  static const std::map<std::string, Loader> table = {
+      {"PbsParameters", FHEML_LOADER(deserialize_pbs_parameters)},
+      {"LweSecretKey", FHEML_LOADER(deserialize_lwe_secret_key)},
+      {"GlweSecretKey", FHEML_LOADER(deserialize_glwe_secret_key)},
+      {"ClientKey", FHEML_LOADER(deserialize_client_key)},
+      {"LweCiphertext", FHEML_LOADER(deserialize_lwe_ciphertext)},
+      {"LweCiphertextList", FHEML_LOADER(deserialize_lwe_ciphertext_list)},
+      {"SeededLweCiphertextList", FHEML_LOADER(deserialize_seeded_lwe_ciphertext_list)},
+      {"GlweCiphertext", FHEML_LOADER(deserialize_glwe_ciphertext)},
+      {"KeyswitchKey", FHEML_LOADER(deserialize_keyswitch_key)},
+      {"SeededKeyswitchKey", FHEML_LOADER(deserialize_seeded_keyswitch_key)},
+      {"BootstrapKey", FHEML_LOADER(deserialize_bootstrap_key)},
+      {"SeededBootstrapKey", FHEML_LOADER(deserialize_seeded_bootstrap_key)},
+      {"CompressedServerKey", FHEML_LOADER(deserialize_compressed_server_key)},
+  };
+  return table;
+}
+
+struct Case {
+  std::string type;
+  Bytes blob;
+  bool own_parameters;  // holds a PbsParameters, so the header always carries its fingerprint
+};
+
+std::vector<Case> all_cases() {
+  const Objects& o = objects();
+  return {
+      {"PbsParameters", serialize(o.parameters), true},
+      {"LweSecretKey", serialize(o.client.small_key), false},
+      {"GlweSecretKey", serialize(o.client.glwe_key), false},
+      {"ClientKey", serialize(o.client), true},
+      {"LweCiphertext", serialize(o.ciphertext), false},
+      {"LweCiphertextList", serialize(o.list), false},
+      {"SeededLweCiphertextList", serialize(o.seeded_list), false},
+      {"GlweCiphertext", serialize(o.glwe), false},
+      {"KeyswitchKey", serialize(o.keyswitch_key), false},
+      {"SeededKeyswitchKey", serialize(o.server.keyswitch_key), false},
+      {"BootstrapKey", serialize(o.bootstrap_key), false},
+      {"SeededBootstrapKey", serialize(o.server.bootstrap_key), false},
+      {"CompressedServerKey", serialize(o.server), true},
+  };
+}
+
+::testing::AssertionResult refused(const Loader& load, std::span<const std::uint8_t> bytes,
+                                   const std::string& fragment,
+                                   const DeserializeOptions& options = {}) {
+  try {
+    load(bytes, options);
+  } catch (const DeserializationError& e) {
+    if (std::string(e.what()).find(fragment) != std::string::npos) {
+      return ::testing::AssertionSuccess();
+    }
+    return ::testing::AssertionFailure()
+           << "message \"" << e.what() << "\" lacks \"" << fragment << "\"";
+  } catch (const std::exception& e) {
+    return ::testing::AssertionFailure() << "threw a non-DeserializationError: " << e.what();
+  }
+  return ::testing::AssertionFailure()
+         << "accepted bytes that should fail with \"" << fragment << "\"";
+}
+
+void put_u16(Bytes& b, std::size_t at, std::uint16_t v) {
+  b[at] = static_cast<std::uint8_t>(v);
+  b[at + 1] = static_cast<std::uint8_t>(v >> 8);
+}
+
+void put_u64(Bytes& b, std::size_t at, std::uint64_t v) {
+  for (std::size_t i = 0; i < 8; ++i) b[at + i] = static_cast<std::uint8_t>(v >> (8 * i));
+}
+
+std::uint64_t get_u64(const Bytes& b, std::size_t at) {
+  std::uint64_t v = 0;
+  for (std::size_t i = 8; i-- > 0;) v = (v << 8) | b[at + i];
+  return v;
+}
+
+// Recomputes the checksum, as a forger would: the structural checks must hold on their own.
+Bytes reseal(Bytes b) {
+  const std::size_t body = b.size() - kEnvelopeChecksumBytes;
+  const auto sum = wire::checksum(std::span<const std::uint8_t>(b).first(body));
+  std::copy(sum.begin(), sum.end(), b.begin() + static_cast<std::ptrdiff_t>(body));
+  return b;
+}
+
+// Byte offset of payload word `i` (u64 fields).
+constexpr std::size_t field(std::size_t i) { return kEnvelopeHeaderBytes + 8 * i; }
+
+// --- Round trips ------------------------------------------------------------------------------
+
+template <class T, class Load>
+void expect_round_trip(const T& value, Load load) {
+  const Bytes bytes = serialize(value);
+  EXPECT_EQ(bytes.size(), serialized_size(value));
+  EXPECT_EQ(load(bytes, DeserializeOptions{}), value);
+  const PbsParameters p = toy_parameters();
+  EXPECT_EQ(load(bytes, DeserializeOptions{&p}), value);
+  EXPECT_EQ(serialize(value), bytes);  // deterministic
+}
+
+TEST(Serialization, RoundTripsEveryType) {
+  const Objects& o = objects();
+  expect_round_trip(o.parameters, deserialize_pbs_parameters);
+  expect_round_trip(o.client.small_key, deserialize_lwe_secret_key);
+  expect_round_trip(o.client.glwe_key, deserialize_glwe_secret_key);
+  expect_round_trip(o.ciphertext, deserialize_lwe_ciphertext);
+  expect_round_trip(o.list, deserialize_lwe_ciphertext_list);
+  expect_round_trip(o.seeded_list, deserialize_seeded_lwe_ciphertext_list);
+  expect_round_trip(o.glwe, deserialize_glwe_ciphertext);
+  expect_round_trip(o.keyswitch_key, deserialize_keyswitch_key);
+  expect_round_trip(o.server.keyswitch_key, deserialize_seeded_keyswitch_key);
+  expect_round_trip(o.bootstrap_key, deserialize_bootstrap_key);
+  expect_round_trip(o.server.bootstrap_key, deserialize_seeded_bootstrap_key);
+
+  const Bytes client_bytes = serialize(o.client);
+  EXPECT_EQ(client_bytes.size(), serialized_size(o.client));
+  const ClientKey client = deserialize_client_key(client_bytes);
+  EXPECT_EQ(client.parameters, o.client.parameters);
+  EXPECT_EQ(client.small_key, o.client.small_key);
+  EXPECT_EQ(client.glwe_key, o.client.glwe_key);
+  // The loaded key still decrypts what the original encrypted.
+  EXPECT_EQ(decrypt(client, deserialize_lwe_ciphertext(serialize(o.ciphertext)).data, kBits), 5u);
+
+  const Bytes server_bytes = serialize(o.server);
+  EXPECT_EQ(server_bytes.size(), serialized_size(o.server));
+  const CompressedServerKey server = deserialize_compressed_server_key(server_bytes);
+  EXPECT_EQ(server.parameters, o.server.parameters);
+  EXPECT_EQ(server.keyswitch_key, o.server.keyswitch_key);
+  EXPECT_EQ(server.bootstrap_key, o.server.bootstrap_key);
+}
+
+TEST(Serialization, HeaderLayoutIsFixed) {
+  const Bytes b = serialize(toy_parameters());
+  const Bytes magic = {0x89, 'F', 'H', 'E', 'M', 'L', 0x0D, 0x0A};
+  EXPECT_TRUE(std::equal(magic.begin(), magic.end(), b.begin()));
+  EXPECT_EQ(b[8], 1);  // version, little-endian
+  EXPECT_EQ(b[9], 0);
+  EXPECT_EQ(b[10], static_cast<std::uint8_t>(ObjectType::kPbsParameters));
+  EXPECT_EQ(get_u64(b, 12), fingerprint(toy_parameters()));
+  EXPECT_EQ(get_u64(b, 20), 72u);
+  EXPECT_EQ(get_u64(b, field(0)), 16u);                  // n
+  EXPECT_EQ(get_u64(b, field(3)), 0x3E10000000000000u);  // 2^-30 as IEEE-754
+  const EnvelopeInfo info = read_envelope_header(b);
+  EXPECT_EQ(info.object_type, static_cast<std::uint16_t>(ObjectType::kPbsParameters));
+  EXPECT_EQ(info.payload_bytes, 72u);
+}
+
+TEST(Serialization, BindingBareObjectsToParameters) {
+  const Objects& o = objects();
+  const PbsParameters p = toy_parameters();
+  const PbsParameters other = other_parameters();
+  const Bytes bound = serialize(o.ciphertext, SerializeOptions{&p});
+  EXPECT_EQ(get_u64(bound, 12), fingerprint(p));
+  EXPECT_EQ(deserialize_lwe_ciphertext(bound, DeserializeOptions{&p}), o.ciphertext);
+  EXPECT_TRUE(refused(loaders().at("LweCiphertext"), bound, "parameter fingerprint",
+                      DeserializeOptions{&other}));
+  // Binding to parameters the object does not fit is a caller error, caught when writing.
+  EXPECT_THROW((void)serialize(o.ciphertext, SerializeOptions{&other}), std::invalid_argument);
+  EXPECT_THROW((void)serialize(o.keyswitch_key, SerializeOptions{&other}), std::invalid_argument);
+}
+
+TEST(Serialization, RefusesToWriteANonBinaryKey) {
+  LweSecretKey key = objects().client.small_key;
+  key.bits[3] = 256;  // would silently become 0 if truncated to a byte
+  EXPECT_THROW((void)serialize(key), std::logic_error);
+}
+
+// --- Corruption matrix ------------------------------------------------------------------------
+
+TEST(Serialization, RefusesEmptyAndTruncatedInput) {
+  std::mt19937_64 rng(42);
+  for (const Case& c : all_cases()) {
+    SCOPED_TRACE(c.type);
+    const Loader& load = loaders().at(c.type);
+    EXPECT_TRUE(refused(load, {}, "empty input"));
+    const std::size_t payload_end = c.blob.size() - kEnvelopeChecksumBytes;
+    std::vector<std::size_t> cuts = {1,
+                                     4,
+                                     7,
+                                     8,
+                                     9,
+                                     10,
+                                     12,
+                                     20,
+                                     27,
+                                     kEnvelopeHeaderBytes,
+                                     kEnvelopeHeaderBytes + 1,
+                                     payload_end,
+                                     c.blob.size() - 1};
+    for (int i = 0; i < 20; ++i) cuts.push_back(1 + rng() % (c.blob.size() - 1));
+    for (std::size_t cut : cuts) {
+      SCOPED_TRACE(cut);
+      EXPECT_TRUE(refused(load, std::span(c.blob).first(cut), "truncated"));
+    }
+    Bytes longer = c.blob;
+    longer.push_back(0);
+    EXPECT_TRUE(refused(load, longer, "trailing bytes"));
+  }
+}
+
+TEST(Serialization, RefusesEveryAlteredHeaderField) {
+  const PbsParameters p = toy_parameters();
+  for (const Case& c : all_cases()) {
+    SCOPED_TRACE(c.type);
+    const Loader& load = loaders().at(c.type);
+    for (std::size_t i = 0; i < 8; ++i) {
+      Bytes b = c.blob;
+      b[i] ^= 0x20;
+      EXPECT_TRUE(refused(load, b, "bad magic"));
+    }
+    for (std::uint16_t version : {2, 0xFFFF}) {
+      Bytes b = c.blob;
+      put_u16(b, 8, version);
+      EXPECT_TRUE(refused(load, reseal(b),
+                          "written by a newer fheml (format " + std::to_string(version) + ")"));
+      EXPECT_TRUE(refused(load, reseal(b), "upgrade"));
+    }
+    Bytes zero_version = c.blob;
+    put_u16(zero_version, 8, 0);
+    EXPECT_TRUE(refused(load, reseal(zero_version), "format version 0"));
+    for (const auto& [other, other_load] : loaders()) {
+      if (other == c.type) continue;
+      EXPECT_TRUE(refused(other_load, c.blob, "wrong object type: expected " + other));
+    }
+    Bytes unknown = c.blob;
+    put_u16(unknown, 10, 999);
+    EXPECT_TRUE(refused(load, unknown, "unknown object type 999"));
+
+    Bytes fp = c.blob;
+    put_u64(fp, 12, get_u64(fp, 12) + 1);
+    EXPECT_TRUE(refused(load, fp, "checksum mismatch"));
+    EXPECT_TRUE(refused(load, fp, "parameter fingerprint", DeserializeOptions{&p}));
+    if (c.own_parameters) {
+      EXPECT_TRUE(refused(load, reseal(fp), "parameter fingerprint in the header"));
+    }
+
+    const std::uint64_t length = get_u64(c.blob, 20);
+    Bytes more = c.blob;
+    put_u64(more, 20, length + 1);
+    EXPECT_TRUE(refused(load, more, "truncated"));
+    Bytes less = c.blob;
+    put_u64(less, 20, length - 1);
+    EXPECT_TRUE(refused(load, less, "trailing bytes"));
+    // A forged length must be refused from the header alone, before any allocation.
+    Bytes huge = c.blob;
+    put_u64(huge, 20, std::uint64_t{1} << 62);
+    EXPECT_TRUE(refused(load, huge, "max_bytes"));
+    EXPECT_TRUE(refused(load, huge, "truncated",
+                        DeserializeOptions{nullptr, std::numeric_limits<std::uint64_t>::max()}));
+    EXPECT_TRUE(refused(load, c.blob, "max_bytes", DeserializeOptions{nullptr, length - 1}));
+  }
+}
+
+TEST(Serialization, RefusesFlippedPayloadAndChecksumBits) {
+  std::mt19937_64 rng(7);
+  for (const Case& c : all_cases()) {
+    SCOPED_TRACE(c.type);
+    const Loader& load = loaders().at(c.type);
+    for (int i = 0; i < 8; ++i) {
+      Bytes b = c.blob;
+      const std::size_t bit = 8 * kEnvelopeHeaderBytes + rng() % (8 * (b.size() - 28));
+      b[bit / 8] ^= static_cast<std::uint8_t>(1u << (bit % 8));
+      EXPECT_TRUE(refused(load, b, "checksum mismatch"));
+    }
+  }
+}
+
+TEST(Serialization, RefusesMismatchedExpectedParameters) {
+  const PbsParameters other = other_parameters();
+  for (const Case& c : all_cases()) {
+    SCOPED_TRACE(c.type);
+    const std::string fragment =
+        c.own_parameters ? "parameter fingerprint" : "does not match the expected parameters";
+    EXPECT_TRUE(refused(loaders().at(c.type), c.blob, fragment, DeserializeOptions{&other}));
+  }
+}
+
+// Forged payloads with a valid checksum: the structural checks must stand on their own.
+TEST(Serialization, RefusesForgedPayloads) {
+  const auto& L = loaders();
+  const Objects& o = objects();
+  auto forge = [](Bytes b, std::size_t at, std::uint64_t v) {
+    put_u64(b, at, v);
+    return reseal(std::move(b));
+  };
+  auto forge_byte = [](Bytes b, std::size_t at, std::uint8_t v) {
+    b[at] = v;
+    return reseal(std::move(b));
+  };
+  // Secret key coefficients outside {0, 1}.
+  EXPECT_TRUE(refused(L.at("LweSecretKey"), forge_byte(serialize(o.client.small_key), field(1), 2),
+                      "secret key coefficient 0 is 2"));
+  EXPECT_TRUE(refused(L.at("GlweSecretKey"),
+                      forge_byte(serialize(o.client.glwe_key), field(2) + 9, 2),
+                      "secret key coefficient 9 is 2"));
+  const Bytes client = serialize(o.client);
+  EXPECT_TRUE(
+      refused(L.at("ClientKey"), forge_byte(client, field(9) + 3, 255), "small LWE secret"));
+  EXPECT_TRUE(refused(L.at("ClientKey"), forge_byte(client, client.size() - 17, 2), "GLWE secret"));
+  // Dimensions out of range or inconsistent with the payload size.
+  const Bytes ct = serialize(o.ciphertext);
+  EXPECT_TRUE(refused(L.at("LweCiphertext"), forge(ct, field(0), 0), "out of range"));
+  EXPECT_TRUE(refused(L.at("LweCiphertext"), forge(ct, field(0), 1ULL << 40), "out of range"));
+  EXPECT_TRUE(refused(L.at("LweCiphertext"), forge(ct, field(0), 255), "payload size"));
+  const Bytes glwe = serialize(o.glwe);
+  EXPECT_TRUE(refused(L.at("GlweCiphertext"), forge(glwe, field(1), 255), "power of two"));
+  EXPECT_TRUE(refused(L.at("GlweCiphertext"), forge(glwe, field(1), 1ULL << 20), "power of two"));
+  EXPECT_TRUE(refused(L.at("GlweCiphertext"), forge(glwe, field(0), 0), "GLWE dimension k"));
+  EXPECT_TRUE(refused(L.at("GlweCiphertext"), forge(glwe, field(0), 17), "GLWE dimension k"));
+  EXPECT_TRUE(
+      refused(L.at("LweCiphertextList"), forge(serialize(o.list), field(1), 1ULL << 62), "count"));
+  EXPECT_TRUE(
+      refused(L.at("LweCiphertextList"), forge(serialize(o.list), field(1), 2), "payload size"));
+  EXPECT_TRUE(refused(L.at("SeededLweCiphertextList"),
+                      forge(serialize(o.seeded_list), field(1), ~0ULL), "count"));
+  const Bytes ksk = serialize(o.server.keyswitch_key);
+  EXPECT_TRUE(refused(L.at("SeededKeyswitchKey"), forge(ksk, field(2), 32), "decomposition"));
+  EXPECT_TRUE(refused(L.at("SeededKeyswitchKey"), forge(ksk, field(3), 0), "decomposition"));
+  EXPECT_TRUE(
+      refused(L.at("SeededKeyswitchKey"), forge(ksk, field(3), 1ULL << 40), "decomposition"));
+  const Bytes bsk = serialize(o.bootstrap_key);
+  EXPECT_TRUE(refused(L.at("BootstrapKey"), forge(bsk, field(0), 1ULL << 30), "out of range"));
+  EXPECT_TRUE(refused(L.at("BootstrapKey"), forge(bsk, field(2), 1ULL << 17), "payload size"));
+  // Parameters: noise must be a finite fraction of the torus.
+  const Bytes params = serialize(o.parameters);
+  EXPECT_TRUE(refused(L.at("PbsParameters"), forge(params, field(3), 0x7FF8000000000000ULL),
+                      "noise standard deviation"));
+  EXPECT_TRUE(refused(L.at("PbsParameters"), forge(params, field(4), 0x3FF0000000000000ULL),
+                      "noise standard deviation"));
+  // A server key whose sub-keys disagree with its own parameters.
+  const Bytes server = serialize(o.server);
+  EXPECT_TRUE(refused(L.at("CompressedServerKey"), forge(server, field(9 + 2), 5),
+                      "key switching key shape"));
+  const std::size_t bsk_shape = 9 + 4 + 4 + o.server.keyswitch_key.bodies.size();
+  EXPECT_TRUE(refused(L.at("CompressedServerKey"), forge(server, field(bsk_shape + 3), 5),
+                      "bootstrap key shape"));
+}
+
+// --- Committed corpus -------------------------------------------------------------------------
+
+std::filesystem::path corpus_dir() {
+  if (const char* env = std::getenv("FHEML_TEST_DATA"))
+    return std::filesystem::path(env) / "corpus";
+  return std::filesystem::path(__FILE__).parent_path().parent_path() / "data" / "corpus";
+}
+
+Bytes read_file(const std::filesystem::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw std::runtime_error("cannot open " + path.string());
+  return Bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+}
+
+TEST(SerializationCorpus, VersionOneBlobsStillLoad) {
+  const auto dir = corpus_dir();
+  const ClientKey client = deserialize_client_key(read_file(dir / "client_key.v1.bin"));
+  const PbsParameters p = deserialize_pbs_parameters(read_file(dir / "pbs_parameters.v1.bin"));
+  EXPECT_EQ(p, toy_parameters());
+  EXPECT_EQ(client.parameters, p);
+  const DeserializeOptions expect{&p};
+  const LweCiphertext ct =
+      deserialize_lwe_ciphertext(read_file(dir / "lwe_ciphertext.v1.bin"), expect);
+  EXPECT_EQ(decrypt(client, ct.data, kBits), 5u);
+  const SeededLweCiphertextList seeded = deserialize_seeded_lwe_ciphertext_list(
+      read_file(dir / "seeded_lwe_ciphertext_list.v1.bin"), expect);
+  const LweCiphertextList list = expand(seeded);
+  ASSERT_EQ(list.count(), 4u);
+  for (std::size_t i = 0; i < 4; ++i) EXPECT_EQ(decrypt(client, list.at(i), kBits), i + 1);
+  const CompressedServerKey server =
+      deserialize_compressed_server_key(read_file(dir / "compressed_server_key.v1.bin"));
+  EXPECT_EQ(server.parameters.lwe_dimension, LweDimension{4});
+  EXPECT_EQ(server.parameters.polynomial_size, PolynomialSize{16});
+  EXPECT_EQ(server.keyswitch_key.bodies.size(), 16u * 2u);
+  EXPECT_EQ(server.bootstrap_key.bodies.size(), 4u * 2u * 2u * 16u);
+}
+
+// Every row "| `file` | Type | `fragment` |" of the corpus README: the blob must be refused by
+// Type's loader with a message containing the fragment ("loads" for a valid blob).
+TEST(SerializationCorpus, ReadmeRowsHold) {
+  const auto dir = corpus_dir();
+  std::ifstream readme(dir / "README.md");
+  ASSERT_TRUE(readme) << "corpus README missing under " << dir;
+  std::string line;
+  int rows = 0;
+  while (std::getline(readme, line)) {
+    if (line.rfind("| `", 0) != 0) continue;
+    std::vector<std::string> cells;
+    std::stringstream split(line);
+    std::string cell;
+    while (std::getline(split, cell, '|')) {
+      const auto first = cell.find_first_not_of(" `");
+      const auto last = cell.find_last_not_of(" `");
+      if (first != std::string::npos) cells.push_back(cell.substr(first, last - first + 1));
+    }
+    ASSERT_EQ(cells.size(), 3u) << line;
+    SCOPED_TRACE(cells[0]);
+    ++rows;
+    const Bytes blob = read_file(dir / cells[0]);
+    const Loader& load = loaders().at(cells[1]);
+    if (cells[2] == "loads") {
+      EXPECT_NO_THROW(load(blob, {}));
+    } else {
+      EXPECT_TRUE(refused(load, blob, cells[2]));
+    }
+  }
+  EXPECT_GE(rows, 10);
+}
+
+}  // namespace
+}  // namespace fheml::tfhe
