@@ -2,7 +2,8 @@
 # Quick start, step 2: the whole test suite. This is what CI runs (.ci/run).
 #  1. release build: every C++ test (real FHE, exhaustive lookups, noise statistics);
 #  2. AddressSanitizer + UndefinedBehaviorSanitizer build of the same tests, with the heavy
-#     statistical tests trimmed (FHEML_TEST_PROFILE=sanitize) so CI stays well under its limit.
+#     statistical tests trimmed (FHEML_TEST_PROFILE=sanitize) so CI stays well under its limit;
+#  3. a short libFuzzer run of every deserializer (scripts/fuzz.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
@@ -17,4 +18,8 @@ if [ "${FHEML_SKIP_SANITIZE:-0}" != "1" ]; then
   cmake --build build-sanitize -j "$jobs" --target fheml_tests
   FHEML_TEST_PROFILE=sanitize ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
     ctest --test-dir build-sanitize --output-on-failure -j "$jobs"
+fi
+
+if [ "${FHEML_SKIP_FUZZ:-0}" != "1" ]; then
+  FHEML_FUZZ_SECONDS=${FHEML_FUZZ_SECONDS:-10} bash scripts/fuzz.sh
 fi
