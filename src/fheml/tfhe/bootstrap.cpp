@@ -116,20 +116,6 @@ LookupTable make_lookup_table(PolynomialSize n, MessageBits input_bits,
 BootstrapScratch::BootstrapScratch(const BootstrapShape& shape)
     : external_product_(shape.ggsw), difference_(shape.ggsw.row_length()) {}
 
-namespace {
-
-// Asks for a GGSW of the bootstrap key to be brought into L2 while the current CMux computes: the
-// Fourier key (tens of MB) does not fit in cache, and without this its streaming stalls the
-// multiply-accumulate.
-void prefetch_for_read(std::span<const double> data) {
-  const char* bytes = reinterpret_cast<const char*>(data.data());
-  for (std::size_t offset = 0; offset < data.size_bytes(); offset += 64) {
-    __builtin_prefetch(bytes + offset, 0, 2);
-  }
-}
-
-}  // namespace
-
 std::size_t modulus_switch(Torus x, PolynomialSize n) {
   const int log2_2n = std::countr_zero(n.value) + 1;
   const int shift = 64 - log2_2n;
@@ -157,9 +143,6 @@ void blind_rotate(std::span<Torus> accumulator, std::span<const Torus> small_lwe
   for (std::size_t i = 0; i < shape.input_dimension.value; ++i) {
     const std::size_t a = modulus_switch(small_lwe[i], g.polynomial_size);
     if (a == 0) continue;  // the CMux would add an encryption of zero times 0
-    if (i + 1 < shape.input_dimension.value) {
-      prefetch_for_read(bsk.subspan((i + 1) * g.length(), g.length()));
-    }
     // ACC <- ACC + BSK_i (x) (X^a ACC - ACC): multiplies by X^(a s_i).
     for (std::size_t r = 0; r < size; ++r) {
       polynomial_monomial_mul_minus_one(diff.subspan(r * n, n), accumulator.subspan(r * n, n), a);
