@@ -20,9 +20,9 @@ int main() {
   for (std::uint64_t m = 0; m < 16; ++m) square[m] = (m * m) % 16;
   const LookupTable lut = make_lookup_table(params.polynomial_size, bits, square, bits);
 
-  const LweCiphertext ct = encrypt(client, 7, bits, rng);                 // client
+  const LweCiphertext ct = encrypt(client, 7, bits, rng);                   // client
   const LweCiphertextList out = keyswitch_bootstrap(server, ct.data, lut);  // server
-  const std::uint64_t result = decrypt(client, out.at(0), bits);          // client: 49 % 16
+  const std::uint64_t result = decrypt(client, out.at(0), bits);            // client: 49 % 16
 
   std::printf("7^2 mod 16 = %llu (encrypted lookup)\n", static_cast<unsigned long long>(result));
   return result == 1 ? 0 : 1;

@@ -38,7 +38,8 @@ template <class LoadFn>
 void exercise(std::span<const std::uint8_t> input, tfhe::ObjectType type, LoadFn load) {
   using namespace tfhe;
   // Small limit: fuzz inputs are small, and a loader must never need more than the input.
-  const DeserializeOptions options{nullptr, std::uint64_t{1} << 24};
+  // Insecure sets allowed, so that the (toy) corpus parses deep into the payloads.
+  const DeserializeOptions options{nullptr, std::uint64_t{1} << 24, true};
   static const PbsParameters expected = default_parameters(MessageBits{2});
   const DeserializeOptions with_parameters{&expected, std::uint64_t{1} << 24};
   try {

@@ -16,6 +16,6 @@ for target in fuzz/fuzz_deserialize_*.cpp; do
   work=$(mktemp -d)
   cp tests/data/corpus/*.bin "$work/"
   echo "fuzzing $name for ${seconds}s"
-  "$out/$name" -max_total_time="$seconds" -max_len=65536 -print_final_stats=0 "$work" 2>&1 | tail -n 2
+  "$out/$name" -max_total_time="$seconds" -max_len=65536 -artifact_prefix="$out/" -print_final_stats=0 "$work" 2>&1 | tail -n 2
   rm -rf "$work"
 done

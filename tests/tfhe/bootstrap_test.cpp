@@ -198,12 +198,12 @@ TEST(PbsFailures, CountAgreesWithTheModelWhenFailuresAreFrequent) {
          log2_failure_probability_for_variance(MessageBits{p}, variance) < std::log2(0.03))
     ++p;
   const double p_fail = std::exp2(log2_failure_probability_for_variance(MessageBits{p}, variance));
-  ASSERT_GT(p_fail, 0.01);
+  ASSERT_GT(p_fail, 0.05);
   ASSERT_LE(std::size_t{2} << p, params.polynomial_size.value)
       << "parameters leave no room to squeeze";
   const MessageBits bits{p};
   Csprng rng(test_seed(500));
-  const std::size_t samples = 3000;
+  const std::size_t samples = 4000;  // >= 200 expected failures: both bounds below bite
   LweCiphertextList inputs(keys.client.big_dimension(), samples);
   std::vector<std::uint64_t> messages(samples);
   const std::size_t range = std::size_t{1} << p;
@@ -226,6 +226,7 @@ TEST(PbsFailures, CountAgreesWithTheModelWhenFailuresAreFrequent) {
   RecordProperty("failures", std::to_string(failures));
   RecordProperty("expected_failures", std::to_string(expected));
   // Binomial slack of 5 sigma, and a factor 2 for the model's approximations in the tail.
+  ASSERT_GT(expected / 2 - 5 * sigma, 0.0) << "the lower bound would be vacuous";
   EXPECT_LE(double(failures), 2 * expected + 5 * sigma)
       << "p = " << p << ", model p_fail " << p_fail;
   EXPECT_GE(double(failures), expected / 2 - 5 * sigma)

@@ -3,7 +3,9 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstring>
 
+#include "fheml/tfhe/engine.h"
 #include "fheml/tfhe/noise.h"
 #include "fheml/tfhe/parameters.h"
 #include "test_support.h"
@@ -40,23 +42,37 @@ TEST(Keyswitch, PreservesMessagesAndAddsTheModelledVariance) {
   EXPECT_NEAR(sum_sq / samples / expected, 1.0, 0.10 + 4 * std::sqrt(2.0 / samples));
 }
 
-TEST(Keyswitch, SeededKeyExpandsDeterministically) {
-  Csprng rng(test_seed(22));
-  const LweSecretKey in = generate_lwe_secret_key(LweDimension{600}, rng);
-  const LweSecretKey out = generate_lwe_secret_key(LweDimension{500}, rng);
-  const auto seeded = generate_seeded_keyswitch_key(
-      in.bits, out, DecompositionBaseLog{4}, DecompositionLevelCount{3},
-      NoiseStdDev{std::ldexp(1.0, -20)}, test_seed(5), rng);
-  EXPECT_EQ(seeded.bodies.size(), 600u * 3u);
-  EXPECT_EQ(expand(seeded), expand(seeded));
-  EXPECT_EQ(expand(seeded).data.size(), seeded.shape.length());
-}
-
 TEST(Keyswitch, RefusesWrongInputSize) {
   const auto& keys = test::keys_for(default_parameters(MessageBits{4}));
   LweCiphertext wrong(LweDimension{10});
   LweCiphertext small(keys.client.parameters.lwe_dimension);
   EXPECT_THROW(keyswitch(small.data, wrong.data, keys.server.keyswitch_key), std::invalid_argument);
+}
+
+}  // namespace
+}  // namespace fheml::tfhe
+
+namespace fheml::tfhe {
+namespace {
+
+// The server expands seeded keys straight into its compute forms; they must equal the forms
+// obtained through the full standard-domain keys.
+TEST(ServerKeyExpansion, DirectFormsEqualTheTwoStepForms) {
+  Csprng rng(test_seed(23));
+  const PbsParameters& p = default_parameters(MessageBits{2});
+  const ClientKey client = generate_client_key(p, rng);
+  const CompressedServerKey compressed = generate_compressed_server_key(client, rng, test_seed(24));
+  const KeyswitchKey32 direct_ks = expand_to_compute_form(compressed.keyswitch_key);
+  const KeyswitchKey32 two_step_ks = to_compute_form(expand(compressed.keyswitch_key));
+  EXPECT_EQ(direct_ks.shape, two_step_ks.shape);
+  EXPECT_EQ(direct_ks.data, two_step_ks.data);
+  ThreadPool pool(3);
+  const FourierBootstrapKey direct_bsk = expand_to_fourier(compressed.bootstrap_key, pool);
+  const FourierBootstrapKey two_step_bsk = to_fourier(expand(compressed.bootstrap_key));
+  EXPECT_EQ(direct_bsk.shape, two_step_bsk.shape);
+  // Bit-identical: same FFT plan, same inputs, whichever thread converts a GGSW.
+  EXPECT_TRUE(std::memcmp(direct_bsk.data.data(), two_step_bsk.data.data(),
+                          direct_bsk.data.size() * sizeof(double)) == 0);
 }
 
 }  // namespace

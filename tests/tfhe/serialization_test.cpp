@@ -67,7 +67,7 @@ const Objects& objects() {
   static const Objects o = [] {
     Objects o;
     Csprng rng(test_seed(1));
-    o.client = generate_client_key(o.parameters, rng);
+    o.client = generate_client_key(o.parameters, rng, SecurityCheck::kAllowInsecureForTests);
     o.ciphertext = encrypt(o.client, 5, kBits, rng);
     o.list = LweCiphertextList(o.client.big_dimension(), 3);
     for (std::size_t i = 0; i < 3; ++i) {
@@ -89,8 +89,15 @@ const Objects& objects() {
   return o;
 }
 
+// The objects use toy parameters, so every load opts in to insecure parameters; the refusal by
+// default is tested separately (RefusesInsecureParametersByDefault).
+DeserializeOptions toy(DeserializeOptions o) {
+  o.allow_insecure_parameters = true;
+  return o;
+}
+
 #define FHEML_LOADER(fn) \
-  [](std::span<const std::uint8_t> b, const DeserializeOptions& o) { (void)fn(b, o); }
+  [](std::span<const std::uint8_t> b, const DeserializeOptions& o) { (void)fn(b, toy(o)); }
 
 const std::map<std::string, Loader>& loaders() {
   static const std::map<std::string, Loader> table = {
@@ -186,9 +193,9 @@ template <class T, class Load>
 void expect_round_trip(const T& value, Load load) {
   const Bytes bytes = serialize(value);
   EXPECT_EQ(bytes.size(), serialized_size(value));
-  EXPECT_EQ(load(bytes, DeserializeOptions{}), value);
+  EXPECT_EQ(load(bytes, toy({})), value);
   const PbsParameters p = toy_parameters();
-  EXPECT_EQ(load(bytes, DeserializeOptions{&p}), value);
+  EXPECT_EQ(load(bytes, toy({&p})), value);
   EXPECT_EQ(serialize(value), bytes);  // deterministic
 }
 
@@ -208,7 +215,7 @@ TEST(Serialization, RoundTripsEveryType) {
 
   const Bytes client_bytes = serialize(o.client);
   EXPECT_EQ(client_bytes.size(), serialized_size(o.client));
-  const ClientKey client = deserialize_client_key(client_bytes);
+  const ClientKey client = deserialize_client_key(client_bytes, toy({}));
   EXPECT_EQ(client.parameters, o.client.parameters);
   EXPECT_EQ(client.small_key, o.client.small_key);
   EXPECT_EQ(client.glwe_key, o.client.glwe_key);
@@ -217,7 +224,7 @@ TEST(Serialization, RoundTripsEveryType) {
 
   const Bytes server_bytes = serialize(o.server);
   EXPECT_EQ(server_bytes.size(), serialized_size(o.server));
-  const CompressedServerKey server = deserialize_compressed_server_key(server_bytes);
+  const CompressedServerKey server = deserialize_compressed_server_key(server_bytes, toy({}));
   EXPECT_EQ(server.parameters, o.server.parameters);
   EXPECT_EQ(server.keyswitch_key, o.server.keyswitch_key);
   EXPECT_EQ(server.bootstrap_key, o.server.bootstrap_key);
@@ -245,7 +252,7 @@ TEST(Serialization, BindingBareObjectsToParameters) {
   const PbsParameters other = other_parameters();
   const Bytes bound = serialize(o.ciphertext, SerializeOptions{&p});
   EXPECT_EQ(get_u64(bound, 12), fingerprint(p));
-  EXPECT_EQ(deserialize_lwe_ciphertext(bound, DeserializeOptions{&p}), o.ciphertext);
+  EXPECT_EQ(deserialize_lwe_ciphertext(bound, toy({&p})), o.ciphertext);
   EXPECT_TRUE(refused(loaders().at("LweCiphertext"), bound, "parameter fingerprint",
                       DeserializeOptions{&other}));
   // Binding to parameters the object does not fit is a caller error, caught when writing.
@@ -446,11 +453,12 @@ Bytes read_file(const std::filesystem::path& path) {
 
 TEST(SerializationCorpus, VersionOneBlobsStillLoad) {
   const auto dir = corpus_dir();
-  const ClientKey client = deserialize_client_key(read_file(dir / "client_key.v1.bin"));
-  const PbsParameters p = deserialize_pbs_parameters(read_file(dir / "pbs_parameters.v1.bin"));
+  const ClientKey client = deserialize_client_key(read_file(dir / "client_key.v1.bin"), toy({}));
+  const PbsParameters p =
+      deserialize_pbs_parameters(read_file(dir / "pbs_parameters.v1.bin"), toy({}));
   EXPECT_EQ(p, toy_parameters());
   EXPECT_EQ(client.parameters, p);
-  const DeserializeOptions expect{&p};
+  const DeserializeOptions expect = toy({&p});
   const LweCiphertext ct =
       deserialize_lwe_ciphertext(read_file(dir / "lwe_ciphertext.v1.bin"), expect);
   EXPECT_EQ(decrypt(client, ct.data, kBits), 5u);
@@ -460,11 +468,14 @@ TEST(SerializationCorpus, VersionOneBlobsStillLoad) {
   ASSERT_EQ(list.count(), 4u);
   for (std::size_t i = 0; i < 4; ++i) EXPECT_EQ(decrypt(client, list.at(i), kBits), i + 1);
   const CompressedServerKey server =
-      deserialize_compressed_server_key(read_file(dir / "compressed_server_key.v1.bin"));
+      deserialize_compressed_server_key(read_file(dir / "compressed_server_key.v1.bin"), toy({}));
   EXPECT_EQ(server.parameters.lwe_dimension, LweDimension{4});
-  EXPECT_EQ(server.parameters.polynomial_size, PolynomialSize{16});
-  EXPECT_EQ(server.keyswitch_key.bodies.size(), 16u * 2u);
-  EXPECT_EQ(server.bootstrap_key.bodies.size(), 4u * 2u * 2u * 16u);
+  EXPECT_EQ(server.parameters.polynomial_size, PolynomialSize{32});
+  EXPECT_EQ(server.keyswitch_key.bodies.size(), 32u * 2u);
+  EXPECT_EQ(server.bootstrap_key.bodies.size(), 4u * 2u * 2u * 32u);
+  // Runnable by the server: the shapes match the parameters and the FFT takes N = 32.
+  const ServerKey expanded = decompress(server);
+  EXPECT_EQ(expanded.bootstrap_key.data.size(), server.bootstrap_key.shape.length());
 }
 
 // Every row "| `file` | Type | `fragment` |" of the corpus README: the blob must be refused by
@@ -497,6 +508,30 @@ TEST(SerializationCorpus, ReadmeRowsHold) {
     }
   }
   EXPECT_GE(rows, 10);
+}
+
+TEST(Serialization, RefusesInsecureParametersByDefault) {
+  const Objects& o = objects();
+  for (const auto& [type, blob] :
+       {std::pair{std::string("PbsParameters"), serialize(o.parameters)},
+        std::pair{std::string("ClientKey"), serialize(o.client)},
+        std::pair{std::string("CompressedServerKey"), serialize(o.server)}}) {
+    bool refused_insecure = false;
+    try {
+      if (type == "PbsParameters") (void)deserialize_pbs_parameters(blob);
+      if (type == "ClientKey") (void)deserialize_client_key(blob);
+      if (type == "CompressedServerKey") (void)deserialize_compressed_server_key(blob);
+    } catch (const DeserializationError& e) {
+      refused_insecure = std::string(e.what()).find("128-bit security") != std::string::npos;
+    }
+    EXPECT_TRUE(refused_insecure) << type;
+  }
+  // And key generation refuses them unless a test asks otherwise.
+  Csprng rng(test_seed(9));
+  EXPECT_THROW((void)generate_client_key(o.parameters, rng), std::invalid_argument);
+  // The built-in sets pass.
+  const Bytes secure = serialize(default_parameters(MessageBits{4}));
+  EXPECT_EQ(deserialize_pbs_parameters(secure), default_parameters(MessageBits{4}));
 }
 
 }  // namespace

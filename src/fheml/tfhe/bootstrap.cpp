@@ -24,40 +24,77 @@ SeededBootstrapKey generate_seeded_bootstrap_key(const LweSecretKey& input_key,
   const std::size_t k = g.glwe_dimension.value;
   const std::size_t bodies_per_ggsw = g.row_count() * n;
   key.bodies.resize(input_key.dimension().value * bodies_per_ggsw);
-  std::vector<Torus> ggsw(g.length());
-  for (std::size_t i = 0; i < input_key.dimension().value; ++i) {
+  // GGSW i takes its masks from keystream i of the public seed and its noise from keystream i of
+  // a secret seed drawn from noise_rng: independent, so the n encryptions run in parallel.
+  const Seed noise_seed = noise_rng.derive_seed();
+  ThreadPool& pool = ThreadPool::global();
+  std::vector<std::vector<Torus>> buffers(pool.size());
+  pool.parallel_for(input_key.dimension().value, [&](std::size_t i, std::size_t worker) {
+    auto& ggsw = buffers[worker];
+    ggsw.resize(g.length());
     Csprng mask_rng(mask_seed, i);
+    Csprng ggsw_noise(noise_seed, i);
     encrypt_ggsw(ggsw, output_key, static_cast<std::int64_t>(input_key.bits[i]), g, noise, mask_rng,
-                 noise_rng);
+                 ggsw_noise);
     for (std::size_t row = 0; row < g.row_count(); ++row) {
       std::copy_n(ggsw.begin() + row * g.row_length() + k * n, n,
                   key.bodies.begin() + i * bodies_per_ggsw + row * n);
     }
-  }
+  });
   return key;
 }
 
-BootstrapKey expand(const SeededBootstrapKey& seeded) {
+namespace {
+
+// GGSW i of a seeded key: masks from keystream i, bodies from the key.
+void expand_ggsw(std::span<Torus> out, const SeededBootstrapKey& seeded, std::size_t i) {
   const GgswShape& g = seeded.shape.ggsw;
   const std::size_t n = g.polynomial_size.value;
   const std::size_t k = g.glwe_dimension.value;
   const std::size_t bodies_per_ggsw = g.row_count() * n;
-  require_size("seeded bootstrap key bodies", seeded.shape.input_dimension.value * bodies_per_ggsw,
+  Csprng mask_rng(seeded.seed, i);
+  for (std::size_t row = 0; row < g.row_count(); ++row) {
+    Torus* glwe = out.data() + row * g.row_length();
+    mask_rng.fill_u64(std::span<Torus>(glwe, k * n));
+    std::copy_n(seeded.bodies.begin() + i * bodies_per_ggsw + row * n, n, glwe + k * n);
+  }
+}
+
+void check_seeded_bodies(const SeededBootstrapKey& seeded) {
+  const GgswShape& g = seeded.shape.ggsw;
+  require_size("seeded bootstrap key bodies",
+               seeded.shape.input_dimension.value * g.row_count() * g.polynomial_size.value,
                seeded.bodies.size());
+}
+
+}  // namespace
+
+BootstrapKey expand(const SeededBootstrapKey& seeded) {
+  check_seeded_bodies(seeded);
+  const GgswShape& g = seeded.shape.ggsw;
   BootstrapKey key{seeded.shape, std::vector<Torus>(seeded.shape.length())};
   for (std::size_t i = 0; i < seeded.shape.input_dimension.value; ++i) {
-    Csprng mask_rng(seeded.seed, i);
-    Torus* ggsw = key.data.data() + i * g.length();
-    for (std::size_t row = 0; row < g.row_count(); ++row) {
-      Torus* glwe = ggsw + row * g.row_length();
-      mask_rng.fill_u64(std::span<Torus>(glwe, k * n));
-      std::copy_n(seeded.bodies.begin() + i * bodies_per_ggsw + row * n, n, glwe + k * n);
-    }
+    expand_ggsw(std::span<Torus>(key.data).subspan(i * g.length(), g.length()), seeded, i);
   }
   return key;
 }
 
+FourierBootstrapKey expand_to_fourier(const SeededBootstrapKey& seeded, ThreadPool& pool) {
+  check_seeded_bodies(seeded);
+  const GgswShape& g = seeded.shape.ggsw;
+  FourierBootstrapKey out{seeded.shape, std::vector<double>(seeded.shape.length())};
+  std::vector<std::vector<Torus>> buffers(pool.size());
+  pool.parallel_for(seeded.shape.input_dimension.value, [&](std::size_t i, std::size_t worker) {
+    auto& ggsw = buffers[worker];
+    ggsw.resize(g.length());
+    expand_ggsw(ggsw, seeded, i);
+    ggsw_to_fourier(std::span<double>(out.data).subspan(i * g.length(), g.length()), ggsw, g);
+  });
+  return out;
+}
+
 FourierBootstrapKey to_fourier(const BootstrapKey& key) {
+  require_size("bootstrap key length", key.shape.length(), key.data.size());
   FourierBootstrapKey out{key.shape, std::vector<double>(key.shape.length())};
   const std::size_t len = key.shape.ggsw.length();
   for (std::size_t i = 0; i < key.shape.input_dimension.value; ++i) {
@@ -79,6 +116,12 @@ LookupTable make_lookup_table(PolynomialSize n, MessageBits input_bits,
         "the number of lookup tables in one bootstrap must be a power of two, "
         "found " +
         std::to_string(count));
+  }
+  if (input_bits.value < 1 || (std::size_t{1} << input_bits.value) > n.value / 2) {
+    throw_invalid_argument("a " + std::to_string(input_bits.value) +
+                           "-bit lookup needs a polynomial size of at least 2^" +
+                           std::to_string(input_bits.value + 1) + ", found " +
+                           std::to_string(n.value));
   }
   const std::size_t messages = std::size_t{1} << input_bits.value;
   for (const auto& table : outputs) require_size("lookup table entries", messages, table.size());
@@ -114,7 +157,28 @@ LookupTable make_lookup_table(PolynomialSize n, MessageBits input_bits,
 }
 
 BootstrapScratch::BootstrapScratch(const BootstrapShape& shape)
-    : external_product_(shape.ggsw), difference_(shape.ggsw.row_length()) {}
+    : external_product_(shape.ggsw),
+      difference_(shape.ggsw.row_length()),
+      accumulator_(shape.ggsw.row_length()) {}
+
+namespace {
+
+// A LookupTable is plain data: check it fits the key before trusting its fields.
+void check_table(const LookupTable& table, const BootstrapShape& shape) {
+  const std::size_t n = shape.ggsw.polynomial_size.value;
+  require_size("lookup table polynomial size", n, table.polynomial_size.value);
+  require_size("lookup table coefficients", n, table.polynomial.size());
+  const std::size_t count = table.function_count;
+  if (count == 0 || !std::has_single_bit(count) || table.input_bits.value < 1 ||
+      table.input_bits.value >= 32 || 2 * (std::size_t{1} << table.input_bits.value) * count > n) {
+    throw_invalid_argument("lookup table shape (" + std::to_string(count) + " tables of " +
+                           std::to_string(table.input_bits.value) +
+                           " bits) does not fit polynomial size " + std::to_string(n) +
+                           ": build it with make_lookup_table");
+  }
+}
+
+}  // namespace
 
 std::size_t modulus_switch(Torus x, PolynomialSize n) {
   const int log2_2n = std::countr_zero(n.value) + 1;
@@ -130,7 +194,8 @@ void blind_rotate(std::span<Torus> accumulator, std::span<const Torus> small_lwe
   const std::size_t n = g.polynomial_size.value;
   const std::size_t size = glwe_size(g.glwe_dimension);
   require_size("bootstrap input dimension", lwe_size(shape.input_dimension), small_lwe.size());
-  require_size("lookup table polynomial size", n, table.polynomial_size.value);
+  require_size("bootstrap key length", shape.length(), key.data.size());
+  check_table(table, shape);
   FHEML_ASSERT_EQ(accumulator.size(), g.row_length());
 
   // Start from the trivial encryption of X^(-b~) * table.
@@ -157,8 +222,9 @@ void programmable_bootstrap(std::span<Torus> outputs, std::span<const Torus> sma
                             BootstrapScratch& scratch) {
   const GgswShape& g = key.shape.ggsw;
   const std::size_t out_size = lwe_size(key.shape.output_dimension());
+  check_table(table, key.shape);
   require_size("bootstrap output length", table.function_count * out_size, outputs.size());
-  std::vector<Torus> accumulator(g.row_length());
+  std::span<Torus> accumulator(scratch.accumulator_);
   blind_rotate(accumulator, small_lwe, key, table, scratch);
   const std::size_t box =
       g.polynomial_size.value / ((std::size_t{1} << table.input_bits.value) * table.function_count);

@@ -11,6 +11,7 @@
 #include "fheml/tfhe/ggsw.h"
 #include "fheml/tfhe/glwe.h"
 #include "fheml/tfhe/lwe.h"
+#include "fheml/tfhe/thread_pool.h"
 #include "fheml/tfhe/types.h"
 
 namespace fheml::tfhe {
@@ -55,6 +56,9 @@ SeededBootstrapKey generate_seeded_bootstrap_key(const LweSecretKey& input_key,
                                                  const Seed& mask_seed, Csprng& noise_rng);
 BootstrapKey expand(const SeededBootstrapKey& seeded);
 FourierBootstrapKey to_fourier(const BootstrapKey& key);
+// Straight from the seeded form, one GGSW at a time on the pool's threads: never holds the
+// standard-domain key (2 GB at 8 bits). Bit-identical to to_fourier(expand(seeded)).
+FourierBootstrapKey expand_to_fourier(const SeededBootstrapKey& seeded, ThreadPool& pool);
 
 // A test polynomial holding `function_count` tables of 2^input_bits entries, interleaved so
 // that one blind rotation serves all of them (Chillotti-Ligier-Orfila-Tap 2021, "many-LUT").
@@ -83,8 +87,12 @@ class BootstrapScratch {
  private:
   friend void blind_rotate(std::span<Torus>, std::span<const Torus>, const FourierBootstrapKey&,
                            const LookupTable&, BootstrapScratch&);
+  friend void programmable_bootstrap(std::span<Torus>, std::span<const Torus>,
+                                     const FourierBootstrapKey&, const LookupTable&,
+                                     BootstrapScratch&);
   ExternalProductScratch external_product_;
   std::vector<Torus> difference_;
+  std::vector<Torus> accumulator_;
 };
 
 // Rounds a torus value to Z_{2N}: the modulus switch before blind rotation.

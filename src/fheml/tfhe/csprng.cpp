@@ -7,6 +7,7 @@
 #include <cstring>
 #include <numbers>
 #include <stdexcept>
+#include <string>
 
 namespace fheml::tfhe {
 namespace {
@@ -76,6 +77,11 @@ void Csprng::fill_bits(std::span<std::uint64_t> out) {
 }
 
 Torus Csprng::gaussian_noise(NoiseStdDev std) {
+  // Beyond 2^-10 the scaled sample could leave the int64 range; no secure set comes close.
+  if (!(std.value >= 0.0 && std.value <= 0x1p-10)) {
+    throw std::invalid_argument("noise standard deviation must be in [0, 2^-10], found " +
+                                std::to_string(std.value));
+  }
   double z;
   if (has_spare_gaussian_) {
     z = spare_gaussian_;
@@ -92,6 +98,29 @@ Torus Csprng::gaussian_noise(NoiseStdDev std) {
   const double scaled = std::nearbyint(z * std.value * 0x1.0p64);
   // |scaled| < 2^63 for every standard deviation a secure parameter set uses (<= 2^-10).
   return static_cast<Torus>(static_cast<std::int64_t>(scaled));
+}
+
+Seed derive_seed(const Seed& parent, std::string_view label) {
+  ensure_sodium();
+  Seed child;
+  // Keyed BLAKE2b: a PRF of the parent seed, one output per label (domain separation).
+  crypto_generichash(child.data(), child.size(),
+                     reinterpret_cast<const unsigned char*>(label.data()), label.size(),
+                     parent.data(), parent.size());
+  return child;
+}
+
+Csprng::~Csprng() {
+  sodium_memzero(key_.data(), key_.size());
+  sodium_memzero(buffer_.data(), buffer_.size() * sizeof(std::uint64_t));
+}
+
+Seed Csprng::derive_seed() {
+  std::array<std::uint64_t, kSeedBytes / 8> words;
+  fill_u64(words);
+  Seed seed;
+  std::memcpy(seed.data(), words.data(), seed.size());
+  return seed;
 }
 
 void Csprng::add_gaussian_noise(std::span<Torus> out, NoiseStdDev std) {

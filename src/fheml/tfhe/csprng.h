@@ -10,6 +10,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <span>
+#include <string_view>
 
 #include "fheml/tfhe/types.h"
 
@@ -24,10 +25,21 @@ Seed random_seed();
 // Deterministic seed for reproducible tests: never use it for real keys.
 Seed test_seed(std::uint64_t value);
 
+// A child seed for one purpose: a keyed BLAKE2b of the parent under `label`, so that different
+// labels give independent seeds (e.g. the masks of the key switching and bootstrap keys).
+Seed derive_seed(const Seed& parent, std::string_view label);
+
 class Csprng {
  public:
   // `stream` selects an independent keystream (the ChaCha20 nonce) under the same seed.
   explicit Csprng(const Seed& seed, std::uint64_t stream = 0);
+  // Not copyable: a copy of a noise generator would replay the same noise.
+  Csprng(const Csprng&) = delete;
+  Csprng& operator=(const Csprng&) = delete;
+  Csprng(Csprng&&) = default;
+  Csprng& operator=(Csprng&&) = default;
+  // Wipes the key and the buffered keystream.
+  ~Csprng();
 
   std::uint64_t next_u64();
   void fill_u64(std::span<std::uint64_t> out);
@@ -40,6 +52,10 @@ class Csprng {
   // Concrete; the variance difference from rounding, 1/12 of a unit, is negligible).
   void add_gaussian_noise(std::span<Torus> out, NoiseStdDev std);
   Torus gaussian_noise(NoiseStdDev std);
+  // A seed drawn from this generator: the key of independent child streams (one per key entry,
+  // so that key generation can run in parallel and stay reproducible). As secret as this
+  // generator's output.
+  Seed derive_seed();
 
  private:
   void refill();

@@ -31,13 +31,12 @@ inline void digits_from_state(Torus state, std::size_t base_log, std::size_t lev
   const Torus mask = (Torus{1} << base_log) - 1;
   const std::int64_t half = std::int64_t{1} << (base_log - 1);
   for (std::size_t j = level; j-- > 0;) {
-    std::int64_t d = static_cast<std::int64_t>(state & mask);
-    state >>= base_log;
+    const Torus d = state & mask;
     // Balanced digit: a digit >= B/2 becomes d - B and carries one into the next level.
-    const std::int64_t carry = d >= half;
-    d -= carry << base_log;
-    state += static_cast<Torus>(carry);
-    out[j * stride] = d;
+    // Unsigned arithmetic, converted at the end: no signed overflow for any base.
+    const Torus carry = d >= static_cast<Torus>(half) ? 1 : 0;
+    state = (state >> base_log) + carry;
+    out[j * stride] = static_cast<std::int64_t>(d - (carry << base_log));
   }
 }
 

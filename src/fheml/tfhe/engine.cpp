@@ -7,7 +7,9 @@
 
 namespace fheml::tfhe {
 
-ClientKey generate_client_key(const PbsParameters& parameters, Csprng& secret_rng) {
+ClientKey generate_client_key(const PbsParameters& parameters, Csprng& secret_rng,
+                              SecurityCheck check) {
+  validate(parameters, check);
   ClientKey key{
       parameters, generate_lwe_secret_key(parameters.lwe_dimension, secret_rng),
       generate_glwe_secret_key(parameters.glwe_dimension, parameters.polynomial_size, secret_rng)};
@@ -21,21 +23,33 @@ CompressedServerKey generate_compressed_server_key(const ClientKey& client, Cspr
 CompressedServerKey generate_compressed_server_key(const ClientKey& client, Csprng& noise_rng,
                                                    const Seed& mask_seed) {
   const PbsParameters& p = client.parameters;
-  // Two independent mask streams from one seed: derive the bootstrap key's by flipping a byte,
-  // which selects a different ChaCha20 key (streams of one key are indexed by entry).
-  Seed bsk_seed = mask_seed;
-  bsk_seed[kSeedBytes - 1] ^= 0x5A;
+  // The client key was validated when generated or loaded; here only what this code relies on.
+  validate(p, SecurityCheck::kAllowInsecureForTests);
+  // Independent mask seeds per key, derived with domain separation (each key indexes its own
+  // streams by entry).
+  const Seed ksk_seed = derive_seed(mask_seed, "fheml keyswitch key masks");
+  const Seed bsk_seed = derive_seed(mask_seed, "fheml bootstrap key masks");
   return CompressedServerKey{
       p,
       generate_seeded_keyswitch_key(client.glwe_key.as_lwe_key(), client.small_key, p.ks_base_log,
-                                    p.ks_level, p.lwe_noise, mask_seed, noise_rng),
+                                    p.ks_level, p.lwe_noise, ksk_seed, noise_rng),
       generate_seeded_bootstrap_key(client.small_key, client.glwe_key, p.pbs_base_log, p.pbs_level,
                                     p.glwe_noise, bsk_seed, noise_rng)};
 }
 
 ServerKey decompress(const CompressedServerKey& compressed) {
-  return ServerKey{compressed.parameters, to_compute_form(expand(compressed.keyswitch_key)),
-                   to_fourier(expand(compressed.bootstrap_key))};
+  const PbsParameters& p = compressed.parameters;
+  validate(p, SecurityCheck::kAllowInsecureForTests);
+  const KeyswitchShape ks{extracted_lwe_dimension(p.glwe_dimension, p.polynomial_size),
+                          p.lwe_dimension, p.ks_base_log, p.ks_level};
+  const BootstrapShape bs{p.lwe_dimension,
+                          {p.glwe_dimension, p.polynomial_size, p.pbs_base_log, p.pbs_level}};
+  if (!(compressed.keyswitch_key.shape == ks) || !(compressed.bootstrap_key.shape == bs)) {
+    throw_invalid_argument("server key shapes do not match its parameters (" + describe(p) +
+                           "): the key is corrupt or was built for other parameters");
+  }
+  return ServerKey{compressed.parameters, expand_to_compute_form(compressed.keyswitch_key),
+                   expand_to_fourier(compressed.bootstrap_key, ThreadPool::global())};
 }
 
 KeySizes key_sizes(const PbsParameters& p) {
@@ -96,10 +110,19 @@ LweCiphertextList keyswitch_bootstrap(const ServerKey& key, std::span<const Toru
 LweCiphertextList keyswitch_bootstrap_batch(const ServerKey& key, const LweCiphertextList& inputs,
                                             std::span<const LookupTable* const> tables,
                                             ThreadPool& pool) {
+  if (inputs.data.size() % lwe_size(inputs.dimension) != 0) {
+    throw_invalid_argument("batch input holds " + std::to_string(inputs.data.size()) +
+                           " words, not a whole number of ciphertexts of dimension " +
+                           std::to_string(inputs.dimension.value));
+  }
   const std::size_t count = inputs.count();
+  if (tables.empty()) throw_invalid_argument("a batch needs at least one lookup table");
   if (tables.size() != 1) require_size("lookup tables in a batch", count, tables.size());
-  const std::size_t outputs_per_input = tables[0]->function_count;
   for (const auto* t : tables) {
+    if (t == nullptr) throw_invalid_argument("null lookup table in a batch");
+  }
+  const std::size_t outputs_per_input = tables[0]->function_count;
+  for (const LookupTable* t : tables) {
     require_size("tables per bootstrap (all tables of a batch must agree)", outputs_per_input,
                  t->function_count);
   }

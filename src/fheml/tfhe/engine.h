@@ -29,7 +29,10 @@ struct ClientKey {
   }
 };
 
-ClientKey generate_client_key(const PbsParameters& parameters, Csprng& secret_rng);
+// Refuses (std::invalid_argument) parameters that validate() rejects, insecure ones included
+// unless `check` says otherwise (tests only).
+ClientKey generate_client_key(const PbsParameters& parameters, Csprng& secret_rng,
+                              SecurityCheck check = SecurityCheck::kRequire128);
 
 // Evaluation keys as they travel: masks regenerated from seeds.
 struct CompressedServerKey {
@@ -49,6 +52,7 @@ struct ServerKey {
 CompressedServerKey generate_compressed_server_key(const ClientKey& client, Csprng& noise_rng);
 CompressedServerKey generate_compressed_server_key(const ClientKey& client, Csprng& noise_rng,
                                                    const Seed& mask_seed);
+// Checks that the parameters are runnable and that both keys have the shapes they imply.
 ServerKey decompress(const CompressedServerKey& compressed);
 
 // Sizes in bytes, as they travel and as the server holds them.

@@ -43,6 +43,9 @@ void extract_lwe_sample(std::span<Torus> out, std::span<const Torus> glwe, GlweD
   const std::size_t big_n = n.value;
   FHEML_ASSERT_EQ(out.size(), k.value * big_n + 1);
   FHEML_ASSERT_EQ(glwe.size(), (k.value + 1) * big_n);
+  if (index >= big_n) {
+    throw_size_mismatch("sample extraction index (must be below N)", big_n - 1, index);
+  }
   // Coefficient `index` of A_r * S_r is sum_j A_r[index - j] S_r[j], with a sign flip when the
   // index wraps (X^N = -1).
   for (std::size_t r = 0; r < k.value; ++r) {

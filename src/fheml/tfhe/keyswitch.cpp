@@ -4,6 +4,7 @@
 
 #include "fheml/tfhe/decomposition.h"
 #include "fheml/tfhe/errors.h"
+#include "fheml/tfhe/thread_pool.h"
 
 namespace fheml::tfhe {
 namespace {
@@ -38,15 +39,22 @@ SeededKeyswitchKey generate_seeded_keyswitch_key(std::span<const std::uint64_t> 
   key.seed = mask_seed;
   key.bodies.resize(key.shape.entry_count());
   const Decomposer decomposer(base_log, level);
-  std::vector<Torus> ct(lwe_size(output_key.dimension()));
-  for (std::size_t i = 0; i < input_key.size(); ++i) {
+  // Entry row i: masks from keystream i of the public seed, noise from keystream i of a secret
+  // seed drawn from noise_rng, so rows are independent and generated in parallel.
+  const Seed noise_seed = noise_rng.derive_seed();
+  ThreadPool& pool = ThreadPool::global();
+  std::vector<std::vector<Torus>> buffers(pool.size());
+  pool.parallel_for(input_key.size(), [&](std::size_t i, std::size_t worker) {
+    auto& ct = buffers[worker];
+    ct.resize(lwe_size(output_key.dimension()));
     Csprng mask_rng(mask_seed, i);
+    Csprng row_noise(noise_seed, i);
     for (std::size_t j = 0; j < level.value; ++j) {
       encrypt_lwe(ct, output_key.bits, input_key[i] * decomposer.gadget(j), noise, mask_rng,
-                  noise_rng);
+                  row_noise);
       key.bodies[i * level.value + j] = ct.back();
     }
-  }
+  });
   return key;
 }
 
@@ -71,6 +79,7 @@ void keyswitch(std::span<Torus> out, std::span<const Torus> in, const KeyswitchK
   const KeyswitchShape& shape = key.shape;
   require_size("key switch input length", lwe_size(shape.input_dimension), in.size());
   require_size("key switch output length", lwe_size(shape.output_dimension), out.size());
+  require_size("key switching key length", shape.length(), key.data.size());
   const std::size_t size = lwe_size(shape.output_dimension);
   const std::size_t level = shape.level.value;
   const Decomposer decomposer(shape.base_log, shape.level);
@@ -94,10 +103,30 @@ KeyswitchKey32 to_compute_form(const KeyswitchKey& key) {
   return out;
 }
 
+KeyswitchKey32 expand_to_compute_form(const SeededKeyswitchKey& seeded) {
+  const KeyswitchShape& shape = seeded.shape;
+  require_size("seeded key switching key bodies", shape.entry_count(), seeded.bodies.size());
+  KeyswitchKey32 key{shape, std::vector<std::uint32_t>(shape.length())};
+  const std::size_t n = shape.output_dimension.value;
+  std::vector<Torus> mask(n);
+  for (std::size_t i = 0; i < shape.input_dimension.value; ++i) {
+    Csprng mask_rng(seeded.seed, i);
+    for (std::size_t j = 0; j < shape.level.value; ++j) {
+      const std::size_t e = i * shape.level.value + j;
+      std::uint32_t* entry = key.data.data() + e * (n + 1);
+      mask_rng.fill_u64(mask);
+      for (std::size_t t = 0; t < n; ++t) entry[t] = round_to_top32(mask[t]);
+      entry[n] = round_to_top32(seeded.bodies[e]);
+    }
+  }
+  return key;
+}
+
 void keyswitch(std::span<Torus> out, std::span<const Torus> in, const KeyswitchKey32& key) {
   const KeyswitchShape& shape = key.shape;
   require_size("key switch input length", lwe_size(shape.input_dimension), in.size());
   require_size("key switch output length", lwe_size(shape.output_dimension), out.size());
+  require_size("key switching key length", shape.length(), key.data.size());
   const std::size_t size = lwe_size(shape.output_dimension);
   const std::size_t level = shape.level.value;
   const Decomposer decomposer(shape.base_log, shape.level);

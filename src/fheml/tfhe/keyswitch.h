@@ -60,6 +60,8 @@ struct KeyswitchKey32 {
 };
 
 KeyswitchKey32 to_compute_form(const KeyswitchKey& key);
+// Straight from the seeded form, without materialising the 64-bit key (1.4 GB at 8 bits).
+KeyswitchKey32 expand_to_compute_form(const SeededKeyswitchKey& seeded);
 
 // out (output dimension + 1) = key switch of in (input dimension + 1).
 void keyswitch(std::span<Torus> out, std::span<const Torus> in, const KeyswitchKey& key);

@@ -31,6 +31,7 @@ Torus encode(std::uint64_t message, MessageBits p) {
 }
 
 std::uint64_t decode(Torus plaintext, MessageBits p) {
+  (void)delta(p);  // validates p
   const int shift = 63 - static_cast<int>(p.value);
   const Torus rounded = (plaintext + (Torus{1} << (shift - 1))) >> shift;
   return rounded & ((std::uint64_t{1} << p.value) - 1);

@@ -77,7 +77,9 @@ void lwe_mul_scalar_assign(std::span<Torus> ct, std::int64_t scalar);
 void lwe_add_plaintext_assign(std::span<Torus> ct, Torus plaintext);
 
 // --- Seeded (compressed) ciphertexts: the masks of ciphertext i are the keystream i of `seed`,
-// so a list of LWE ciphertexts travels as one seed plus one body each.
+// so a list of LWE ciphertexts travels as one seed plus one body each. `mask_seed` must be fresh
+// for every list (random_seed()): two lists under one key and one seed share their masks, and
+// the difference of their bodies would reveal the difference of their messages.
 struct SeededLweCiphertextList {
   LweDimension dimension{0};
   Seed seed{};

@@ -7,6 +7,7 @@
 #include <limits>
 #include <stdexcept>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "fheml/tfhe/noise.h"
@@ -321,6 +322,53 @@ std::optional<PbsParameters> search_parameters(MessageBits p, const SearchOption
     }
   }
   return found;
+}
+
+void validate(const PbsParameters& p, SecurityCheck check) {
+  const auto fail = [&](const std::string& what) {
+    throw std::invalid_argument("invalid parameter set (" + describe(p) + "): " + what);
+  };
+  const std::size_t k = p.glwe_dimension.value;
+  const std::size_t big_n = p.polynomial_size.value;
+  const std::size_t n = p.lwe_dimension.value;
+  if (k < 1 || k > 16) fail("GLWE dimension k must be in 1..16, found " + std::to_string(k));
+  if (big_n < 32 || big_n > (std::size_t{1} << 17) || (big_n & (big_n - 1)) != 0) {
+    fail("polynomial size N must be a power of two in [32, 131072], found " +
+         std::to_string(big_n));
+  }
+  if (n < 1 || n > (std::size_t{1} << 21)) {
+    fail("LWE dimension n must be in 1..2^21, found " + std::to_string(n));
+  }
+  const auto check_decomposition = [&](const char* which, DecompositionBaseLog base,
+                                       DecompositionLevelCount level, std::size_t max_product) {
+    if (base.value < 1 || base.value > 32 || level.value < 1 ||
+        base.value * level.value > max_product) {
+      fail(std::string(which) + " decomposition needs base_log in 1..32, level >= 1 and " +
+           "base_log * level <= " + std::to_string(max_product) + ", found base_log " +
+           std::to_string(base.value) + ", level " + std::to_string(level.value));
+    }
+  };
+  check_decomposition("bootstrap", p.pbs_base_log, p.pbs_level, 52);
+  check_decomposition("key switching", p.ks_base_log, p.ks_level, 63);
+  for (const auto& [name, noise] :
+       {std::pair{"LWE", p.lwe_noise}, std::pair{"GLWE", p.glwe_noise}}) {
+    if (!std::isfinite(noise.value) || noise.value <= 0 || noise.value > 0x1p-10) {
+      fail(std::string(name) + " noise standard deviation must be in (0, 2^-10], found " +
+           std::to_string(noise.value));
+    }
+  }
+  if (check == SecurityCheck::kRequire128) {
+    if (!is_secure_128(n, p.lwe_noise)) {
+      fail("the LWE noise is below the 128-bit security curve for n = " + std::to_string(n) +
+           " (or n < 450): use default_parameters() or search_parameters()");
+    }
+    if (!is_secure_128(k * big_n, p.glwe_noise)) {
+      fail("the GLWE noise is below the 128-bit security curve for k*N = " +
+           std::to_string(k * big_n) +
+           " (or k*N < 450): use default_parameters() or "
+           "search_parameters()");
+    }
+  }
 }
 
 }  // namespace fheml::tfhe

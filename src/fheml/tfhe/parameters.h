@@ -39,6 +39,18 @@ double log2_bound(FailureBound bound);
 // them. Throws std::invalid_argument for p outside 1..8.
 const PbsParameters& default_parameters(MessageBits p, FailureBound bound = FailureBound::k2m40);
 
+// Whether validate() also demands 128-bit security. Only tests and test vectors may use the
+// second value: it exists so that tiny, fast, INSECURE parameter sets can exercise code paths.
+enum class SecurityCheck { kRequire128, kAllowInsecureForTests };
+
+// Throws std::invalid_argument, naming the field, the value and the allowed range, unless the
+// set is one this engine can run: k in 1..16, N a power of two in [32, 2^17] (the FFT's range),
+// n in 1..2^21, decomposition base_log in 1..32 with level >= 1, bootstrap base_log * level
+// <= 52 (the FFT's double precision) and key switch base_log * level <= 63, noise standard
+// deviations finite in (0, 2^-10]; and, with kRequire128, both noises at or above the 128-bit
+// curve for their dimension (is_secure_128 for n and for k*N).
+void validate(const PbsParameters& params, SecurityCheck check = SecurityCheck::kRequire128);
+
 // Stable 64-bit identity of a parameter set for serialization: FNV-1a over a version tag and
 // every field, each as 8 little-endian bytes (noise as its IEEE-754 bit pattern).
 std::uint64_t fingerprint(const PbsParameters& params);

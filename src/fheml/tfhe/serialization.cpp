@@ -43,6 +43,11 @@ using wire::parameters_mismatch;
 using wire::read_bootstrap_shape;
 using wire::read_keyswitch_shape;
 using wire::read_parameters;
+
+SecurityCheck security_check(const DeserializeOptions& options) {
+  return options.allow_insecure_parameters ? SecurityCheck::kAllowInsecureForTests
+                                           : SecurityCheck::kRequire128;
+}
 using wire::seeded_bootstrap_body_count;
 using wire::shape_mismatch;
 using wire::write_bootstrap_shape;
@@ -205,9 +210,9 @@ PbsParameters deserialize_pbs_parameters(std::span<const std::uint8_t> bytes,
                                          const DeserializeOptions& options) {
   return load<PbsParameters>(
       bytes, ObjectType::kPbsParameters, options,
-      [](wire::Reader& r, std::uint64_t fp) {
+      [&options](wire::Reader& r, std::uint64_t fp) {
         r.require_remaining(kParametersPayloadBytes, "parameters");
-        return read_parameters(r, fp);
+        return read_parameters(r, fp, security_check(options));
       },
       parameters_mismatch);
 }
@@ -284,8 +289,8 @@ ClientKey deserialize_client_key(std::span<const std::uint8_t> bytes,
                                  const DeserializeOptions& options) {
   return load<ClientKey>(
       bytes, ObjectType::kClientKey, options,
-      [](wire::Reader& r, std::uint64_t fp) {
-        ClientKey key{read_parameters(r, fp), {}, {}};
+      [&options](wire::Reader& r, std::uint64_t fp) {
+        ClientKey key{read_parameters(r, fp, security_check(options)), {}, {}};
         const PbsParameters& p = key.parameters;
         const std::uint64_t big = p.glwe_dimension.value * p.polynomial_size.value;
         r.require_remaining(p.lwe_dimension.value + big, "n + k*N key coefficients");
@@ -534,8 +539,8 @@ CompressedServerKey deserialize_compressed_server_key(std::span<const std::uint8
                                                       const DeserializeOptions& options) {
   return load<CompressedServerKey>(
       bytes, ObjectType::kCompressedServerKey, options,
-      [](wire::Reader& r, std::uint64_t fp) {
-        CompressedServerKey key{read_parameters(r, fp), {}, {}};
+      [&options](wire::Reader& r, std::uint64_t fp) {
+        CompressedServerKey key{read_parameters(r, fp, security_check(options)), {}, {}};
         // The shapes follow from the parameters: the exact size is known before reading them.
         const KeyswitchShape ks = keyswitch_shape_of(key.parameters);
         const BootstrapShape bs = bootstrap_shape_of(key.parameters);

@@ -70,7 +70,7 @@ std::string object_type_name(std::uint16_t type);
 // enough that sizes computed from them cannot overflow.
 inline constexpr std::uint64_t kMaxLweDimension = std::uint64_t{1} << 21;  // >= 16 * 2^17 = k*N
 inline constexpr std::uint64_t kMaxGlweDimension = 16;
-inline constexpr std::uint64_t kMinPolynomialSize = std::uint64_t{1} << 4;
+inline constexpr std::uint64_t kMinPolynomialSize = std::uint64_t{1} << 5;  // FftPlan::kMinSize
 inline constexpr std::uint64_t kMaxPolynomialSize = std::uint64_t{1} << 17;
 
 struct SerializeOptions {
@@ -86,6 +86,9 @@ struct DeserializeOptions {
   const PbsParameters* expected_parameters = nullptr;
   // Refuse payloads declared larger than this, before allocating anything.
   std::uint64_t max_bytes = std::uint64_t{4} << 30;
+  // Parameter sets below 128-bit security are refused unless this is set (tests and test
+  // vectors only): a client must never encrypt under parameters a corrupt or hostile spec chose.
+  bool allow_insecure_parameters = false;
 };
 
 // What the header says, without parsing the payload (the checksum is not verified either).

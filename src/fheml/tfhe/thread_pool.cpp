@@ -1,10 +1,36 @@
 #include "fheml/tfhe/thread_pool.h"
 
+#include <algorithm>
+
 namespace fheml::tfhe {
+namespace {
+
+// Set while this thread runs a body of some pool: a nested parallel_for then runs inline
+// instead of deadlocking on the pool's submission lock.
+thread_local bool inside_pool_body = false;
+
+struct BodyScope {
+  bool previous = inside_pool_body;
+  BodyScope() { inside_pool_body = true; }
+  ~BodyScope() { inside_pool_body = previous; }
+};
+
+}  // namespace
 
 ThreadPool::ThreadPool(std::size_t threads) {
   if (threads == 0) threads = std::max(1u, std::thread::hardware_concurrency());
-  for (std::size_t w = 1; w < threads; ++w) workers_.emplace_back([this, w] { worker_loop(w); });
+  try {
+    for (std::size_t w = 1; w < threads; ++w) workers_.emplace_back([this, w] { worker_loop(w); });
+  } catch (...) {
+    // Could not start every worker: stop and join those that started, then report.
+    {
+      std::lock_guard lock(mutex_);
+      stopping_ = true;
+    }
+    wake_.notify_all();
+    for (auto& t : workers_) t.join();
+    throw;
+  }
 }
 
 ThreadPool::~ThreadPool() {
@@ -30,6 +56,7 @@ void ThreadPool::run_share(std::size_t worker) {
       index = next_++;
     }
     try {
+      BodyScope scope;
       (*body_)(index, worker);
     } catch (...) {
       std::lock_guard lock(mutex_);
@@ -60,6 +87,12 @@ void ThreadPool::worker_loop(std::size_t worker) {
 void ThreadPool::parallel_for(std::size_t count,
                               const std::function<void(std::size_t, std::size_t)>& body) {
   if (count == 0) return;
+  if (inside_pool_body) {
+    // Nested call (a body that itself runs a batch): run it here, sequentially. Worker 0 is
+    // then unique within this call, which is all a body may assume of its worker index.
+    for (std::size_t i = 0; i < count; ++i) body(i, 0);
+    return;
+  }
   std::lock_guard submit(submit_mutex_);
   {
     std::lock_guard lock(mutex_);

@@ -24,7 +24,8 @@ class ThreadPool {
 
   // Runs body(index, worker) for every index in [0, count); worker is in [0, size()) and is
   // unique among concurrent calls, so it can index per-thread scratch. Blocks until all are
-  // done; the first exception thrown by a body is rethrown here.
+  // done; the first exception thrown by a body is rethrown here. Called from inside a body (of
+  // any pool), it runs sequentially on the calling thread instead.
   void parallel_for(std::size_t count, const std::function<void(std::size_t, std::size_t)>& body);
 
   // A process-wide pool sized to the hardware, created on first use.

@@ -327,12 +327,13 @@ void check_glwe(const std::string& context, std::uint64_t k, std::uint64_t n) {
 
 void check_decomposition(const std::string& context, const char* what, std::uint64_t base_log,
                          std::uint64_t level) {
-  // Also what Decomposer accepts: the gadget q / B^level must stay a nonzero power of two.
-  if (base_log < 1 || level < 1 || base_log >= 64 || level >= 64 || base_log * level >= 64) {
+  // Also what Decomposer accepts: the gadget q / B^level must stay a nonzero power of two, and
+  // digits must fit the FFT's |x| <= 2^31.
+  if (base_log < 1 || level < 1 || base_log > 32 || level >= 64 || base_log * level >= 64) {
     fail(context, std::string(what) + " decomposition base_log " + std::to_string(base_log) +
                       " x level " + std::to_string(level) +
-                      " is invalid: expected base_log >= 1, level >= 1, base_log * level < 64; "
-                      "the object is corrupt");
+                      " is invalid: expected 1 <= base_log <= 32, level >= 1, base_log * level "
+                      "< 64; the object is corrupt");
   }
 }
 
@@ -374,7 +375,7 @@ void check_noise(const std::string& context, const char* what, double std) {
 }  // namespace
 
 // Reads and validates the parameters, and ties them to the header's fingerprint.
-PbsParameters read_parameters(Reader& r, std::uint64_t header_fingerprint) {
+PbsParameters read_parameters(Reader& r, std::uint64_t header_fingerprint, SecurityCheck check) {
   PbsParameters p{};
   p.lwe_dimension = LweDimension{r.u64()};
   p.glwe_dimension = GlweDimension{r.u64()};
@@ -396,6 +397,11 @@ PbsParameters read_parameters(Reader& r, std::uint64_t header_fingerprint) {
     fail(c, "parameter fingerprint in the header is " + u64_hex(header_fingerprint) +
                 ", expected " + u64_hex(fingerprint(p)) +
                 " for the parameters in the payload; the object is corrupt");
+  }
+  try {
+    validate(p, check);
+  } catch (const std::invalid_argument& e) {
+    fail(c, e.what());
   }
   return p;
 }

@@ -121,7 +121,7 @@ inline constexpr std::uint64_t kBootstrapShapeBytes = 5 * 8;
 
 void write_parameters(Writer& w, const PbsParameters& p);
 // Reads and validates every field, and checks the header's fingerprint is theirs.
-PbsParameters read_parameters(Reader& r, std::uint64_t header_fingerprint);
+PbsParameters read_parameters(Reader& r, std::uint64_t header_fingerprint, SecurityCheck check);
 void write_keyswitch_shape(Writer& w, const KeyswitchShape& s);
 KeyswitchShape read_keyswitch_shape(Reader& r);  // validated
 void write_bootstrap_shape(Writer& w, const BootstrapShape& s);
