@@ -93,7 +93,9 @@ class FftLevelTest : public ::testing::TestWithParam<SimdLevel> {};
 
 TEST_P(FftLevelTest, ProductMatchesNaiveConvolution) {
   std::mt19937_64 rng(20240601);
-  for (std::size_t n : {256u, 1024u, 2048u, 4096u}) {
+  // 32 and 64: in-register final pass; 128 and up (AVX-512): transposed 64-point blocks, with
+  // an even (128, 2048) or odd (256, 1024, 4096) number of stages before them.
+  for (std::size_t n : {32u, 64u, 128u, 256u, 1024u, 2048u, 4096u}) {
     const FftPlan& plan = FftPlan::get(PolynomialSize{n}, GetParam());
     for (int bits : {8, 16, 23}) {
       const auto a = random_torus(n, rng);
@@ -337,8 +339,8 @@ TEST(FftPlan, CachesPlansAndValidatesSizes) {
 // Measured FFT error of a * b (a uniform torus, b uniform digits in [-2^(b-1), 2^(b-1)]),
 // standard deviation relative to 2^64 (fixed seeds; 8192 resp. 2048 sampled coefficients; GCC 12
 // -O2 build; levels differ slightly since the vector ones use FMA):
-//   N = 2048,  b = 23: scalar 2^-26.24, avx2 2^-26.32, avx512 2^-26.29 (about 2^37.7 on 2^64)
-//   N = 32768, b = 22: scalar 2^-24.99, avx2 2^-25.05, avx512 2^-25.07 (about 2^39.0)
+//   N = 2048,  b = 23: scalar 2^-26.24, avx2 2^-26.32, avx512 2^-26.31 (about 2^37.7 on 2^64)
+//   N = 32768, b = 22: scalar 2^-24.99, avx2 2^-25.05, avx512 2^-25.06 (about 2^39.0)
 // Both the rounding of the 64-bit torus inputs to 53-bit doubles and the FFT's own roundings of
 // the ~2^90 products contribute.
 TEST(FftPlan, ReportsErrorStandardDeviation) {

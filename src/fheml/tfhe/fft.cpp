@@ -17,6 +17,13 @@
 // g = W/2, ..., 1 and butterflies the halves. The interleaving is never undone: the inverse pass
 // reads the same interleaved order.
 //
+// AVX-512 with M >= 64 replaces that final pass (whose shuffles and lane twiddles cost about a
+// third of the transform) by blocks of 64 points = 8 vectors: the stages of distance 32, 16
+// (radix-4) and 8 on whole vectors, an 8x8 transpose of re and of im, then the stages of
+// distance 4, 2, 1 on whole vectors again, whose twiddles (1, -i, w_8, w_8^3) are trivial. The
+// result stays transposed; the inverse transposes back. The radix-4 passes then stop at q = 64;
+// an odd leftover stage (distance 64) runs just before the blocks, on each leaf in L1.
+//
 // Schedule: the outer passes sweep the whole array until the blocks are at most kLeafPoints
 // (16 KiB); each such leaf is then finished depth-first while it sits in L1 (large N no longer
 // streams every pass through L2).
@@ -121,9 +128,10 @@ struct FftTables {
   };
   std::size_t m = 0;  // complex points (N/2)
   int width = 1;
-  std::vector<double> twist;    // exp(+i pi j / N): re[M], im[M]
-  std::vector<double> untwist;  // exp(-i pi j / N) / M: re[M], im[M]
-  std::vector<Pass> passes;     // forward order
+  std::vector<double> twist;  // exp(+i pi j / N): re[M], im[M]
+  // exp(-i pi j / N) / M: re[M], im[M]; with AVX-512 also times 2^-64 (see round_add).
+  std::vector<double> untwist;
+  std::vector<Pass> passes;  // forward order
   std::vector<double> pass_twiddles;
   std::size_t leaf_depth = 0;  // passes [0, leaf_depth) sweep the whole array
   std::size_t leaf = 0;        // points per leaf block for the later passes
@@ -131,6 +139,13 @@ struct FftTables {
   // Final pass, per lane: [fused stage w_{2W}^lane][stage g = W/2][g = W/4]...[g = 1]; each
   // entry re[W] then im[W].
   std::vector<double> lane_twiddles;
+  // AVX-512 layout for M >= 64 (replaces the in-register stages): the radix-4 passes stop at
+  // q = 64 (or q = 128 and a radix-2 stage of distance 64 when the stage count is odd), and
+  // every block of 64 points is finished by transposed_final (see there).
+  bool transposed_final = false;
+  // [dif4 twiddles of q = 16: 2 groups of 6W][w_16^lane: re[W], im[W]]
+  // [odd only: w_128^t, t < 64: 8 groups of re[W], im[W]]
+  std::vector<double> final_twiddles;
 };
 
 }  // namespace detail
@@ -292,19 +307,20 @@ FHEML_INLINE VU<W> to_torus(const VD<W>& x) {
                                                                      : splat<U>(0);  // 2^116
 }
 
-// *p += round(x) mod 2^64. With AVX-512, vrndscalepd gives q = round(x / 2^64) exactly, so
-// x - q * 2^64 lies in [-2^63, 2^63] and vcvtpd2qq rounds it (ties to even, embedded rounding)
-// in one instruction; its overflow value for exactly 2^63, 0x8000000000000000, is also the right
-// residue. Same results as to_torus for finite inputs. (Inline assembly: the intrinsics would
-// need the target attribute on this generic template; W = 8 is only ever inlined into the
-// AVX-512 entries.)
+// *p += round(x) mod 2^64. With AVX-512 the input is x * 2^-64 (the untwist table carries the
+// factor; scaling by a power of two is exact, and inputs small enough to become subnormal round
+// to 0 either way): vreducepd gives its distance to the nearest integer (ties to even), exactly,
+// in [-1/2, 1/2]; times 2^64 that is x - round(x / 2^64) * 2^64 in [-2^63, 2^63], which
+// vcvtpd2qq rounds (ties to even, embedded rounding) in one instruction; its overflow value for
+// exactly 2^63, 0x8000000000000000, is also the right residue. Same results as to_torus for
+// finite inputs. (Inline assembly: the intrinsics would need the target attribute on this
+// generic template; W = 8 is only ever inlined into the AVX-512 entries.)
 template <int W>
 FHEML_INLINE void round_add(std::uint64_t* p, const VD<W>& x) {
   if constexpr (W == 8) {
-    const VD<W> scaled = x * splat<VD<W>>(0x1p-64);
-    VD<W> q;
-    asm("vrndscalepd $8, %1, %0" : "=v"(q) : "v"(scaled));  // 8: to nearest, no exceptions
-    const VD<W> reduced = x - q * splat<VD<W>>(0x1p64);     // exact
+    VD<W> frac;
+    asm("vreducepd $8, %1, %0" : "=v"(frac) : "v"(x));  // 8: to nearest, no exceptions
+    const VD<W> reduced = frac * splat<VD<W>>(0x1p64);  // exact
     VI<W> r;
     asm("vcvtpd2qq %{rn-sae%}, %1, %0" : "=v"(r) : "v"(reduced));
     store(p, load<VU<W>>(p) + bits_as<VU<W>>(r));
@@ -504,10 +520,229 @@ FHEML_INLINE void load_lane_twiddles(const detail::FftTables& t, CVec<W>& fused,
   }
 }
 
+// In-place interleave of x and y in blocks of G lanes (see interleave_source).
+template <int W, int G>
+FHEML_INLINE void interleave_vd(VD<W>& x, VD<W>& y) {
+  const auto lanes = std::make_integer_sequence<int, W>{};
+  const VD<W> lo = interleave_impl<W, G, false>(x, y, lanes);
+  const VD<W> hi = interleave_impl<W, G, true>(x, y, lanes);
+  x = lo;
+  y = hi;
+}
+
+// 8x8 transpose of double vectors, in three stages of interleaves (granularity 1, 2, 4).
+// (Named arguments, no arrays: GCC keeps arrays of vectors in memory.)
+template <int W>
+FHEML_INLINE void transpose8(VD<W>& v0, VD<W>& v1, VD<W>& v2, VD<W>& v3, VD<W>& v4, VD<W>& v5,
+                             VD<W>& v6, VD<W>& v7) {
+  interleave_vd<W, 1>(v0, v1);
+  interleave_vd<W, 1>(v2, v3);
+  interleave_vd<W, 1>(v4, v5);
+  interleave_vd<W, 1>(v6, v7);
+  interleave_vd<W, 2>(v0, v2);
+  interleave_vd<W, 2>(v1, v3);
+  interleave_vd<W, 2>(v4, v6);
+  interleave_vd<W, 2>(v5, v7);
+  interleave_vd<W, 4>(v0, v4);
+  interleave_vd<W, 4>(v1, v5);
+  interleave_vd<W, 4>(v2, v6);
+  interleave_vd<W, 4>(v3, v7);
+}
+
+template <int W>
+FHEML_INLINE void ctranspose8(CVec<W>& v0, CVec<W>& v1, CVec<W>& v2, CVec<W>& v3, CVec<W>& v4,
+                              CVec<W>& v5, CVec<W>& v6, CVec<W>& v7) {
+  transpose8<W>(v0.re, v1.re, v2.re, v3.re, v4.re, v5.re, v6.re, v7.re);
+  transpose8<W>(v0.im, v1.im, v2.im, v3.im, v4.im, v5.im, v6.im, v7.im);
+}
+
+constexpr double kSqrtHalf = 0x1.6a09e667f3bcdp-1;
+
+// DIF radix-2 butterfly with twiddle 1: (x, y) <- (x + y, x - y).
+template <int W>
+FHEML_INLINE void bfly(CVec<W>& x, CVec<W>& y) {
+  const CVec<W> d = sub(x, y);
+  x = add(x, y);
+  y = d;
+}
+
+// Radix-8 DIF on 8 vectors (points b = 0..7, one independent transform per lane) with the
+// trivial twiddles of the last three stages: w_8^b = 1, w_8, -i, w_8^3, then w_4^b = 1, -i.
+template <int W>
+FHEML_INLINE void dif8_trivial(CVec<W>& u0, CVec<W>& u1, CVec<W>& u2, CVec<W>& u3, CVec<W>& u4,
+                               CVec<W>& u5, CVec<W>& u6, CVec<W>& u7) {
+  const VD<W> c = splat<VD<W>>(kSqrtHalf);
+  bfly(u0, u4);
+  bfly(u1, u5);
+  bfly(u2, u6);
+  bfly(u3, u7);
+  u5 = CVec<W>{(u5.re + u5.im) * c, (u5.im - u5.re) * c};   // * w_8
+  u6 = CVec<W>{u6.im, -u6.re};                              // * -i
+  u7 = CVec<W>{(u7.im - u7.re) * c, -(u7.re + u7.im) * c};  // * w_8^3
+  bfly(u0, u2);
+  bfly(u1, u3);
+  bfly(u4, u6);
+  bfly(u5, u7);
+  u3 = CVec<W>{u3.im, -u3.re};  // * -i
+  u7 = CVec<W>{u7.im, -u7.re};
+  bfly(u0, u1);
+  bfly(u2, u3);
+  bfly(u4, u5);
+  bfly(u6, u7);
+}
+
+// Inverse of dif8_trivial (up to a factor 8).
+template <int W>
+FHEML_INLINE void dit8_trivial(CVec<W>& u0, CVec<W>& u1, CVec<W>& u2, CVec<W>& u3, CVec<W>& u4,
+                               CVec<W>& u5, CVec<W>& u6, CVec<W>& u7) {
+  const VD<W> c = splat<VD<W>>(kSqrtHalf);
+  bfly(u0, u1);
+  bfly(u2, u3);
+  bfly(u4, u5);
+  bfly(u6, u7);
+  u3 = CVec<W>{-u3.im, u3.re};  // * i
+  u7 = CVec<W>{-u7.im, u7.re};
+  bfly(u0, u2);
+  bfly(u1, u3);
+  bfly(u4, u6);
+  bfly(u5, u7);
+  u5 = CVec<W>{(u5.re - u5.im) * c, (u5.im + u5.re) * c};   // * conj(w_8)
+  u6 = CVec<W>{-u6.im, u6.re};                              // * i
+  u7 = CVec<W>{-(u7.re + u7.im) * c, (u7.re - u7.im) * c};  // * conj(w_8^3)
+  bfly(u0, u4);
+  bfly(u1, u5);
+  bfly(u2, u6);
+  bfly(u3, u7);
+}
+
+// Forward stages of distance 32 .. 1 on a block of 64 points (8 vectors): a radix-4 pass
+// (q = 16) and the stage of distance 8 on whole vectors, an 8x8 transpose (re and im), then
+// the last three stages vertically with trivial twiddles. The result stays transposed.
+template <int W>
+FHEML_INLINE void dif_block64(const double* ftw, double* re, double* im) {
+  CVec<W> v0 = cload<W>(re, im);
+  CVec<W> v1 = cload<W>(re + W, im + W);
+  CVec<W> v2 = cload<W>(re + 2 * W, im + 2 * W);
+  CVec<W> v3 = cload<W>(re + 3 * W, im + 3 * W);
+  CVec<W> v4 = cload<W>(re + 4 * W, im + 4 * W);
+  CVec<W> v5 = cload<W>(re + 5 * W, im + 5 * W);
+  CVec<W> v6 = cload<W>(re + 6 * W, im + 6 * W);
+  CVec<W> v7 = cload<W>(re + 7 * W, im + 7 * W);
+  dif4<W>(v0, v2, v4, v6, ftw);
+  dif4<W>(v1, v3, v5, v7, ftw + 6 * W);
+  const CVec<W> w16 = cload<W>(ftw + 12 * W, ftw + 13 * W);
+  bfly(v0, v1);
+  v1 = mul(v1, w16);
+  bfly(v2, v3);
+  v3 = mul(v3, w16);
+  bfly(v4, v5);
+  v5 = mul(v5, w16);
+  bfly(v6, v7);
+  v7 = mul(v7, w16);
+  ctranspose8<W>(v0, v1, v2, v3, v4, v5, v6, v7);
+  dif8_trivial<W>(v0, v1, v2, v3, v4, v5, v6, v7);
+  cstore(re, im, v0);
+  cstore(re + W, im + W, v1);
+  cstore(re + 2 * W, im + 2 * W, v2);
+  cstore(re + 3 * W, im + 3 * W, v3);
+  cstore(re + 4 * W, im + 4 * W, v4);
+  cstore(re + 5 * W, im + 5 * W, v5);
+  cstore(re + 6 * W, im + 6 * W, v6);
+  cstore(re + 7 * W, im + 7 * W, v7);
+}
+
+template <int W>
+FHEML_INLINE void dit_bfly(CVec<W>& x, CVec<W>& y, const CVec<W>& w) {
+  const CVec<W> b = mul_conj(y, w);
+  y = sub(x, b);
+  x = add(x, b);
+}
+
+template <int W>
+FHEML_INLINE void dit_block64(const double* ftw, double* re, double* im) {
+  CVec<W> v0 = cload<W>(re, im);
+  CVec<W> v1 = cload<W>(re + W, im + W);
+  CVec<W> v2 = cload<W>(re + 2 * W, im + 2 * W);
+  CVec<W> v3 = cload<W>(re + 3 * W, im + 3 * W);
+  CVec<W> v4 = cload<W>(re + 4 * W, im + 4 * W);
+  CVec<W> v5 = cload<W>(re + 5 * W, im + 5 * W);
+  CVec<W> v6 = cload<W>(re + 6 * W, im + 6 * W);
+  CVec<W> v7 = cload<W>(re + 7 * W, im + 7 * W);
+  dit8_trivial<W>(v0, v1, v2, v3, v4, v5, v6, v7);
+  ctranspose8<W>(v0, v1, v2, v3, v4, v5, v6, v7);
+  const CVec<W> w16 = cload<W>(ftw + 12 * W, ftw + 13 * W);
+  dit_bfly(v0, v1, w16);
+  dit_bfly(v2, v3, w16);
+  dit_bfly(v4, v5, w16);
+  dit_bfly(v6, v7, w16);
+  dit4<W>(v0, v2, v4, v6, ftw);
+  dit4<W>(v1, v3, v5, v7, ftw + 6 * W);
+  cstore(re, im, v0);
+  cstore(re + W, im + W, v1);
+  cstore(re + 2 * W, im + 2 * W, v2);
+  cstore(re + 3 * W, im + 3 * W, v3);
+  cstore(re + 4 * W, im + 4 * W, v4);
+  cstore(re + 5 * W, im + 5 * W, v5);
+  cstore(re + 6 * W, im + 6 * W, v6);
+  cstore(re + 7 * W, im + 7 * W, v7);
+}
+
+// Final forward pass of the transposed layout on [0, len): the optional radix-2 stage of
+// distance 64 (blocks of 128), then every block of 64 points.
+template <int W>
+FHEML_INLINE void dif_final_transposed(const detail::FftTables& t, double* re, double* im,
+                                       std::size_t len) {
+  const double* ftw = t.final_twiddles.data();
+  if (t.fused_stage) {
+    const double* w2 = ftw + 14 * W;
+    for (std::size_t c = 0; c < len; c += 16 * W) {
+      for (int a = 0; a < 8; ++a) {
+        const std::size_t lo = c + static_cast<std::size_t>(a) * W;
+        const std::size_t hi = lo + 8 * W;
+        const CVec<W> x = cload<W>(re + lo, im + lo);
+        const CVec<W> y = cload<W>(re + hi, im + hi);
+        cstore(re + lo, im + lo, add(x, y));
+        cstore(re + hi, im + hi, mul(sub(x, y), cload<W>(w2 + 2 * W * a, w2 + 2 * W * a + W)));
+      }
+      dif_block64<W>(ftw, re + c, im + c);
+      dif_block64<W>(ftw, re + c + 8 * W, im + c + 8 * W);
+    }
+  } else {
+    for (std::size_t c = 0; c < len; c += 8 * W) dif_block64<W>(ftw, re + c, im + c);
+  }
+}
+
+template <int W>
+FHEML_INLINE void dit_first_transposed(const detail::FftTables& t, double* re, double* im,
+                                       std::size_t len) {
+  const double* ftw = t.final_twiddles.data();
+  if (t.fused_stage) {
+    const double* w2 = ftw + 14 * W;
+    for (std::size_t c = 0; c < len; c += 16 * W) {
+      dit_block64<W>(ftw, re + c, im + c);
+      dit_block64<W>(ftw, re + c + 8 * W, im + c + 8 * W);
+      for (int a = 0; a < 8; ++a) {
+        const std::size_t lo = c + static_cast<std::size_t>(a) * W;
+        const std::size_t hi = lo + 8 * W;
+        const CVec<W> x = cload<W>(re + lo, im + lo);
+        const CVec<W> b =
+            mul_conj(cload<W>(re + hi, im + hi), cload<W>(w2 + 2 * W * a, w2 + 2 * W * a + W));
+        cstore(re + lo, im + lo, add(x, b));
+        cstore(re + hi, im + hi, sub(x, b));
+      }
+    }
+  } else {
+    for (std::size_t c = 0; c < len; c += 8 * W) dit_block64<W>(ftw, re + c, im + c);
+  }
+}
+
 // Last forward pass on [0, len): the optional stage of distance W, then the in-register stages,
 // on each pair of consecutive vectors.
 template <int W>
 FHEML_INLINE void dif_final(const detail::FftTables& t, double* re, double* im, std::size_t len) {
+  if constexpr (W == 8) {
+    if (t.transposed_final) return dif_final_transposed<W>(t, re, im, len);
+  }
   if (W == 1 && !t.fused_stage) return;
   CVec<W> fused;
   CVec<W> lanes[W];  // (only log2 W used)
@@ -528,6 +763,9 @@ FHEML_INLINE void dif_final(const detail::FftTables& t, double* re, double* im, 
 
 template <int W>
 FHEML_INLINE void dit_first(const detail::FftTables& t, double* re, double* im, std::size_t len) {
+  if constexpr (W == 8) {
+    if (t.transposed_final) return dit_first_transposed<W>(t, re, im, len);
+  }
   if (W == 1 && !t.fused_stage) return;
   CVec<W> fused;
   CVec<W> lanes[W];
@@ -713,13 +951,15 @@ FftPlan::FftPlan(PolynomialSize n, SimdLevel level) : n_(n), level_(level) {
 
   t->twist.resize(2 * m);
   t->untwist.resize(2 * m);
+  // A power of two (exact): 1/M, and 2^-64 more for the AVX-512 rounding (round_add).
+  const double untwist_scale = std::ldexp(1.0, -log2_exact(m) - (w == 8 ? 64 : 0));
   for (std::size_t j = 0; j < m; ++j) {
     const Complex c = twiddle(j, 2 * n.value);  // exp(-i pi j / N)
     t->twist[j] = c.re;
     t->twist[m + j] = -c.im;
     // 1/M is a power of two: scaling the table loses nothing.
-    t->untwist[j] = c.re / static_cast<double>(m);
-    t->untwist[m + j] = c.im / static_cast<double>(m);
+    t->untwist[j] = c.re * untwist_scale;
+    t->untwist[m + j] = c.im * untwist_scale;
   }
 
   // Stages of distance M/2, ..., W pair whole vectors: run them two per (radix-4) pass. Each
@@ -727,7 +967,12 @@ FftPlan::FftPlan(PolynomialSize n, SimdLevel level) : n_(n), level_(level) {
   // w_{4q}^{2t}, w_{4q}^{3t}, each re[W] then im[W].
   const int vector_stages = log2_exact(m) - log2_exact(static_cast<std::size_t>(w));
   t->fused_stage = vector_stages % 2 == 1;
-  for (int p = 0; p < vector_stages / 2; ++p) {
+  // AVX-512 and M >= 64: the last six stages run in blocks of 64 points (dif_block64), so the
+  // passes stop three stages earlier.
+  t->transposed_final = w == 8 && m >= 64;
+  const int pass_stages = t->transposed_final ? log2_exact(m) - 6 : vector_stages;
+  if (t->transposed_final) t->fused_stage = pass_stages % 2 == 1;
+  for (int p = 0; p < pass_stages / 2; ++p) {
     const std::size_t q = m >> (2 * p + 2);
     t->passes.push_back({q, t->pass_twiddles.size()});
     for (std::size_t s = 0; s < q; s += static_cast<std::size_t>(w)) {
@@ -746,8 +991,8 @@ FftPlan::FftPlan(PolynomialSize n, SimdLevel level) : n_(n), level_(level) {
   // The passes must end exactly where the final pass starts.
   FHEML_FFT_CHECK_EQ(m % (2 * static_cast<std::size_t>(w)), std::size_t{0});
   if (!t->passes.empty()) {
-    FHEML_FFT_CHECK_EQ(t->passes.back().quarter,
-                       static_cast<std::size_t>(t->fused_stage ? 2 * w : w));
+    const std::size_t last = t->transposed_final ? 64 : static_cast<std::size_t>(w);
+    FHEML_FFT_CHECK_EQ(t->passes.back().quarter, t->fused_stage ? 2 * last : last);
   }
   // Depth-first schedule: passes 0 .. leaf_depth - 1 sweep the whole array, the rest run leaf
   // by leaf (blocks of m / 4^leaf_depth points, at most kLeafPoints unless no pass is left).
@@ -771,6 +1016,35 @@ FftPlan::FftPlan(PolynomialSize n, SimdLevel level) : n_(n), level_(level) {
   push_lanes([&](int l) { return twiddle(l, 2 * static_cast<std::size_t>(w)); });
   for (int g = w / 2; g >= 1; g /= 2) {
     push_lanes([&](int l) { return twiddle(l % g, 2 * static_cast<std::size_t>(g)); });
+  }
+  if (t->transposed_final) {
+    // dif4 twiddles of q = 16 (t = 0..15, two groups of W), then w_16^lane, then (odd stage
+    // count) w_128^t for t < 64, in groups of W.
+    for (std::size_t s = 0; s < 16; s += static_cast<std::size_t>(w)) {
+      for (std::size_t slot = 0; slot < 3; ++slot) {
+        const std::size_t power = slot == 0 ? 1 : slot == 1 ? 2 : 3;
+        const std::size_t start = t->final_twiddles.size();
+        t->final_twiddles.resize(start + 2 * static_cast<std::size_t>(w));
+        for (int l = 0; l < w; ++l) {
+          const Complex c = twiddle(power * (s + static_cast<std::size_t>(l)), 64);
+          t->final_twiddles[start + l] = c.re;
+          t->final_twiddles[start + w + l] = c.im;
+        }
+      }
+    }
+    auto push_final = [&](std::size_t first, std::size_t period) {
+      const std::size_t start = t->final_twiddles.size();
+      t->final_twiddles.resize(start + 2 * static_cast<std::size_t>(w));
+      for (int l = 0; l < w; ++l) {
+        const Complex c = twiddle(first + static_cast<std::size_t>(l), period);
+        t->final_twiddles[start + l] = c.re;
+        t->final_twiddles[start + w + l] = c.im;
+      }
+    };
+    push_final(0, 16);
+    if (t->fused_stage) {
+      for (std::size_t s = 0; s < 64; s += static_cast<std::size_t>(w)) push_final(s, 128);
+    }
   }
   tables_ = std::move(t);
 }

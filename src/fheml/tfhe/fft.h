@@ -4,8 +4,9 @@
 // z_j = a_j + i a_{j+N/2} (this is a mod (X^{N/2} - i)), twisted by exp(i pi j / N) so that the
 // negacyclic wrap becomes a cyclic one, and transformed by a forward DIF FFT. The inverse runs the
 // same steps backwards. Pointwise products do not depend on the order of the frequencies, so the
-// forward transform leaves them in a scrambled (bit-reversed, then lane-interleaved) order and the
-// inverse reads that order directly: no permutation pass is ever made.
+// forward transform leaves them in a scrambled (bit-reversed, then lane-interleaved or, with
+// AVX-512, transposed in blocks of 64 points) order and the inverse reads that order directly:
+// no permutation pass is ever made.
 //
 // The Fourier layout is private to a plan: N doubles per polynomial, the N/2 real parts followed
 // by the N/2 imaginary parts, in an order that depends on the plan's SimdLevel. Fourier data must
