@@ -15,7 +15,7 @@ ctest --test-dir build --output-on-failure -j "$jobs"
 if [ "${FHEML_SKIP_SANITIZE:-0}" != "1" ]; then
   cmake -S . -B build-sanitize -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DFHEML_SANITIZE=ON \
         -DFHEML_BUILD_BENCH=OFF >/dev/null
-  cmake --build build-sanitize -j "$jobs" --target fheml_tests
+  cmake --build build-sanitize -j "$jobs"
   FHEML_TEST_PROFILE=sanitize ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
     ctest --test-dir build-sanitize --output-on-failure -j "$jobs"
 fi
