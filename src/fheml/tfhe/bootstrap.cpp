@@ -157,9 +157,7 @@ LookupTable make_lookup_table(PolynomialSize n, MessageBits input_bits,
 }
 
 BootstrapScratch::BootstrapScratch(const BootstrapShape& shape)
-    : external_product_(shape.ggsw),
-      difference_(shape.ggsw.row_length()),
-      accumulator_(shape.ggsw.row_length()) {}
+    : external_product_(shape.ggsw), difference_(shape.ggsw.row_length()) {}
 
 namespace {
 
@@ -186,52 +184,99 @@ std::size_t modulus_switch(Torus x, PolynomialSize n) {
   return static_cast<std::size_t>(((x >> (shift - 1)) + 1) >> 1) & (2 * n.value - 1);
 }
 
-void blind_rotate(std::span<Torus> accumulator, std::span<const Torus> small_lwe,
-                  const FourierBootstrapKey& key, const LookupTable& table,
-                  BootstrapScratch& scratch) {
+void blind_rotate_group(std::span<const std::span<Torus>> accumulators,
+                        std::span<const std::span<const Torus>> small_lwes,
+                        const FourierBootstrapKey& key, std::span<const LookupTable* const> tables,
+                        BootstrapScratch& scratch) {
   const BootstrapShape& shape = key.shape;
   const GgswShape& g = shape.ggsw;
   const std::size_t n = g.polynomial_size.value;
   const std::size_t size = glwe_size(g.glwe_dimension);
-  require_size("bootstrap input dimension", lwe_size(shape.input_dimension), small_lwe.size());
+  const std::size_t members = accumulators.size();
+  require_size("bootstrap group inputs", members, small_lwes.size());
+  require_size("bootstrap group tables", members, tables.size());
   require_size("bootstrap key length", shape.length(), key.data.size());
-  check_table(table, shape);
-  FHEML_ASSERT_EQ(accumulator.size(), g.row_length());
+  for (std::size_t c = 0; c < members; ++c) {
+    require_size("bootstrap input dimension", lwe_size(shape.input_dimension),
+                 small_lwes[c].size());
+    if (tables[c] == nullptr) throw_invalid_argument("null lookup table in a bootstrap group");
+    check_table(*tables[c], shape);
+    FHEML_ASSERT_EQ(accumulators[c].size(), g.row_length());
+    // Start from the trivial encryption of X^(-b~) * table.
+    std::fill(accumulators[c].begin(), accumulators[c].end(), Torus{0});
+    const std::size_t body = modulus_switch(small_lwes[c].back(), g.polynomial_size);
+    polynomial_monomial_mul(accumulators[c].subspan((size - 1) * n, n), tables[c]->polynomial,
+                            2 * n - body);
+  }
 
-  // Start from the trivial encryption of X^(-b~) * table.
-  std::fill(accumulator.begin(), accumulator.end(), Torus{0});
-  const std::size_t body = modulus_switch(small_lwe.back(), g.polynomial_size);
-  polynomial_monomial_mul(accumulator.subspan((size - 1) * n, n), table.polynomial, 2 * n - body);
-
+  // Step i for every member before step i + 1: GGSW i is read from memory once per group and
+  // then from cache, instead of once per ciphertext. Each member's arithmetic is unchanged.
   const std::span<const double> bsk(key.data);
   std::span<Torus> diff(scratch.difference_);
   for (std::size_t i = 0; i < shape.input_dimension.value; ++i) {
-    const std::size_t a = modulus_switch(small_lwe[i], g.polynomial_size);
-    if (a == 0) continue;  // the CMux would add an encryption of zero times 0
-    // ACC <- ACC + BSK_i (x) (X^a ACC - ACC): multiplies by X^(a s_i).
-    for (std::size_t r = 0; r < size; ++r) {
-      polynomial_monomial_mul_minus_one(diff.subspan(r * n, n), accumulator.subspan(r * n, n), a);
+    const auto ggsw = bsk.subspan(i * g.length(), g.length());
+    for (std::size_t c = 0; c < members; ++c) {
+      const std::size_t a = modulus_switch(small_lwes[c][i], g.polynomial_size);
+      if (a == 0) continue;  // the CMux would add an encryption of zero times 0
+      // ACC <- ACC + BSK_i (x) (X^a ACC - ACC): multiplies by X^(a s_i).
+      const std::span<Torus> acc = accumulators[c];
+      for (std::size_t r = 0; r < size; ++r) {
+        polynomial_monomial_mul_minus_one(diff.subspan(r * n, n), acc.subspan(r * n, n), a);
+      }
+      external_product_add(acc, ggsw, diff, g, scratch.external_product_);
     }
-    external_product_add(accumulator, bsk.subspan(i * g.length(), g.length()), diff, g,
-                         scratch.external_product_);
+  }
+}
+
+void blind_rotate(std::span<Torus> accumulator, std::span<const Torus> small_lwe,
+                  const FourierBootstrapKey& key, const LookupTable& table,
+                  BootstrapScratch& scratch) {
+  const std::span<Torus> accumulators[] = {accumulator};
+  const std::span<const Torus> inputs[] = {small_lwe};
+  const LookupTable* tables[] = {&table};
+  blind_rotate_group(accumulators, inputs, key, tables, scratch);
+}
+
+void programmable_bootstrap_group(std::span<const std::span<Torus>> outputs,
+                                  std::span<const std::span<const Torus>> small_lwes,
+                                  const FourierBootstrapKey& key,
+                                  std::span<const LookupTable* const> tables,
+                                  BootstrapScratch& scratch) {
+  const GgswShape& g = key.shape.ggsw;
+  const std::size_t members = outputs.size();
+  require_size("bootstrap group tables", members, tables.size());
+  const std::size_t out_size = lwe_size(key.shape.output_dimension());
+  for (std::size_t c = 0; c < members; ++c) {
+    if (tables[c] == nullptr) throw_invalid_argument("null lookup table in a bootstrap group");
+    check_table(*tables[c], key.shape);
+    require_size("bootstrap output length", tables[c]->function_count * out_size,
+                 outputs[c].size());
+  }
+  scratch.group_accumulators_.resize(members * g.row_length());
+  std::vector<std::span<Torus>> accumulators;
+  for (std::size_t c = 0; c < members; ++c) {
+    accumulators.push_back(
+        std::span<Torus>(scratch.group_accumulators_).subspan(c * g.row_length(), g.row_length()));
+  }
+  blind_rotate_group(accumulators, small_lwes, key, tables, scratch);
+  for (std::size_t c = 0; c < members; ++c) {
+    const LookupTable& table = *tables[c];
+    const std::size_t box = g.polynomial_size.value /
+                            ((std::size_t{1} << table.input_bits.value) * table.function_count);
+    for (std::size_t f = 0; f < table.function_count; ++f) {
+      extract_lwe_sample(outputs[c].subspan(f * out_size, out_size), accumulators[c],
+                         g.glwe_dimension, g.polynomial_size, f * box);
+    }
   }
 }
 
 void programmable_bootstrap(std::span<Torus> outputs, std::span<const Torus> small_lwe,
                             const FourierBootstrapKey& key, const LookupTable& table,
                             BootstrapScratch& scratch) {
-  const GgswShape& g = key.shape.ggsw;
-  const std::size_t out_size = lwe_size(key.shape.output_dimension());
-  check_table(table, key.shape);
-  require_size("bootstrap output length", table.function_count * out_size, outputs.size());
-  std::span<Torus> accumulator(scratch.accumulator_);
-  blind_rotate(accumulator, small_lwe, key, table, scratch);
-  const std::size_t box =
-      g.polynomial_size.value / ((std::size_t{1} << table.input_bits.value) * table.function_count);
-  for (std::size_t f = 0; f < table.function_count; ++f) {
-    extract_lwe_sample(outputs.subspan(f * out_size, out_size), accumulator, g.glwe_dimension,
-                       g.polynomial_size, f * box);
-  }
+  const std::span<Torus> group_outputs[] = {outputs};
+  const std::span<const Torus> inputs[] = {small_lwe};
+  const LookupTable* tables[] = {&table};
+  programmable_bootstrap_group(group_outputs, inputs, key, tables, scratch);
 }
 
 }  // namespace fheml::tfhe

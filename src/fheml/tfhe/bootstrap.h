@@ -87,12 +87,17 @@ class BootstrapScratch {
  private:
   friend void blind_rotate(std::span<Torus>, std::span<const Torus>, const FourierBootstrapKey&,
                            const LookupTable&, BootstrapScratch&);
-  friend void programmable_bootstrap(std::span<Torus>, std::span<const Torus>,
-                                     const FourierBootstrapKey&, const LookupTable&,
-                                     BootstrapScratch&);
+  friend void blind_rotate_group(std::span<const std::span<Torus>>,
+                                 std::span<const std::span<const Torus>>,
+                                 const FourierBootstrapKey&, std::span<const LookupTable* const>,
+                                 BootstrapScratch&);
+  friend void programmable_bootstrap_group(std::span<const std::span<Torus>>,
+                                           std::span<const std::span<const Torus>>,
+                                           const FourierBootstrapKey&,
+                                           std::span<const LookupTable* const>, BootstrapScratch&);
   ExternalProductScratch external_product_;
   std::vector<Torus> difference_;
-  std::vector<Torus> accumulator_;
+  std::vector<Torus> group_accumulators_;
 };
 
 // Rounds a torus value to Z_{2N}: the modulus switch before blind rotation.
@@ -102,6 +107,21 @@ std::size_t modulus_switch(Torus x, PolynomialSize n);
 void blind_rotate(std::span<Torus> accumulator, std::span<const Torus> small_lwe,
                   const FourierBootstrapKey& key, const LookupTable& table,
                   BootstrapScratch& scratch);
+
+// Blind-rotates several ciphertexts together (member c through tables[c]), step by step, so
+// that each GGSW of the key is read from memory once per group: the batch path. Results are
+// bit-identical to blind_rotate on each member.
+void blind_rotate_group(std::span<const std::span<Torus>> accumulators,
+                        std::span<const std::span<const Torus>> small_lwes,
+                        const FourierBootstrapKey& key, std::span<const LookupTable* const> tables,
+                        BootstrapScratch& scratch);
+
+// programmable_bootstrap for a group (see blind_rotate_group).
+void programmable_bootstrap_group(std::span<const std::span<Torus>> outputs,
+                                  std::span<const std::span<const Torus>> small_lwes,
+                                  const FourierBootstrapKey& key,
+                                  std::span<const LookupTable* const> tables,
+                                  BootstrapScratch& scratch);
 
 // Bootstraps a small-key ciphertext (dimension n) into `outputs` (function_count ciphertexts of
 // dimension k*N, contiguous): the many-LUT form; a single table gives one ciphertext.

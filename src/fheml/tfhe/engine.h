@@ -77,6 +77,9 @@ class PbsWorkspace {
  private:
   friend void keyswitch_bootstrap(std::span<Torus>, std::span<const Torus>, const ServerKey&,
                                   const LookupTable&, PbsWorkspace&);
+  friend LweCiphertextList keyswitch_bootstrap_batch(const ServerKey&, const LweCiphertextList&,
+                                                     std::span<const LookupTable* const>,
+                                                     ThreadPool&);
   std::vector<Torus> small_;
   BootstrapScratch scratch_;
 };
@@ -88,7 +91,9 @@ LweCiphertextList keyswitch_bootstrap(const ServerKey& key, std::span<const Toru
                                       const LookupTable& table);
 
 // Bootstraps every ciphertext of `inputs` through tables[i] (or tables[0] for all when a
-// single table is given) on all workers of `pool`. Results are identical to one-by-one calls.
+// single table is given) on all workers of `pool`, a few ciphertexts per work item blind-rotated
+// together (blind_rotate_group: the key is streamed once per group). Results are bit-identical
+// to one-by-one calls.
 LweCiphertextList keyswitch_bootstrap_batch(const ServerKey& key, const LweCiphertextList& inputs,
                                             std::span<const LookupTable* const> tables,
                                             ThreadPool& pool = ThreadPool::global());
