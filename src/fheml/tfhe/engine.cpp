@@ -121,14 +121,12 @@ LweCiphertextList keyswitch_bootstrap_batch(const ServerKey& key, const LweCiphe
   const std::size_t count = inputs.count();
   if (tables.empty()) throw_invalid_argument("a batch needs at least one lookup table");
   if (tables.size() != 1) require_size("lookup tables in a batch", count, tables.size());
-  for (const auto* t : tables) {
+  for (const LookupTable* t : tables) {
     if (t == nullptr) throw_invalid_argument("null lookup table in a batch");
+    require_size("tables per bootstrap (all tables of a batch must agree)",
+                 tables[0]->function_count, t->function_count);
   }
   const std::size_t outputs_per_input = tables[0]->function_count;
-  for (const LookupTable* t : tables) {
-    require_size("tables per bootstrap (all tables of a batch must agree)", outputs_per_input,
-                 t->function_count);
-  }
   const LweDimension big = key.bootstrap_key.shape.output_dimension();
   require_size("batch input dimension", big.value, inputs.dimension.value);
   LweCiphertextList out(big, count * outputs_per_input);

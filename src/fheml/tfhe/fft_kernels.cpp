@@ -144,10 +144,11 @@ FHEML_INLINE void dit4(CVec<W>& x0, CVec<W>& x1, CVec<W>& x2, CVec<W>& x3, const
   x3 = CVec<W>{a1.re + d.im, a1.im - d.re};  // a1 - i d
 }
 
-// One radix-4 pass (stages of distances 2q, q) over every block of 4q points in [0, len).
-template <int W>
-FHEML_INLINE void dif_pass(double* re, double* im, std::size_t len, std::size_t q,
-                           const double* tw) {
+// One radix-4 pass (stages of distances 2q, q) over every block of 4q points in [0, len):
+// DIF butterflies for the forward transform, DIT for the inverse.
+template <int W, bool kInverse>
+FHEML_INLINE void radix4_pass(double* re, double* im, std::size_t len, std::size_t q,
+                              const double* tw) {
   for (std::size_t base = 0; base < len; base += 4 * q) {
     double* r = re + base;
     double* i = im + base;
@@ -157,28 +158,11 @@ FHEML_INLINE void dif_pass(double* re, double* im, std::size_t len, std::size_t 
       CVec<W> x1 = cload<W>(r + q + t, i + q + t);
       CVec<W> x2 = cload<W>(r + 2 * q + t, i + 2 * q + t);
       CVec<W> x3 = cload<W>(r + 3 * q + t, i + 3 * q + t);
-      dif4<W>(x0, x1, x2, x3, w);
-      cstore(r + t, i + t, x0);
-      cstore(r + q + t, i + q + t, x1);
-      cstore(r + 2 * q + t, i + 2 * q + t, x2);
-      cstore(r + 3 * q + t, i + 3 * q + t, x3);
-    }
-  }
-}
-
-template <int W>
-FHEML_INLINE void dit_pass(double* re, double* im, std::size_t len, std::size_t q,
-                           const double* tw) {
-  for (std::size_t base = 0; base < len; base += 4 * q) {
-    double* r = re + base;
-    double* i = im + base;
-    const double* w = tw;
-    for (std::size_t t = 0; t < q; t += W, w += 6 * W) {
-      CVec<W> x0 = cload<W>(r + t, i + t);
-      CVec<W> x1 = cload<W>(r + q + t, i + q + t);
-      CVec<W> x2 = cload<W>(r + 2 * q + t, i + 2 * q + t);
-      CVec<W> x3 = cload<W>(r + 3 * q + t, i + 3 * q + t);
-      dit4<W>(x0, x1, x2, x3, w);
+      if constexpr (kInverse) {
+        dit4<W>(x0, x1, x2, x3, w);
+      } else {
+        dif4<W>(x0, x1, x2, x3, w);
+      }
       cstore(r + t, i + t, x0);
       cstore(r + q + t, i + q + t, x1);
       cstore(r + 2 * q + t, i + 2 * q + t, x2);
@@ -535,7 +519,7 @@ FHEML_INLINE void forward_impl(const detail::FftTables& t, const std::uint64_t* 
   }
   dif_pass_first<W>(t, in, re, im, tw + t.passes[0].offset);
   for (std::size_t p = 1; p < t.leaf_depth; ++p) {
-    dif_pass<W>(re, im, m, t.passes[p].quarter, tw + t.passes[p].offset);
+    radix4_pass<W, false>(re, im, m, t.passes[p].quarter, tw + t.passes[p].offset);
   }
   if (t.leaf_depth == passes) {
     dif_final<W>(t, re, im, m);
@@ -543,7 +527,7 @@ FHEML_INLINE void forward_impl(const detail::FftTables& t, const std::uint64_t* 
   }
   for (std::size_t b = 0; b < m; b += t.leaf) {
     for (std::size_t p = t.leaf_depth; p < passes; ++p) {
-      dif_pass<W>(re + b, im + b, t.leaf, t.passes[p].quarter, tw + t.passes[p].offset);
+      radix4_pass<W, false>(re + b, im + b, t.leaf, t.passes[p].quarter, tw + t.passes[p].offset);
     }
     dif_final<W>(t, re + b, im + b, t.leaf);
   }
@@ -567,12 +551,12 @@ FHEML_INLINE void backward_impl(const detail::FftTables& t, double* fourier, std
     for (std::size_t b = 0; b < m; b += t.leaf) {
       dit_first<W>(t, re + b, im + b, t.leaf);
       for (std::size_t p = passes; p-- > t.leaf_depth;) {
-        dit_pass<W>(re + b, im + b, t.leaf, t.passes[p].quarter, tw + t.passes[p].offset);
+        radix4_pass<W, true>(re + b, im + b, t.leaf, t.passes[p].quarter, tw + t.passes[p].offset);
       }
     }
   }
   for (std::size_t p = t.leaf_depth; p-- > 1;) {
-    dit_pass<W>(re, im, m, t.passes[p].quarter, tw + t.passes[p].offset);
+    radix4_pass<W, true>(re, im, m, t.passes[p].quarter, tw + t.passes[p].offset);
   }
   dit_pass_last<W>(t, re, im, tw + t.passes[0].offset, out);
 }
