@@ -233,5 +233,78 @@ TEST(PbsFailures, CountAgreesWithTheModelWhenFailuresAreFrequent) {
       << "p = " << p << ", model p_fail " << p_fail;
 }
 
+// lookup_clear is the clear model of a bootstrap: for any small-key ciphertext, the bootstrap's
+// output phase must equal lookup_clear at the ciphertext's modulus-switched phase, up to the
+// bootstrap's own noise. Uniformly random ciphertexts (random phases, not just encodings of
+// messages) through random tables, single and many-LUT, under a tiny INSECURE key (n = 16) with
+// a precise bootstrap key, so the noise is far below the gap between table values.
+TEST(LookupClear, EqualsTheBootstrapOnRandomPhases) {
+  const LweDimension n{16};
+  const GlweDimension k{1};
+  const PolynomialSize big_n{512};
+  Csprng rng(test_seed(600));
+  const LweSecretKey small_key = generate_lwe_secret_key(n, rng);
+  const GlweSecretKey glwe_key = generate_glwe_secret_key(k, big_n, rng);
+  const FourierBootstrapKey bsk = to_fourier(expand(generate_seeded_bootstrap_key(
+      small_key, glwe_key, DecompositionBaseLog{15}, DecompositionLevelCount{2},
+      NoiseStdDev{0x1p-45}, test_seed(601), rng)));
+  // 8 standard deviations of the bootstrap's noise, far below the gaps of 2^48 and more between
+  // the random table values.
+  const double variance = blind_rotation_variance(n, k, big_n, DecompositionBaseLog{15},
+                                                  DecompositionLevelCount{2}, NoiseStdDev{0x1p-45});
+  const double tolerance = 8 * std::sqrt(variance) * 0x1p64;
+  ASSERT_LT(tolerance, std::exp2(44));
+  BootstrapScratch scratch(bsk.shape);
+  const std::size_t out_size = lwe_size(bsk.shape.output_dimension());
+  struct Case {
+    std::size_t input_bits, function_count;
+  };
+  for (const Case shape : {Case{3, 1}, Case{5, 1}, Case{2, 4}}) {
+    std::vector<std::vector<Torus>> outputs(shape.function_count);
+    for (auto& table : outputs) {
+      table.resize(std::size_t{1} << shape.input_bits);
+      for (auto& v : table) v = rng.next_u64() & ~((Torus{1} << 48) - 1);  // arbitrary torus
+    }
+    const LookupTable lut = make_lookup_table(big_n, MessageBits{shape.input_bits}, outputs);
+    std::vector<Torus> small(lwe_size(n));
+    std::vector<Torus> out(shape.function_count * out_size);
+    for (std::size_t trial = 0; trial < 200; ++trial) {
+      rng.fill_u64(small);  // uniform mask and body: a uniformly random phase
+      std::size_t ms_index = modulus_switch(small.back(), big_n);
+      for (std::size_t i = 0; i < n.value; ++i) {
+        ms_index += small_key.bits[i] * (2 * big_n.value - modulus_switch(small[i], big_n));
+      }
+      ms_index %= 2 * big_n.value;
+      programmable_bootstrap(out, small, bsk, lut, scratch);
+      for (std::size_t f = 0; f < shape.function_count; ++f) {
+        const Torus phase = decrypt_lwe_phase(
+            std::span<const Torus>(out).subspan(f * out_size, out_size), glwe_key.as_lwe_key());
+        const std::int64_t error = noise_of(phase, lookup_clear(lut, ms_index, f));
+        ASSERT_LT(std::abs(static_cast<double>(error)), tolerance)
+            << shape.input_bits << "-bit table " << f << " of " << shape.function_count
+            << ", rotation " << ms_index << ", trial " << trial;
+      }
+    }
+  }
+}
+
+// On noiseless encodings, lookup_clear reads T[m] for m < 2^p and -T[m - 2^p] above: the
+// negacyclic wrap that ir::apply_lookup mirrors.
+TEST(LookupClear, ReadsTheTableAndItsNegacyclicWrap) {
+  const PolynomialSize big_n{256};
+  const MessageBits p{3};
+  std::vector<std::vector<Torus>> outputs(1);
+  for (std::size_t m = 0; m < 8; ++m) outputs[0].push_back(encode(m * 5 % 8, MessageBits{4}));
+  const LookupTable lut = make_lookup_table(big_n, p, outputs);
+  for (std::size_t m = 0; m < 16; ++m) {
+    const Torus plaintext = Torus{m} << (63 - p.value);
+    const Torus expected = m < 8 ? outputs[0][m] : Torus{0} - outputs[0][m - 8];
+    EXPECT_EQ(lookup_clear(lut, modulus_switch(plaintext, big_n)), expected) << m;
+    // Anywhere inside the box: the rounding noise of the modulus switch is absorbed.
+    EXPECT_EQ(lookup_clear(lut, modulus_switch(plaintext + (Torus{1} << 58), big_n)), expected);
+    EXPECT_EQ(lookup_clear(lut, modulus_switch(plaintext - (Torus{1} << 58), big_n)), expected);
+  }
+}
+
 }  // namespace
 }  // namespace fheml::tfhe

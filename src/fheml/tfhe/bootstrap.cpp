@@ -184,6 +184,22 @@ std::size_t modulus_switch(Torus x, PolynomialSize n) {
   return static_cast<std::size_t>(((x >> (shift - 1)) + 1) >> 1) & (2 * n.value - 1);
 }
 
+Torus lookup_clear(const LookupTable& table, std::size_t ms_index, std::size_t function) {
+  const std::size_t n = table.polynomial_size.value;
+  FHEML_ASSERT_EQ(table.polynomial.size(), n);
+  FHEML_ASSERT_EQ(ms_index < 2 * n, true);
+  FHEML_ASSERT_EQ(function < table.function_count, true);
+  const std::size_t box = n / ((std::size_t{1} << table.input_bits.value) * table.function_count);
+  // (X^(-j) P)[c] = P[c + j] for c + j < N, -P[c + j - N] below 2N, P[c + j - 2N] beyond.
+  std::size_t i = function * box + ms_index;
+  bool negate = false;
+  while (i >= n) {
+    i -= n;
+    negate = !negate;
+  }
+  return negate ? Torus{0} - table.polynomial[i] : table.polynomial[i];
+}
+
 void blind_rotate_group(std::span<const std::span<Torus>> accumulators,
                         std::span<const std::span<const Torus>> small_lwes,
                         const FourierBootstrapKey& key, std::span<const LookupTable* const> tables,

@@ -103,6 +103,12 @@ class BootstrapScratch {
 // Rounds a torus value to Z_{2N}: the modulus switch before blind rotation.
 std::size_t modulus_switch(Torus x, PolynomialSize n);
 
+// The noiseless value a bootstrap extracts for table `function` when the modulus-switched phase
+// is `ms_index` (in [0, 2N)): coefficient function * box of X^(-ms_index) * table.polynomial,
+// negacyclic. The clear model of programmable_bootstrap that the runtime's simulation reads, so
+// that simulated and encrypted lookups share one definition of what a table returns.
+Torus lookup_clear(const LookupTable& table, std::size_t ms_index, std::size_t function = 0);
+
 // Leaves in `accumulator` ((k+1)*N) a GLWE encryption of X^(-phase) * table.
 void blind_rotate(std::span<Torus> accumulator, std::span<const Torus> small_lwe,
                   const FourierBootstrapKey& key, const LookupTable& table,

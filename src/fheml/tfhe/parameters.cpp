@@ -4,13 +4,16 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <functional>
 #include <limits>
+#include <span>
 #include <stdexcept>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "fheml/tfhe/noise.h"
+#include "fheml/tfhe/parameter_search_internal.h"
 #include "fheml/tfhe/security.h"
 
 namespace fheml::tfhe {
@@ -78,34 +81,7 @@ void validate(MessageBits p, const SearchOptions& o) {
     fail("nu2 must be finite and > 0, found " + std::to_string(o.nu2) +
          "; pass the squared 2-norm of the weights (1 for a plain lookup)");
   }
-  // Concrete's FFT noise fit is only claimed for 1 <= k <= 6 (external_product_glwe.rs).
-  if (o.min_glwe_dimension < 1 || o.min_glwe_dimension > o.max_glwe_dimension ||
-      o.max_glwe_dimension > 6) {
-    fail("GLWE dimension range must satisfy 1 <= min <= max <= 6, found [" +
-         std::to_string(o.min_glwe_dimension) + ", " + std::to_string(o.max_glwe_dimension) + "]");
-  }
-  if (o.min_log2_polynomial_size < 1 || o.min_log2_polynomial_size > o.max_log2_polynomial_size ||
-      o.max_log2_polynomial_size > 16) {
-    fail("log2 polynomial size range must satisfy 1 <= min <= max <= 16, found [" +
-         std::to_string(o.min_log2_polynomial_size) + ", " +
-         std::to_string(o.max_log2_polynomial_size) + "]");
-  }
-  if (o.min_lwe_dimension < kMinSecureDimension || o.min_lwe_dimension > o.max_lwe_dimension) {
-    fail("LWE dimension range must satisfy " + std::to_string(kMinSecureDimension) +
-         " <= min <= max, found [" + std::to_string(o.min_lwe_dimension) + ", " +
-         std::to_string(o.max_lwe_dimension) + "]");
-  }
-  if (o.max_pbs_level < 1 || o.max_pbs_base_log_times_level < 1 ||
-      o.max_pbs_base_log_times_level > 64) {
-    fail("need max_pbs_level >= 1 and 1 <= max_pbs_base_log_times_level <= 64, found " +
-         std::to_string(o.max_pbs_level) + " and " +
-         std::to_string(o.max_pbs_base_log_times_level));
-  }
-  if (o.max_ks_level < 1 || o.max_ks_base_log_times_level < 1 ||
-      o.max_ks_base_log_times_level > 64) {
-    fail("need max_ks_level >= 1 and 1 <= max_ks_base_log_times_level <= 64, found " +
-         std::to_string(o.max_ks_level) + " and " + std::to_string(o.max_ks_base_log_times_level));
-  }
+  internal::validate_search_ranges("search_parameters", o);
 }
 
 struct BestBase {
@@ -242,10 +218,64 @@ std::string describe(const PbsParameters& params) {
 
 std::optional<PbsParameters> search_parameters(MessageBits p, const SearchOptions& options) {
   validate(p, options);
-  const double max_variance = max_variance_for_failure(p, options.log2_p_fail);
+  const internal::VarianceBound bound{options.nu2, max_variance_for_failure(p, options.log2_p_fail),
+                                      true};
+  return internal::search_minimum_cost(
+      options, std::span(&bound, 1), [&](const PbsParameters& candidate) {
+        // The noise model's own verdict is authoritative (the bound is its inverse).
+        return log2_failure_probability(candidate, p, options.nu2) <= options.log2_p_fail;
+      });
+}
+
+namespace internal {
+
+void validate_search_ranges(const char* caller, const SearchOptions& o) {
+  auto fail = [caller](const std::string& message) {
+    throw std::invalid_argument(std::string(caller) + ": " + message);
+  };
+  // Concrete's FFT noise fit is only claimed for 1 <= k <= 6 (external_product_glwe.rs).
+  if (o.min_glwe_dimension < 1 || o.min_glwe_dimension > o.max_glwe_dimension ||
+      o.max_glwe_dimension > 6) {
+    fail("GLWE dimension range must satisfy 1 <= min <= max <= 6, found [" +
+         std::to_string(o.min_glwe_dimension) + ", " + std::to_string(o.max_glwe_dimension) + "]");
+  }
+  if (o.min_log2_polynomial_size < 1 || o.min_log2_polynomial_size > o.max_log2_polynomial_size ||
+      o.max_log2_polynomial_size > 16) {
+    fail("log2 polynomial size range must satisfy 1 <= min <= max <= 16, found [" +
+         std::to_string(o.min_log2_polynomial_size) + ", " +
+         std::to_string(o.max_log2_polynomial_size) + "]");
+  }
+  if (o.min_lwe_dimension < kMinSecureDimension || o.min_lwe_dimension > o.max_lwe_dimension) {
+    fail("LWE dimension range must satisfy " + std::to_string(kMinSecureDimension) +
+         " <= min <= max, found [" + std::to_string(o.min_lwe_dimension) + ", " +
+         std::to_string(o.max_lwe_dimension) + "]");
+  }
+  if (o.max_pbs_level < 1 || o.max_pbs_base_log_times_level < 1 ||
+      o.max_pbs_base_log_times_level > 64) {
+    fail("need max_pbs_level >= 1 and 1 <= max_pbs_base_log_times_level <= 64, found " +
+         std::to_string(o.max_pbs_level) + " and " +
+         std::to_string(o.max_pbs_base_log_times_level));
+  }
+  if (o.max_ks_level < 1 || o.max_ks_base_log_times_level < 1 ||
+      o.max_ks_base_log_times_level > 64) {
+    fail("need max_ks_level >= 1 and 1 <= max_ks_base_log_times_level <= 64, found " +
+         std::to_string(o.max_ks_level) + " and " + std::to_string(o.max_ks_base_log_times_level));
+  }
+}
+
+std::optional<PbsParameters> search_minimum_cost(
+    const SearchOptions& options, std::span<const VarianceBound> bounds,
+    const std::function<bool(const PbsParameters&)>& accept) {
   const std::size_t n_min = options.min_lwe_dimension;
   const std::size_t n_count = options.max_lwe_dimension - n_min + 1;
   const std::size_t ks_levels = options.max_ks_level;
+  // A bound whose linear part alone (nu2 * ciphertext variance) is over its limit.
+  const auto linear_fails = [&](double ciphertext, double ms) {
+    for (const VarianceBound& b : bounds) {
+      if (b.nu2 * ciphertext + (b.at_lookup ? ms : 0.0) >= b.max_variance) return true;
+    }
+    return false;
+  };
 
   // Both noise terms are linear in a dimension that does not affect the best base: the key
   // switch is (k*N) * per-coefficient(n, B, l) and the blind rotation is n * cmux(k, N, B, l). So
@@ -289,12 +319,12 @@ std::optional<PbsParameters> search_parameters(MessageBits p, const SearchOption
       for (std::size_t i = 0; i < n_count; ++i) {
         const std::size_t n = n_min + i;
         const double ms = modulus_switch_variance(LweDimension{n}, PolynomialSize{big_n});
-        if (ms >= max_variance) break;  // grows with n
+        if (linear_fails(0.0, ms)) break;  // grows with n
         for (std::size_t l = 1; l <= options.max_pbs_level; ++l) {
           if (pbs_best[l - 1].base_log == 0) continue;
-          const double linear =
-              options.nu2 * std::max(fresh, static_cast<double>(n) * pbs_best[l - 1].variance);
-          if (linear + ms >= max_variance) continue;
+          const double ciphertext =
+              std::max(fresh, static_cast<double>(n) * pbs_best[l - 1].variance);
+          if (linear_fails(ciphertext, ms)) continue;
           const double pbs_cost = static_cast<double>(n) * cmux_cost(k, big_n, l);
           if (pbs_cost >= best_cost) break;  // grows with l
           for (std::size_t ks_l = 1; ks_l <= ks_levels; ++ks_l) {
@@ -302,7 +332,15 @@ std::optional<PbsParameters> search_parameters(MessageBits p, const SearchOption
             if (ks.base_log == 0) continue;
             const double cost = pbs_cost + keyswitch_cost(kn, n, ks_l);
             if (cost >= best_cost) break;  // grows with ks_l
-            if (linear + ms + static_cast<double>(kn) * ks.variance > max_variance) continue;
+            const double ks_variance = static_cast<double>(kn) * ks.variance;
+            bool pruned = false;
+            for (const VarianceBound& b : bounds) {
+              if (b.at_lookup && b.nu2 * ciphertext + ms + ks_variance > b.max_variance) {
+                pruned = true;
+                break;
+              }
+            }
+            if (pruned) continue;
             const PbsParameters candidate{LweDimension{n},
                                           GlweDimension{k},
                                           PolynomialSize{big_n},
@@ -312,8 +350,7 @@ std::optional<PbsParameters> search_parameters(MessageBits p, const SearchOption
                                           DecompositionLevelCount{l},
                                           DecompositionBaseLog{ks.base_log},
                                           DecompositionLevelCount{ks_l}};
-            // The noise model's own verdict is authoritative (the bound above is its inverse).
-            if (log2_failure_probability(candidate, p, options.nu2) > options.log2_p_fail) continue;
+            if (!accept(candidate)) continue;
             found = candidate;
             best_cost = cost;
           }
@@ -323,6 +360,8 @@ std::optional<PbsParameters> search_parameters(MessageBits p, const SearchOption
   }
   return found;
 }
+
+}  // namespace internal
 
 void validate(const PbsParameters& p, SecurityCheck check) {
   const auto fail = [&](const std::string& what) {
