@@ -1,0 +1,52 @@
+// What the compiler hands to the runtime (and later to deployment): the integer graph, how its
+// values are encoded on the torus, the client's quantizers and the crypto parameters.
+//
+// Encoding. Values joined by linear nodes share an encoding class with a width W: a ciphertext
+// of a value v of that class encrypts the torus element (v mod 2^(W+1)) * 2^(63-W), i.e. v modulo
+// 2^(W+1) without padding. Linear nodes are then exact modular arithmetic (clear coefficients,
+// trivially-encrypted biases). A lookup with (offset, shift, bits p) on a value of width W
+// adds offset * 2^(63-W) and multiplies by 2^(W-p-shift) (needs W >= p + shift), which leaves
+// exactly ((v + offset) >> shift) * 2^(63-p) mod 2^64: the bootstrap's p-bit input with its
+// padding bit, the wrap-around semantics of ir/int_graph.h. The shift multiplies the noise
+// variance by 4^(W-p-shift): it is part of the lookup's nu2. Lookup outputs are encoded at the
+// width of their own class. An output of range [lo, hi] needs 2^(W+1) > hi - lo and is decoded
+// into [lo, lo + 2^(W+1)).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "fheml/ir/int_graph.h"
+#include "fheml/quant/quantizers.h"
+#include "fheml/tfhe/parameters.h"
+
+namespace fheml::compiler {
+
+using quant::InputQuantizer;
+using quant::OutputDequantizer;
+
+// One per lookup node and one per output: the inputs of the parameter search and of the report.
+struct NoiseSite {
+  ir::ValueId node;
+  bool is_output = false;
+  std::uint32_t bits = 0;  // p of the lookup, or W of the output's class
+  double nu2 = 0.0;        // max over elements, in units of tfhe::ciphertext_variance(params)
+  double log2_p_fail = 0;  // per element under the chosen parameters (filled by the optimizer)
+  std::string label;       // "lookup %12 relu(gemm fc2)"
+};
+
+struct Circuit {
+  ir::IntGraph graph;
+  std::vector<InputQuantizer> inputs;      // one per graph input, same order
+  std::vector<OutputDequantizer> outputs;  // one per graph output, same order
+  std::vector<std::uint32_t> width;        // per node: W of its encoding class
+  std::vector<NoiseSite> noise_sites;
+  bool has_lookups = false;          // false: no server key, no bootstrap
+  tfhe::PbsParameters parameters{};  // lookups off: only k, N and glwe_noise are used
+  std::string parameter_choice;      // which constraint bound the choice, and why
+  double log2_p_error = -40;         // per-lookup bound the parameters meet
+  double global_p_error = 0;         // union bound over one evaluation of the circuit
+};
+
+}  // namespace fheml::compiler

@@ -1,0 +1,77 @@
+#include "fheml/compiler/compile.h"
+
+#include <cmath>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "fheml/compiler/encoding.h"
+#include "fheml/tfhe/circuit_parameters.h"
+
+namespace fheml::compiler {
+
+Circuit compile(const ir::FloatGraph& graph, std::span<const quant::Sample> calibration,
+                const CompileOptions& options) {
+  return compile(quant::quantize(graph, calibration, options.quantization), options);
+}
+
+Circuit compile(quant::QuantizedGraph quantized, const CompileOptions& options) {
+  Circuit circuit;
+  circuit.graph = std::move(quantized.graph);
+  circuit.inputs = std::move(quantized.inputs);
+  circuit.outputs = std::move(quantized.outputs);
+  assign_encoding(circuit);
+  choose_parameters(circuit, options);
+  return circuit;
+}
+
+void choose_parameters(Circuit& circuit, const CompileOptions& options) {
+  if (options.p_error && options.global_p_error) {
+    throw std::invalid_argument(
+        "set either p_error (per bootstrap) or global_p_error (whole circuit), not both");
+  }
+  const auto check = [](const char* name, double p) {
+    if (!(p > 0.0 && p < 1.0)) {
+      throw std::invalid_argument(std::string(name) + " must be in (0, 1), found " +
+                                  std::to_string(p));
+    }
+  };
+  if (options.p_error) check("p_error", *options.p_error);
+  if (options.global_p_error) check("global_p_error", *options.global_p_error);
+
+  std::vector<tfhe::NoiseConstraint> constraints;
+  for (const NoiseSite& site : circuit.noise_sites) {
+    tfhe::NoiseConstraint c;
+    c.kind = site.is_output ? tfhe::NoiseConstraint::Kind::kDecrypt
+                            : tfhe::NoiseConstraint::Kind::kLookup;
+    c.bits = tfhe::MessageBits{site.bits};
+    c.nu2 = site.nu2;
+    c.count = ir::element_count(circuit.graph.node(site.node).shape);
+    c.label = site.label;
+    constraints.push_back(std::move(c));
+  }
+  tfhe::CircuitSearchOptions search;
+  search.search = options.search;
+  search.search.nu2 = 1;
+  search.search.log2_p_fail = options.p_error ? std::log2(*options.p_error) : -40.0;
+  search.global_p_error = options.global_p_error;
+
+  const auto found = tfhe::search_circuit_parameters(constraints, search);
+  if (!found) {
+    throw std::invalid_argument(
+        "no 128-bit parameter set meets this circuit's failure budget: " +
+        tfhe::explain_no_parameters(constraints, search) +
+        ". Lower n_bits, set rounding_threshold_bits, or allow a larger p_error");
+  }
+  circuit.parameters = found->parameters;
+  circuit.has_lookups = found->needs_bootstrap;
+  circuit.parameter_choice = tfhe::describe(found->parameters) + "; " + found->binding;
+  circuit.log2_p_error =
+      options.global_p_error ? found->worst_log2_p_fail : search.search.log2_p_fail;
+  circuit.global_p_error = found->global_p_fail;
+  for (std::size_t i = 0; i < circuit.noise_sites.size(); ++i) {
+    circuit.noise_sites[i].log2_p_fail = found->log2_p_fail[i];
+  }
+}
+
+}  // namespace fheml::compiler

@@ -1,0 +1,41 @@
+#include "fheml/quant/quantizers.h"
+
+#include <algorithm>
+#include <cmath>
+#include <stdexcept>
+
+namespace fheml::quant {
+
+ir::IntTensor InputQuantizer::quantize(const ir::FloatTensor& x) const {
+  if (x.shape != shape || x.data.size() != ir::element_count(shape)) {
+    throw std::invalid_argument("input \"" + name + "\": expected shape " + ir::to_string(shape) +
+                                ", found " + ir::to_string(x.shape));
+  }
+  ir::IntTensor q(shape);
+  const double top = std::ldexp(1.0, static_cast<int>(bits)) - 1;
+  for (std::size_t i = 0; i < x.data.size(); ++i) {
+    const double v = x.data[i];
+    if (!std::isfinite(v)) {
+      throw std::invalid_argument("input \"" + name + "\": element " + std::to_string(i) + " is " +
+                                  std::to_string(v) +
+                                  "; inputs must be finite (impute or drop NaN/inf first)");
+    }
+    q.data[i] =
+        static_cast<std::int64_t>(std::clamp(std::nearbyint(v / scale + zero_point), 0.0, top));
+  }
+  return q;
+}
+
+ir::FloatTensor OutputDequantizer::dequantize(const ir::IntTensor& q) const {
+  if (q.shape != shape || q.data.size() != scale.size()) {
+    throw std::invalid_argument("output: expected shape " + ir::to_string(shape) + ", found " +
+                                ir::to_string(q.shape));
+  }
+  ir::FloatTensor x(shape);
+  for (std::size_t i = 0; i < q.data.size(); ++i) {
+    x.data[i] = scale[i] * static_cast<double>(q.data[i]) + bias[i];
+  }
+  return x;
+}
+
+}  // namespace fheml::quant
