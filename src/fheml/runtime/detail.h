@@ -1,0 +1,39 @@
+// Internal helpers shared by the runtime's modes and statistics: not part of the API.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "fheml/compiler/circuit.h"
+#include "fheml/ir/int_graph.h"
+#include "fheml/tfhe/types.h"
+
+namespace fheml::runtime::detail {
+
+// Lookup depth of every node: 0 for inputs, 1 + the operand's for a lookup, the maximum over
+// the sources for a linear node (the graph is topologically ordered).
+std::vector<std::uint32_t> lookup_depths(const ir::IntGraph& graph);
+
+// v at width W: (v mod 2^(W+1)) * 2^(63-W), wrapping.
+inline tfhe::Torus encode_at(std::int64_t v, std::uint32_t width) {
+  return static_cast<tfhe::Torus>(v) << (63 - width);
+}
+
+// The representative of v modulo 2^(W+1) in [lo, lo + 2^(W+1)).
+inline std::int64_t wrap_into_window(std::int64_t v, std::uint32_t width, std::int64_t lo) {
+  const std::uint64_t mask = (std::uint64_t{2} << width) - 1;
+  const std::uint64_t d = (static_cast<std::uint64_t>(v) - static_cast<std::uint64_t>(lo)) & mask;
+  return static_cast<std::int64_t>(static_cast<std::uint64_t>(lo) + d);
+}
+
+// A phase rounded to the nearest multiple of 2^(63-W), its W+1-bit value mapped into the window.
+inline std::int64_t decode_phase(tfhe::Torus phase, std::uint32_t width, std::int64_t lo) {
+  const int shift = 63 - static_cast<int>(width);
+  const tfhe::Torus rounded = ((phase >> (shift - 1)) + 1) >> 1;
+  return wrap_into_window(static_cast<std::int64_t>(rounded), width, lo);
+}
+
+// Throws std::invalid_argument unless circuit.width has one entry per node, each in 1..62.
+void check_widths(const compiler::Circuit& circuit);
+
+}  // namespace fheml::runtime::detail

@@ -1,0 +1,367 @@
+// kExecute: keys, encryption, the server's levelized evaluation on ciphertexts, decryption.
+#include <algorithm>
+#include <stdexcept>
+#include <string>
+
+#include "fheml/runtime/detail.h"
+#include "fheml/runtime/runtime.h"
+
+namespace fheml::runtime {
+namespace {
+
+using tfhe::LweCiphertextList;
+using tfhe::Torus;
+
+std::string node_name(std::size_t i) { return "%" + std::to_string(i); }
+
+tfhe::LweDimension big_dimension(const tfhe::PbsParameters& p) {
+  return tfhe::extracted_lwe_dimension(p.glwe_dimension, p.polynomial_size);
+}
+
+// Splits [0, count) into about 8 chunks per thread: few enough that the pool's per-item lock
+// costs nothing, enough to balance uneven rows.
+template <class Body>
+void parallel_chunks(tfhe::ThreadPool& pool, std::size_t count, const Body& body) {
+  if (count == 0) return;
+  const std::size_t chunk = std::max<std::size_t>(1, count / (8 * pool.size()));
+  pool.parallel_for((count + chunk - 1) / chunk, [&](std::size_t item, std::size_t worker) {
+    const std::size_t end = std::min(count, (item + 1) * chunk);
+    for (std::size_t i = item * chunk; i < end; ++i) body(i, worker);
+  });
+}
+
+// The work of one stage over several nodes, flattened: item t is element (t - begin[k]) of the
+// batch of node nodes[k], i.e. sample (t - begin[k]) / count and element (t - begin[k]) % count.
+struct Flattened {
+  std::vector<std::uint32_t> nodes;
+  std::vector<std::size_t> begin;  // nodes.size() + 1 prefix sums
+
+  Flattened(const ir::IntGraph& graph, std::vector<std::uint32_t> ids, std::size_t batch)
+      : nodes(std::move(ids)), begin{0} {
+    for (const auto id : nodes) {
+      begin.push_back(begin.back() + batch * ir::element_count(graph.nodes[id].shape));
+    }
+  }
+  std::size_t total() const { return begin.back(); }
+  // (index into nodes, offset inside that node's batch)
+  std::pair<std::size_t, std::size_t> locate(std::size_t t) const {
+    const auto k =
+        static_cast<std::size_t>(std::upper_bound(begin.begin(), begin.end(), t) - begin.begin()) -
+        1;
+    return {k, t - begin[k]};
+  }
+};
+
+class Evaluator {
+ public:
+  Evaluator(const Program& program, const EvaluationKeys& keys, std::size_t batch,
+            const RunOptions& options)
+      : program_(program),
+        graph_(program.circuit().graph),
+        keys_(keys),
+        batch_(batch),
+        pool_(options.pool != nullptr ? *options.pool : tfhe::ThreadPool::global()),
+        trace_(options.trace),
+        big_(big_dimension(program.circuit().parameters)),
+        values_(graph_.nodes.size()),
+        uses_left_(graph_.nodes.size(), 0),
+        scratch_(pool_.size()) {
+    for (const ir::IntNode& node : graph_.nodes) {
+      for (const ir::ValueId in : node.inputs) ++uses_left_[in.index];
+    }
+    for (const ir::ValueId out : graph_.outputs) ++uses_left_[out.index];  // never released
+  }
+
+  void set_input(std::size_t node, LweCiphertextList ciphertexts) {
+    values_[node] = std::move(ciphertexts);
+  }
+
+  void run() {
+    const auto depth = program_.depth();
+    for (std::uint32_t d = 0; d <= program_.stage_count(); ++d) {
+      std::vector<std::uint32_t> lookups, linears;
+      for (std::uint32_t i = 0; i < graph_.nodes.size(); ++i) {
+        if (depth[i] != d) continue;
+        if (graph_.nodes[i].op == ir::IntOp::kLookup) lookups.push_back(i);
+        if (graph_.nodes[i].op == ir::IntOp::kLinear) linears.push_back(i);
+      }
+      if (!lookups.empty()) run_lookups(Flattened(graph_, std::move(lookups), batch_));
+      if (!linears.empty()) run_linear(Flattened(graph_, std::move(linears), batch_));
+    }
+  }
+
+  const LweCiphertextList& value(ir::ValueId id) const { return values_[id.index]; }
+
+ private:
+  std::size_t count_of(std::size_t node) const {
+    return ir::element_count(graph_.nodes[node].shape);
+  }
+
+  // Frees the operands whose last consumer has run.
+  void consumed(const Flattened& work) {
+    for (const auto id : work.nodes) {
+      for (const ir::ValueId in : graph_.nodes[id].inputs) {
+        if (--uses_left_[in.index] == 0) values_[in.index] = LweCiphertextList();
+      }
+    }
+  }
+
+  void run_linear(const Flattened& work) {
+    for (const auto id : work.nodes) {
+      values_[id] = LweCiphertextList(big_, batch_ * count_of(id));
+    }
+    parallel_chunks(pool_, work.total(), [&](std::size_t t, std::size_t worker) {
+      const auto [k, offset] = work.locate(t);
+      const std::uint32_t id = work.nodes[k];
+      const ir::IntNode& node = graph_.nodes[id];
+      const std::size_t count = count_of(id);
+      const std::size_t sample = offset / count;
+      const std::size_t row = offset % count;
+      const std::uint32_t width = program_.circuit().width[id];
+      const std::span<Torus> out = values_[id].at(offset);  // zero from the allocation
+      std::vector<Torus>& product = scratch_[worker];
+      product.resize(out.size());
+      for (std::size_t e = node.linear.row_begin[row]; e < node.linear.row_begin[row + 1]; ++e) {
+        const ir::IntLinearEntry& entry = node.linear.entries[e];
+        const std::size_t source = node.inputs[entry.source].index;
+        const std::span<const Torus> in =
+            values_[source].at(sample * count_of(source) + entry.element);
+        if (entry.coefficient == 1) {
+          tfhe::lwe_add_assign(out, in);
+        } else if (entry.coefficient == -1) {
+          tfhe::lwe_sub_assign(out, in);
+        } else if (entry.coefficient != 0) {
+          std::copy(in.begin(), in.end(), product.begin());
+          tfhe::lwe_mul_scalar_assign(product, entry.coefficient);
+          tfhe::lwe_add_assign(out, product);
+        }
+      }
+      tfhe::lwe_add_plaintext_assign(out, detail::encode_at(node.linear.bias[row], width));
+    });
+    consumed(work);
+  }
+
+  void run_lookups(const Flattened& work) {
+    const std::size_t total = work.total();
+    LweCiphertextList inputs(big_, total);
+    std::vector<const tfhe::LookupTable*> tables(total);
+    parallel_chunks(pool_, total, [&](std::size_t t, std::size_t) {
+      const auto [k, offset] = work.locate(t);
+      const std::uint32_t id = work.nodes[k];
+      const ir::IntLookup& lookup = graph_.nodes[id].lookup;
+      const std::size_t source = graph_.nodes[id].inputs[0].index;
+      const std::uint32_t width = program_.circuit().width[source];
+      const std::span<Torus> ct = inputs.at(t);
+      const std::span<const Torus> in = values_[source].at(offset);
+      std::copy(in.begin(), in.end(), ct.begin());
+      // ((v + offset) >> shift) lands in the top bits + 1 of the torus: the bootstrap's p-bit
+      // message with its padding bit (circuit.h).
+      tfhe::lwe_add_plaintext_assign(ct, detail::encode_at(lookup.offset, width));
+      const std::uint32_t scale = width - lookup.bits - lookup.shift;
+      if (scale > 0) tfhe::lwe_mul_scalar_assign(ct, std::int64_t{1} << scale);
+      tables[t] = &program_.tables(ir::ValueId{id})[lookup.table_of_element[offset % count_of(id)]];
+    });
+    if (trace_ != nullptr) trace_->batch_sizes.push_back(total);
+    const LweCiphertextList outputs =
+        tfhe::keyswitch_bootstrap_batch(*keys_.server_key, inputs, tables, pool_);
+    const std::size_t length = tfhe::lwe_size(big_);
+    for (std::size_t k = 0; k < work.nodes.size(); ++k) {
+      LweCiphertextList& value = values_[work.nodes[k]];
+      value = LweCiphertextList(big_, work.begin[k + 1] - work.begin[k]);
+      std::copy(outputs.data.begin() + static_cast<std::ptrdiff_t>(work.begin[k] * length),
+                outputs.data.begin() + static_cast<std::ptrdiff_t>(work.begin[k + 1] * length),
+                value.data.begin());
+    }
+    consumed(work);
+  }
+
+  const Program& program_;
+  const ir::IntGraph& graph_;
+  const EvaluationKeys& keys_;
+  std::size_t batch_;
+  tfhe::ThreadPool& pool_;
+  ExecutionTrace* trace_;
+  tfhe::LweDimension big_;
+  std::vector<LweCiphertextList> values_;
+  std::vector<std::size_t> uses_left_;
+  std::vector<std::vector<Torus>> scratch_;  // per worker
+};
+
+void check_keys(const compiler::Circuit& circuit, const EvaluationKeys& keys) {
+  if (!(keys.parameters == circuit.parameters)) {
+    throw std::invalid_argument("evaluation keys were made for " + tfhe::describe(keys.parameters) +
+                                ", the circuit needs " + tfhe::describe(circuit.parameters) +
+                                ": generate keys for it");
+  }
+  if (circuit.has_lookups && !keys.server_key) {
+    throw std::invalid_argument(
+        "the circuit has lookups but the evaluation keys hold no server key: generate them "
+        "with runtime::keygen for this circuit");
+  }
+  if (keys.server_key && !(keys.server_key->parameters == circuit.parameters)) {
+    throw std::invalid_argument("server key parameters (" +
+                                tfhe::describe(keys.server_key->parameters) +
+                                ") differ from the circuit's");
+  }
+}
+
+template <class Ciphertexts>
+std::size_t check_batches(const compiler::Circuit& circuit, std::span<const Ciphertexts> lists,
+                          std::span<const ir::ValueId> nodes, const char* what) {
+  if (lists.size() != nodes.size()) {
+    throw std::invalid_argument("expected " + std::to_string(nodes.size()) + " encrypted " + what +
+                                "s, found " + std::to_string(lists.size()));
+  }
+  const std::size_t batch = lists.empty() ? 0 : lists[0].batch;
+  const tfhe::LweDimension big = big_dimension(circuit.parameters);
+  for (std::size_t i = 0; i < lists.size(); ++i) {
+    const std::string name =
+        std::string(what) + " " + std::to_string(i) + " (node " + node_name(nodes[i].index) + ")";
+    if (lists[i].batch != batch) {
+      throw std::invalid_argument(name + " holds a batch of " + std::to_string(lists[i].batch) +
+                                  " samples, " + what + " 0 of " + std::to_string(batch) +
+                                  ": all must hold the same samples");
+    }
+    const std::size_t expected = batch * ir::element_count(circuit.graph.node(nodes[i]).shape);
+    bool whole = true;  // an expanded list must hold whole ciphertexts
+    if constexpr (requires { lists[i].ciphertexts.data; }) {
+      whole =
+          lists[i].ciphertexts.data.size() % tfhe::lwe_size(lists[i].ciphertexts.dimension) == 0;
+    }
+    if (lists[i].ciphertexts.count() != expected || !whole) {
+      throw std::invalid_argument(name + ": expected " + std::to_string(expected) +
+                                  " ciphertexts (" + std::to_string(batch) + " samples of shape " +
+                                  ir::to_string(circuit.graph.node(nodes[i]).shape) + "), found " +
+                                  std::to_string(lists[i].ciphertexts.count()));
+    }
+    if (lists[i].ciphertexts.dimension != big) {
+      throw std::invalid_argument(name + ": ciphertext dimension " +
+                                  std::to_string(lists[i].ciphertexts.dimension.value) +
+                                  ", the circuit's parameters give " + std::to_string(big.value));
+    }
+  }
+  return batch;
+}
+
+tfhe::Csprng make_rng(const std::optional<tfhe::Seed>& seed, std::string_view label) {
+  return tfhe::Csprng(seed ? tfhe::derive_seed(*seed, label) : tfhe::random_seed());
+}
+
+}  // namespace
+
+Keys keygen(const compiler::Circuit& circuit, const KeygenOptions& options) {
+  tfhe::Csprng secret_rng = make_rng(options.seed, "fheml runtime secret keys");
+  Keys keys{ClientKeys{tfhe::generate_client_key(circuit.parameters, secret_rng, options.security)},
+            CompressedEvaluationKeys{circuit.parameters, std::nullopt}};
+  if (circuit.has_lookups) {
+    tfhe::Csprng noise_rng = make_rng(options.seed, "fheml runtime key noise");
+    const tfhe::Seed mask_seed = options.seed
+                                     ? tfhe::derive_seed(*options.seed, "fheml runtime key masks")
+                                     : tfhe::random_seed();
+    keys.evaluation.server_key =
+        tfhe::generate_compressed_server_key(keys.client.key, noise_rng, mask_seed);
+  }
+  return keys;
+}
+
+EvaluationKeys decompress(const CompressedEvaluationKeys& keys) {
+  EvaluationKeys out{keys.parameters, std::nullopt};
+  if (keys.server_key) {
+    if (!(keys.server_key->parameters == keys.parameters)) {
+      throw std::invalid_argument(
+          "compressed server key parameters (" + tfhe::describe(keys.server_key->parameters) +
+          ") differ from the evaluation keys' (" + tfhe::describe(keys.parameters) + ")");
+    }
+    out.server_key = tfhe::decompress(*keys.server_key);
+  }
+  return out;
+}
+
+std::vector<EncryptedInput> encrypt(const compiler::Circuit& circuit, const ClientKeys& keys,
+                                    std::span<const IntSample> samples, tfhe::Csprng& noise_rng) {
+  detail::check_widths(circuit);
+  if (!(keys.key.parameters == circuit.parameters)) {
+    throw std::invalid_argument("client key was made for " + tfhe::describe(keys.key.parameters) +
+                                ", the circuit needs " + tfhe::describe(circuit.parameters));
+  }
+  const std::vector<ir::ValueId> inputs = circuit.graph.inputs();
+  for (std::size_t s = 0; s < samples.size(); ++s) {
+    if (samples[s].size() != inputs.size()) {
+      throw std::invalid_argument("sample " + std::to_string(s) + " has " +
+                                  std::to_string(samples[s].size()) + " tensors, the circuit " +
+                                  std::to_string(inputs.size()) + " inputs");
+    }
+  }
+  const tfhe::LweSecretKey big_key = keys.key.glwe_key.to_lwe_key();
+  std::vector<EncryptedInput> encrypted;
+  std::vector<Torus> plaintexts;
+  for (std::size_t i = 0; i < inputs.size(); ++i) {
+    const ir::IntNode& node = circuit.graph.node(inputs[i]);
+    const std::uint32_t width = circuit.width[inputs[i].index];
+    plaintexts.clear();
+    for (std::size_t s = 0; s < samples.size(); ++s) {
+      const ir::IntTensor& x = samples[s][i];
+      if (x.shape != node.shape || x.data.size() != ir::element_count(node.shape)) {
+        throw std::invalid_argument(
+            "sample " + std::to_string(s) + ", input " + std::to_string(i) + ": expected shape " +
+            ir::to_string(node.shape) + " with " + std::to_string(ir::element_count(node.shape)) +
+            " values, found " + ir::to_string(x.shape) + " with " + std::to_string(x.data.size()));
+      }
+      for (const std::int64_t v : x.data) plaintexts.push_back(detail::encode_at(v, width));
+    }
+    encrypted.push_back(EncryptedInput{
+        samples.size(),
+        tfhe::encrypt_seeded_lwe_list(big_key, plaintexts, circuit.parameters.glwe_noise,
+                                      tfhe::random_seed(), noise_rng)});
+  }
+  return encrypted;
+}
+
+std::vector<EncryptedOutput> run(const Program& program, const EvaluationKeys& keys,
+                                 std::span<const EncryptedInput> inputs,
+                                 const RunOptions& options) {
+  const compiler::Circuit& circuit = program.circuit();
+  check_keys(circuit, keys);
+  const std::vector<ir::ValueId> input_ids = circuit.graph.inputs();
+  // Counts are checked before expanding: a forged count must not allocate.
+  const std::size_t batch = check_batches<EncryptedInput>(circuit, inputs, input_ids, "input");
+  Evaluator evaluator(program, keys, batch, options);
+  for (std::size_t i = 0; i < inputs.size(); ++i) {
+    evaluator.set_input(input_ids[i].index, tfhe::expand(inputs[i].ciphertexts));
+  }
+  evaluator.run();
+  std::vector<EncryptedOutput> outputs;
+  for (const ir::ValueId out : circuit.graph.outputs) {
+    outputs.push_back(EncryptedOutput{batch, evaluator.value(out)});
+  }
+  return outputs;
+}
+
+std::vector<IntSample> decrypt(const compiler::Circuit& circuit, const ClientKeys& keys,
+                               std::span<const EncryptedOutput> outputs) {
+  detail::check_widths(circuit);
+  const std::size_t batch =
+      check_batches<EncryptedOutput>(circuit, outputs, circuit.graph.outputs, "output");
+  if (!(keys.key.parameters == circuit.parameters)) {
+    throw std::invalid_argument("client key was made for " + tfhe::describe(keys.key.parameters) +
+                                ", the circuit needs " + tfhe::describe(circuit.parameters));
+  }
+  const std::span<const std::uint64_t> key = keys.key.glwe_key.as_lwe_key();
+  std::vector<IntSample> samples(batch);
+  for (std::size_t o = 0; o < outputs.size(); ++o) {
+    const ir::ValueId id = circuit.graph.outputs[o];
+    const ir::IntNode& node = circuit.graph.node(id);
+    const std::size_t count = ir::element_count(node.shape);
+    for (std::size_t s = 0; s < batch; ++s) {
+      ir::IntTensor t(node.shape);
+      for (std::size_t e = 0; e < count; ++e) {
+        const Torus phase = tfhe::decrypt_lwe_phase(outputs[o].ciphertexts.at(s * count + e), key);
+        t.data[e] = detail::decode_phase(phase, circuit.width[id.index], node.range.lo);
+      }
+      samples[s].push_back(std::move(t));
+    }
+  }
+  return samples;
+}
+
+}  // namespace fheml::runtime

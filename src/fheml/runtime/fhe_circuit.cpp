@@ -1,0 +1,114 @@
+#include <chrono>
+#include <stdexcept>
+#include <string>
+
+#include "fheml/runtime/runtime.h"
+
+namespace fheml::runtime {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double seconds_since(Clock::time_point start) {
+  return std::chrono::duration<double>(Clock::now() - start).count();
+}
+
+}  // namespace
+
+FheCircuit::FheCircuit(compiler::Circuit circuit, const FheCircuitOptions& options)
+    : program_(std::move(circuit)),
+      options_(options),
+      seed_(options.seed ? *options.seed : tfhe::random_seed()),
+      noise_rng_(tfhe::derive_seed(seed_, "fheml runtime encryption and simulation noise")) {}
+
+void FheCircuit::keygen() {
+  if (client_keys_) return;
+  const auto start = Clock::now();
+  Keys keys = runtime::keygen(
+      circuit(), KeygenOptions{tfhe::derive_seed(seed_, "fheml runtime keys"), options_.security});
+  evaluation_keys_ = decompress(keys.evaluation);
+  client_keys_ = std::move(keys.client);
+  keygen_seconds_ = seconds_since(start);
+}
+
+std::vector<IntSample> FheCircuit::run_integers(std::span<const IntSample> samples, Mode mode) {
+  Timings timings{mode, samples.size()};
+  std::vector<IntSample> results;
+  switch (mode) {
+    case Mode::kDisable: {
+      const auto start = Clock::now();
+      results = run_clear(circuit(), samples);
+      timings.run_s = seconds_since(start);
+      break;
+    }
+    case Mode::kSimulate: {
+      const auto start = Clock::now();
+      results = run_simulate(program_, samples, noise_rng_);
+      timings.run_s = seconds_since(start);
+      break;
+    }
+    case Mode::kExecute: {
+      keygen();
+      timings.keygen_s = keygen_seconds_;
+      auto start = Clock::now();
+      const std::vector<EncryptedInput> inputs =
+          encrypt(circuit(), *client_keys_, samples, noise_rng_);
+      timings.encrypt_s = seconds_since(start);
+      start = Clock::now();
+      const std::vector<EncryptedOutput> outputs = run(program_, *evaluation_keys_, inputs);
+      timings.run_s = seconds_since(start);
+      start = Clock::now();
+      results = decrypt(circuit(), *client_keys_, outputs);
+      timings.decrypt_s = seconds_since(start);
+      break;
+    }
+  }
+  last_run_ = timings;
+  return results;
+}
+
+std::vector<FloatSample> FheCircuit::predict(std::span<const FloatSample> samples, Mode mode) {
+  const compiler::Circuit& c = circuit();
+  if (c.inputs.size() != c.graph.inputs().size() || c.outputs.size() != c.graph.outputs.size()) {
+    throw std::invalid_argument(
+        "circuit has " + std::to_string(c.inputs.size()) + " input quantizers and " +
+        std::to_string(c.outputs.size()) + " output dequantizers for " +
+        std::to_string(c.graph.inputs().size()) + " inputs and " +
+        std::to_string(c.graph.outputs.size()) + " outputs: predict needs one each");
+  }
+  auto start = Clock::now();
+  std::vector<IntSample> quantized;
+  quantized.reserve(samples.size());
+  for (std::size_t s = 0; s < samples.size(); ++s) {
+    if (samples[s].size() != c.inputs.size()) {
+      throw std::invalid_argument("sample " + std::to_string(s) + " has " +
+                                  std::to_string(samples[s].size()) + " tensors, the circuit " +
+                                  std::to_string(c.inputs.size()) + " inputs");
+    }
+    IntSample q;
+    for (std::size_t i = 0; i < c.inputs.size(); ++i)
+      q.push_back(c.inputs[i].quantize(samples[s][i]));
+    quantized.push_back(std::move(q));
+  }
+  const double quantize_s = seconds_since(start);
+  const std::vector<IntSample> results = run_integers(quantized, mode);
+  start = Clock::now();
+  std::vector<FloatSample> floats;
+  floats.reserve(results.size());
+  for (const IntSample& r : results) {
+    FloatSample f;
+    for (std::size_t o = 0; o < r.size(); ++o) f.push_back(c.outputs[o].dequantize(r[o]));
+    floats.push_back(std::move(f));
+  }
+  last_run_->encrypt_s += quantize_s;
+  last_run_->decrypt_s += seconds_since(start);
+  return floats;
+}
+
+Statistics FheCircuit::statistics() const {
+  Statistics s = compute_statistics(circuit(), tfhe::ThreadPool::global().size());
+  s.last_run = last_run_;
+  return s;
+}
+
+}  // namespace fheml::runtime

@@ -1,0 +1,188 @@
+// Running a compiled circuit (compiler/circuit.h) in one of three modes:
+//
+//   kDisable   the exact integer interpreter (ir::evaluate), each output decoded into the window
+//              [lo, lo + 2^(W+1)) of its class exactly as decryption would;
+//   kSimulate  the same data flow on torus phases in the clear: fresh and bootstrap noise drawn
+//              from the engine's noise model, lookups read through tfhe::lookup_clear, so a
+//              failure happens with the probability and by the mechanism of real execution;
+//   kExecute   TFHE: the client encrypts, the server runs on ciphertexts with the evaluation
+//              keys only, the client decrypts.
+//
+// Tensors of a batch of samples travel together: all lookups of one depth of all samples go into
+// one keyswitch_bootstrap_batch call, so independent bootstraps run on every core.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <vector>
+
+#include "fheml/compiler/circuit.h"
+#include "fheml/ir/tensor.h"
+#include "fheml/runtime/mode.h"
+#include "fheml/runtime/statistics.h"
+#include "fheml/tfhe/engine.h"
+
+namespace fheml::runtime {
+
+// One sample: one integer tensor per graph input (or output), in graph order.
+using IntSample = std::vector<ir::IntTensor>;
+// One sample of floats, same convention.
+using FloatSample = std::vector<ir::FloatTensor>;
+
+// The circuit lowered for evaluation: the lookup stage of every node and the engine's lookup
+// tables, built once (one per distinct table of each lookup node) at the circuit's parameters.
+class Program {
+ public:
+  // Throws std::invalid_argument when the circuit cannot run: widths missing or over 62 bits, a
+  // lookup reading a class narrower than bits + shift, a lookup while has_lookups is false, or
+  // a table the parameters' polynomial size cannot hold.
+  explicit Program(compiler::Circuit circuit);
+
+  const compiler::Circuit& circuit() const { return circuit_; }
+  // Per node: 0 for inputs, 1 + the depth of the operand for a lookup, the maximum over the
+  // sources for a linear node.
+  std::span<const std::uint32_t> depth() const { return depth_; }
+  // Lookup stages on the critical path (the maximum depth).
+  std::uint32_t stage_count() const { return stage_count_; }
+  // Engine tables of a lookup node, indexed like IntLookup::tables; empty for other nodes.
+  std::span<const tfhe::LookupTable> tables(ir::ValueId node) const {
+    return tables_.at(node.index);
+  }
+
+ private:
+  compiler::Circuit circuit_;
+  std::vector<std::uint32_t> depth_;
+  std::uint32_t stage_count_ = 0;
+  std::vector<std::vector<tfhe::LookupTable>> tables_;
+};
+
+// --- Keys.
+
+struct ClientKeys {
+  tfhe::ClientKey key;
+};
+
+// Evaluation keys as they travel (seeded). No server key for a circuit without lookups.
+struct CompressedEvaluationKeys {
+  tfhe::PbsParameters parameters;
+  std::optional<tfhe::CompressedServerKey> server_key;
+};
+
+// Evaluation keys as the server computes with them.
+struct EvaluationKeys {
+  tfhe::PbsParameters parameters;
+  std::optional<tfhe::ServerKey> server_key;
+};
+
+struct KeygenOptions {
+  // Reproducible keys for tests; by default fresh OS entropy. Never fix a seed for real keys.
+  std::optional<tfhe::Seed> seed;
+  tfhe::SecurityCheck security = tfhe::SecurityCheck::kRequire128;
+};
+
+struct Keys {
+  ClientKeys client;
+  CompressedEvaluationKeys evaluation;
+};
+
+// Client side: the client key at circuit.parameters and, only when circuit.has_lookups, the
+// compressed server key. Throws std::invalid_argument for parameters tfhe::validate refuses.
+Keys keygen(const compiler::Circuit& circuit, const KeygenOptions& options = {});
+// Server side: expands the key switching key and the bootstrap key (Fourier form). Throws
+// std::invalid_argument when the keys do not match their parameters.
+EvaluationKeys decompress(const CompressedEvaluationKeys& keys);
+
+// --- Ciphertexts. Ciphertext s * element_count(shape) + e holds element e of sample s, under the
+// big key (dimension k*N), encoded at the width of its node's class.
+
+// One graph input for a batch, as it travels: one seed and one body per element.
+struct EncryptedInput {
+  std::size_t batch = 0;
+  tfhe::SeededLweCiphertextList ciphertexts;
+};
+
+// One graph output for a batch, as the server returns it.
+struct EncryptedOutput {
+  std::size_t batch = 0;
+  tfhe::LweCiphertextList ciphertexts;
+};
+
+// Client side: encrypts quantized samples (each value v as (v mod 2^(W+1)) * 2^(63-W); values
+// outside the input's range wrap like the clear interpreter). One EncryptedInput per graph
+// input. Throws std::invalid_argument on a wrong tensor count or shape.
+std::vector<EncryptedInput> encrypt(const compiler::Circuit& circuit, const ClientKeys& keys,
+                                    std::span<const IntSample> samples, tfhe::Csprng& noise_rng);
+
+// Per run call: how the server batched its bootstraps (one entry per keyswitch_bootstrap_batch
+// call, the number of ciphertexts in it).
+struct ExecutionTrace {
+  std::vector<std::size_t> batch_sizes;
+};
+
+struct RunOptions {
+  tfhe::ThreadPool* pool = nullptr;  // nullptr: ThreadPool::global()
+  ExecutionTrace* trace = nullptr;   // filled when given
+};
+
+// Server side: the circuit on ciphertexts, with the evaluation keys only. Throws
+// std::invalid_argument when the inputs do not match the circuit (count, batch, sizes,
+// dimension) or the keys do not match circuit.parameters.
+std::vector<EncryptedOutput> run(const Program& program, const EvaluationKeys& keys,
+                                 std::span<const EncryptedInput> inputs,
+                                 const RunOptions& options = {});
+
+// Client side: phase, rounded to a multiple of 2^(63-W), mapped into [lo, lo + 2^(W+1)) of the
+// output node's range. Throws std::invalid_argument on sizes that do not match the circuit.
+std::vector<IntSample> decrypt(const compiler::Circuit& circuit, const ClientKeys& keys,
+                               std::span<const EncryptedOutput> outputs);
+
+// --- Clear modes.
+
+// kDisable: ir::evaluate per sample, outputs decoded into their windows.
+std::vector<IntSample> run_clear(const compiler::Circuit& circuit,
+                                 std::span<const IntSample> samples);
+
+// kSimulate: phases in the clear with sampled noise (see the top of this file).
+std::vector<IntSample> run_simulate(const Program& program, std::span<const IntSample> samples,
+                                    tfhe::Csprng& noise_rng);
+
+// --- Convenience: quantize, run, dequantize.
+
+struct FheCircuitOptions {
+  // Keys, encryption noise and simulation noise derive from it; by default OS entropy. A fixed
+  // seed is for tests only.
+  std::optional<tfhe::Seed> seed;
+  tfhe::SecurityCheck security = tfhe::SecurityCheck::kRequire128;
+};
+
+class FheCircuit {
+ public:
+  explicit FheCircuit(compiler::Circuit circuit, const FheCircuitOptions& options = {});
+
+  // Quantizes each sample with circuit.inputs, runs the batch in `mode`, dequantizes with
+  // circuit.outputs. kExecute generates the keys on first use and keeps them.
+  std::vector<FloatSample> predict(std::span<const FloatSample> samples, Mode mode);
+  // The same on already quantized samples.
+  std::vector<IntSample> run_integers(std::span<const IntSample> samples, Mode mode);
+  // Generates the keys now (otherwise the first kExecute does).
+  void keygen();
+
+  const compiler::Circuit& circuit() const { return program_.circuit(); }
+  const Program& program() const { return program_; }
+  // compute_statistics plus the timings of the last run.
+  Statistics statistics() const;
+
+ private:
+  Program program_;
+  FheCircuitOptions options_;
+  tfhe::Seed seed_;
+  tfhe::Csprng noise_rng_;
+  std::optional<ClientKeys> client_keys_;
+  std::optional<EvaluationKeys> evaluation_keys_;
+  double keygen_seconds_ = 0;
+  std::optional<Timings> last_run_;
+};
+
+}  // namespace fheml::runtime

@@ -1,0 +1,180 @@
+#include "fheml/runtime/statistics.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <sstream>
+
+#include "fheml/runtime/detail.h"
+#include "fheml/tfhe/parameters.h"
+
+namespace fheml::runtime {
+namespace {
+
+// Single-thread KS+PBS medians of the built-in parameter sets at p_fail <= 2^-40, from
+// bench/README.md ("KS+PBS per precision", `fheml bench -r 7`, bench/results/bench_2m40.json),
+// on the project's standard 2-core machine.
+constexpr double kMeasuredKsPbsMs[8] = {8.41, 7.88, 11.27, 13.25, 32.9, 76.5, 304, 628};
+
+std::string format(const char* pattern, double value) {
+  char buffer[64];
+  std::snprintf(buffer, sizeof buffer, pattern, value);
+  return buffer;
+}
+
+std::string pow2(double value) {
+  if (value <= 0) return "0";
+  return format("2^%.1f", std::log2(value));
+}
+
+}  // namespace
+
+double estimated_bootstrap_ms(const tfhe::PbsParameters& params) {
+  // The recorded set nearest in the optimizer's cost model, scaled by the cost ratio: exact for
+  // the built-in sets, a fair guess for others.
+  const double cost = tfhe::estimated_cost(params);
+  double best = 0;
+  double best_distance = INFINITY;
+  for (std::size_t p = 1; p <= 8; ++p) {
+    const double reference = tfhe::estimated_cost(tfhe::default_parameters(tfhe::MessageBits{p}));
+    const double distance = std::abs(std::log(cost / reference));
+    if (distance < best_distance) {
+      best_distance = distance;
+      best = kMeasuredKsPbsMs[p - 1] * cost / reference;
+    }
+  }
+  return best;
+}
+
+Statistics compute_statistics(const compiler::Circuit& circuit, std::size_t threads) {
+  detail::check_widths(circuit);
+  const ir::IntGraph& graph = circuit.graph;
+  const std::vector<std::uint32_t> depth = detail::lookup_depths(graph);
+  Statistics s;
+  s.threads = std::max<std::size_t>(threads, 1);
+  for (std::size_t i = 0; i < graph.nodes.size(); ++i) {
+    const ir::IntNode& node = graph.nodes[i];
+    const std::size_t count = ir::element_count(node.shape);
+    s.max_width = std::max(s.max_width, circuit.width[i]);
+    if (node.op == ir::IntOp::kLinear) {
+      // One scalar multiply-add per term, one plaintext addition per row (the bias).
+      s.linear_ops += node.linear.entries.size() + count;
+    } else if (node.op == ir::IntOp::kLookup) {
+      const ir::IntLookup& lookup = node.lookup;
+      s.lookups_per_bits[lookup.bits] += count;
+      s.bootstraps += count;
+      s.max_lookup_bits = std::max(s.max_lookup_bits, lookup.bits);
+      s.depth = std::max<std::size_t>(s.depth, depth[i]);
+      if (s.bootstraps_per_stage.size() < depth[i]) s.bootstraps_per_stage.resize(depth[i]);
+      s.bootstraps_per_stage[depth[i] - 1] += count;
+      // The offset, then the shift into the top bits.
+      const bool scaled = circuit.width[node.inputs[0].index] > lookup.bits + lookup.shift;
+      s.linear_ops += count * (scaled ? 2 : 1);
+    }
+  }
+  s.key_switches = s.bootstraps;
+  s.max_bit_width = std::max(s.max_width, s.max_lookup_bits);
+
+  const tfhe::PbsParameters& p = circuit.parameters;
+  if (circuit.has_lookups) s.key_sizes = tfhe::key_sizes(p);
+  s.ciphertext_bytes =
+      tfhe::lwe_size(tfhe::extracted_lwe_dimension(p.glwe_dimension, p.polynomial_size)) *
+      sizeof(tfhe::Torus);
+  for (const ir::ValueId in : graph.inputs()) {
+    s.input_bytes +=
+        tfhe::kSeedBytes + ir::element_count(graph.node(in).shape) * sizeof(tfhe::Torus);
+  }
+  for (const ir::ValueId out : graph.outputs) {
+    s.output_bytes += ir::element_count(graph.node(out).shape) * s.ciphertext_bytes;
+  }
+  if (s.bootstraps > 0) {
+    s.bootstrap_ms = estimated_bootstrap_ms(p);
+    s.estimated_latency_ms = static_cast<double>(s.bootstraps) * s.bootstrap_ms;
+    for (const std::size_t stage : s.bootstraps_per_stage) {
+      s.estimated_parallel_latency_ms +=
+          static_cast<double>((stage + s.threads - 1) / s.threads) * s.bootstrap_ms;
+    }
+  }
+  return s;
+}
+
+std::string report(const compiler::Circuit& circuit, const Statistics& statistics) {
+  detail::check_widths(circuit);
+  const ir::IntGraph& graph = circuit.graph;
+  std::ostringstream out;
+  char line[512];
+  std::snprintf(line, sizeof line, "%-5s %-16s %-28s %-24s %4s %3s %9s %8s\n", "node", "op",
+                "origin", "range", "bits", "W", "nu2", "log2 pf");
+  out << line;
+  for (std::size_t i = 0; i < graph.nodes.size(); ++i) {
+    const ir::IntNode& node = graph.nodes[i];
+    std::string op(ir::op_name(node.op));
+    if (node.op == ir::IntOp::kLookup) {
+      op += " p=" + std::to_string(node.lookup.bits);
+      if (node.lookup.shift > 0) op += ">>" + std::to_string(node.lookup.shift);
+      if (node.lookup.tables.size() > 1) op += " x" + std::to_string(node.lookup.tables.size());
+    }
+    const bool is_output =
+        std::find(graph.outputs.begin(), graph.outputs.end(),
+                  ir::ValueId{static_cast<std::uint32_t>(i)}) != graph.outputs.end();
+    if (is_output) op += " out";
+    // The node's own noise site: its lookup, else its output decryption.
+    std::string nu2 = "-", p_fail = "-";
+    for (const compiler::NoiseSite& site : circuit.noise_sites) {
+      if (site.node.index != i || (site.is_output && node.op == ir::IntOp::kLookup)) continue;
+      nu2 = pow2(site.nu2);
+      p_fail = format("%.1f", site.log2_p_fail);
+      break;
+    }
+    std::string origin = node.origin.size() > 28 ? node.origin.substr(0, 25) + "..." : node.origin;
+    const std::string range =
+        "[" + std::to_string(node.range.lo) + ", " + std::to_string(node.range.hi) + "]";
+    std::snprintf(line, sizeof line, "%-5s %-16s %-28s %-24s %4u %3u %9s %8s\n",
+                  ("%" + std::to_string(i)).c_str(), op.c_str(), origin.c_str(), range.c_str(),
+                  node.range.bits(), circuit.width[i], nu2.c_str(), p_fail.c_str());
+    out << line;
+  }
+  out << "noise sites:\n";
+  for (const compiler::NoiseSite& site : circuit.noise_sites) {
+    std::snprintf(line, sizeof line, "  %-40s bits %2u  nu2 %9s  log2 p_fail %.1f\n",
+                  site.label.c_str(), site.bits, pow2(site.nu2).c_str(), site.log2_p_fail);
+    out << line;
+  }
+  out << "parameters: " << tfhe::describe(circuit.parameters)
+      << (circuit.has_lookups ? "" : " (no lookups: only k, N and the GLWE noise are used)")
+      << "\n";
+  if (!circuit.parameter_choice.empty())
+    out << "chosen because: " << circuit.parameter_choice << "\n";
+  out << "p_error bound: 2^" << format("%.1f", circuit.log2_p_error) << " per lookup, global "
+      << format("%.3g", circuit.global_p_error) << "\n";
+
+  const Statistics& s = statistics;
+  out << "lookups:";
+  if (s.lookups_per_bits.empty()) out << " none";
+  for (const auto& [bits, count] : s.lookups_per_bits)
+    out << " " << count << " x " << bits << "-bit";
+  out << "; bootstraps " << s.bootstraps << ", key switches " << s.key_switches << ", linear ops "
+      << s.linear_ops << ", depth " << s.depth << "\n";
+  out << "max width " << s.max_width << ", max lookup bits " << s.max_lookup_bits
+      << ", max bit width " << s.max_bit_width << "\n";
+  const double mib = 1024.0 * 1024.0;
+  out << "keys: bootstrap " << format("%.1f", double(s.key_sizes.bootstrap_compressed) / mib)
+      << " MiB sent / " << format("%.1f", double(s.key_sizes.bootstrap_fourier) / mib)
+      << " MiB held, key switch " << format("%.2f", double(s.key_sizes.keyswitch_compressed) / mib)
+      << " MiB sent / " << format("%.1f", double(s.key_sizes.keyswitch_expanded) / mib)
+      << " MiB held\n";
+  out << "ciphertexts: " << s.ciphertext_bytes << " B each; per sample " << s.input_bytes
+      << " B in, " << s.output_bytes << " B out\n";
+  out << "estimated latency per sample: " << format("%.1f", s.estimated_latency_ms)
+      << " ms on 1 thread, " << format("%.1f", s.estimated_parallel_latency_ms) << " ms on "
+      << s.threads << " (" << format("%.2f", s.bootstrap_ms) << " ms per KS+PBS)\n";
+  if (s.last_run) {
+    const Timings& t = *s.last_run;
+    out << "last run (" << mode_name(t.mode) << ", " << t.samples << " samples): keygen "
+        << format("%.3f", t.keygen_s) << " s, encrypt " << format("%.3f", t.encrypt_s) << " s, run "
+        << format("%.3f", t.run_s) << " s, decrypt " << format("%.3f", t.decrypt_s) << " s\n";
+  }
+  return out.str();
+}
+
+}  // namespace fheml::runtime
