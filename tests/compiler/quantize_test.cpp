@@ -154,6 +154,46 @@ TEST(Quantize, RoundingMakesAWideAccumulatorFitAndStaysClose) {
   EXPECT_LT(err, 0.1 * range);
 }
 
+TEST(Quantize, ApproximateRoundingCostsNoExtraLookupAndStaysClose) {
+  std::mt19937 rng(5);
+  const auto g = two_layer(rng, 64, 16, 2);
+  const auto samples = random_samples({1, 64}, 300, -1, 1, 6);
+  quant::QuantizeOptions options;
+  options.rounding_threshold_bits = 6;
+  options.rounding_method = quant::RoundingMethod::kApproximate;
+  const auto q = quant::quantize(g, samples, options);
+  ASSERT_EQ(count_ops(q.graph, ir::IntOp::kLookup), 1u) << ir::to_string(q.graph);
+  for (const auto& n : q.graph.nodes) {
+    if (n.op != ir::IntOp::kLookup) {
+      continue;
+    }
+    EXPECT_TRUE(n.lookup.round_to_nearest);
+    EXPECT_EQ(n.lookup.bits, 6u);
+    // On the calibration data the nearest index never reaches the wrap-around.
+    const ir::IntLookup& t = n.lookup;
+    for (const auto& sample : samples) {
+      std::vector<ir::IntTensor> ints{q.inputs[0].quantize(sample[0])};
+      const auto values = ir::evaluate_all(q.graph, ints);
+      for (const auto v : values[n.inputs[0].index].data) {
+        const std::int64_t m = (v + t.offset + (std::int64_t{1} << (t.shift - 1))) >> t.shift;
+        EXPECT_GE(m, 0);
+        EXPECT_LT(m, std::int64_t{1} << t.bits);
+      }
+    }
+  }
+  EXPECT_THAT(ir::to_string(q.graph), HasSubstr("approximate"));
+  double err = 0, range = 0;
+  for (const auto& s : random_samples({1, 64}, 100, -1, 1, 7)) {
+    const auto f = ir::evaluate(g, s)[0];
+    const auto z = run_quantized(q, s)[0];
+    for (std::size_t i = 0; i < f.size(); ++i) {
+      err = std::max(err, std::abs(f.data[i] - z.data[i]));
+      range = std::max(range, std::abs(f.data[i]));
+    }
+  }
+  EXPECT_LT(err, 0.1 * range);
+}
+
 // Every pair of 3-bit integers through the two-input ops: exact, because both inputs are
 // calibrated on [0, 7] at 3 bits (scale 1, zero point 0).
 TEST(Quantize, TwoInputOpsAreExactOnEveryPairOfSmallIntegers) {

@@ -101,8 +101,10 @@ std::vector<ValueId> IntGraph::inputs() const {
 
 std::int64_t apply_lookup(const IntLookup& lookup, std::size_t element, std::int64_t x) {
   // Wrapping arithmetic on purpose: it is what the torus does.
-  const auto y = static_cast<std::uint64_t>(x) + static_cast<std::uint64_t>(lookup.offset);
-  if (lookup.shift > 0 && (y & ((std::uint64_t{1} << lookup.shift) - 1)) != 0) {
+  auto y = static_cast<std::uint64_t>(x) + static_cast<std::uint64_t>(lookup.offset);
+  if (lookup.round_to_nearest && lookup.shift > 0) {
+    y += std::uint64_t{1} << (lookup.shift - 1);
+  } else if (lookup.shift > 0 && (y & ((std::uint64_t{1} << lookup.shift) - 1)) != 0) {
     broken("lookup input " + std::to_string(x) + " + offset is not a multiple of 2^" +
            std::to_string(lookup.shift));
   }
@@ -195,6 +197,7 @@ std::string to_string(const IntGraph& graph) {
       s << (n.origin.empty() ? "" : ", ") << "offset=" << n.lookup.offset
         << ", bits=" << n.lookup.bits;
       if (n.lookup.shift) s << ", shift=" << n.lookup.shift;
+      if (n.lookup.round_to_nearest) s << ", approximate";
       s << ", tables=" << n.lookup.tables.size();
     }
     s << "} : i[" << n.range.lo << "," << n.range.hi << "]u" << n.range.bits() << ' '

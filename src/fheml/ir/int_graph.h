@@ -54,6 +54,11 @@ struct IntLookup {
   std::uint32_t bits = 0;                         // p: each table has 2^p entries
   std::vector<std::vector<std::int64_t>> tables;  // distinct tables
   std::vector<std::uint32_t> table_of_element;    // element_count entries
+  // Approximate rounding: the low `shift` bits are not cleared first; the index is the nearest,
+  // m = ((y + 2^(shift-1)) >> shift) mod 2^(bits+1), which the bootstrap reads from the top bits
+  // with the low ones inside the box: near a tie the noise may give the neighbouring index (off
+  // by one, never more under the failure bound), so encrypted and clear may differ by one entry.
+  bool round_to_nearest = false;
 };
 
 struct IntNode {

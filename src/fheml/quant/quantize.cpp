@@ -359,10 +359,21 @@ class Quantizer {
     std::int64_t offset = 0;
     std::uint32_t shift = 0;
     std::uint32_t p = bits;
+    bool approximate = false;
     ValueId input = source;
     if (bits <= limit) {
       const std::int64_t slack = (std::int64_t{1} << bits) - (range.hi - range.lo + 1);
       offset = -range.lo + slack / 2;
+    } else if (options_.rounding_threshold_bits &&
+               options_.rounding_method == RoundingMethod::kApproximate) {
+      // Nearest index m = round((x - lo) / 2^shift); the top value must round below 2^p even
+      // with half a box of noise: hi - lo < 2^(p+shift) - 2^shift.
+      p = *options_.rounding_threshold_bits;
+      shift = bits - p;
+      const std::int64_t width = range.hi - range.lo;
+      while (width >= (std::int64_t{1} << (p + shift)) - (std::int64_t{1} << shift)) ++shift;
+      offset = -range.lo;
+      approximate = true;
     } else if (options_.rounding_threshold_bits) {
       p = *options_.rounding_threshold_bits;
       shift = bits - p;
@@ -384,6 +395,7 @@ class Quantizer {
     node.lookup.offset = offset;
     node.lookup.shift = shift;
     node.lookup.bits = p;
+    node.lookup.round_to_nearest = approximate;
     node.lookup.table_of_element.resize(count);
     const std::size_t entries = std::size_t{1} << p;
     std::map<std::vector<std::int64_t>, std::uint32_t> distinct;
@@ -396,11 +408,11 @@ class Quantizer {
         continue;
       }
       for (std::size_t m = 0; m < entries; ++m) {
-        // The integer input this entry stands for; with rounding, the centre of its interval.
-        const double x = shift == 0 ? static_cast<double>(static_cast<std::int64_t>(m) - offset)
-                                    : std::ldexp(static_cast<double>(m), static_cast<int>(shift)) +
-                                          std::ldexp(1.0, static_cast<int>(shift) - 1) - 0.5 -
-                                          static_cast<double>(offset);
+        // The integer input this entry stands for; with rounding, the centre of its interval
+        // (exact: [m 2^shift, (m+1) 2^shift); approximate: m 2^shift +- half of it).
+        double x = std::ldexp(static_cast<double>(m), static_cast<int>(shift)) -
+                   static_cast<double>(offset);
+        if (shift > 0 && !approximate) x += std::ldexp(1.0, static_cast<int>(shift) - 1) - 0.5;
         table[m] = table_value(e, x);
         lo = std::min(lo, table[m]);
         hi = std::max(hi, table[m]);

@@ -36,12 +36,20 @@ struct NBits {
   static NBits uniform(std::uint32_t bits) { return {bits, bits, bits, bits}; }
 };
 
+// How an accumulator wider than a lookup is rounded (as Concrete's rounding_threshold_bits
+// "method"): exactly (the low bits are cleared by bootstraps first, so encrypted equals clear),
+// or approximately (no extra bootstrap: the lookup reads the top bits and the low ones fall
+// inside its box; near a tie the result may be the neighbouring entry).
+enum class RoundingMethod { kExact, kApproximate };
+
 struct QuantizeOptions {
   NBits n_bits;
   // A lookup whose input needs more bits than max_lookup_bits is refused with a diagnostic,
   // unless rounding_threshold_bits is set: the input is then rounded exactly to that many bits
-  // (2 bootstraps per removed chunk of up to that many bits) before the lookup.
+  // (exact: 2 bootstraps per removed chunk of up to that many bits; approximate: none) before
+  // the lookup.
   std::optional<std::uint32_t> rounding_threshold_bits;
+  RoundingMethod rounding_method = RoundingMethod::kExact;
   std::uint32_t max_lookup_bits = 8;
   bool per_channel_weights = true;  // one weight scale per output element row, else per op
   std::size_t max_calibration_samples = 1000;
