@@ -201,7 +201,7 @@ TEST(FloatGraphText, AttributesAgainstTheirDefaults) {
   FloatGraph g;
   const ValueId a = g.input("a", {2, 3});
   const ValueId b = g.input("b", {2, 4});
-  FloatAttributes gemm;  // raw attributes: alpha = beta = 0 differ from ONNX's 1 and show
+  FloatAttributes gemm;  // alpha and beta left unset take ONNX's 1 and do not show
   gemm.trans_a = true;
   const ValueId mm = g.add(FloatOp::kGemm, {a, b}, gemm);
   FloatAttributes hs;
@@ -216,17 +216,22 @@ TEST(FloatGraphText, AttributesAgainstTheirDefaults) {
   g.add(FloatOp::kAvgPool, {x}, pool);
   g.add(FloatOp::kTranspose, {a}, with_axes({1, 0}));
   g.add(FloatOp::kSum, {a});
-  g.add(FloatOp::kClip, {a}, FloatAttributes{});  // raw: clip to [0, 0]
+  g.add(FloatOp::kClip, {a}, FloatAttributes{});  // unset: clip to [-inf, inf]
+  FloatAttributes zero;
+  zero.alpha = 0.0;
+  zero.beta = 0.0;
+  g.add(FloatOp::kClip, {a}, zero);  // set explicitly: shows
   EXPECT_EQ(to_string(g),
             "%0 = input \"a\" : f32[2,3]\n"
             "%1 = input \"b\" : f32[2,4]\n"
-            "%2 = gemm %0, %1 {alpha=0, beta=0, trans_a} : f32[3,4]\n"
+            "%2 = gemm %0, %1 {trans_a} : f32[3,4]\n"
             "%3 = hard_sigmoid %2 {beta=0.25} : f32[3,4]\n"
             "%4 = input \"quote\\\"d\" : f32[1,1,5]\n"
             "%5 = avg_pool %4 {kernel=[2], pads=[1,0], count_include_pad} : f32[1,1,5]\n"
             "%6 = transpose %0 {axes=[1,0]} : f32[3,2]\n"
             "%7 = sum %0 : f32[]\n"
-            "%8 = clip %0 {alpha=0, beta=0} : f32[2,3]\n");
+            "%8 = clip %0 : f32[2,3]\n"
+            "%9 = clip %0 {alpha=0, beta=0} : f32[2,3]\n");
 }
 
 // --- builder checks ---

@@ -2,6 +2,7 @@
 #include "fheml/ir/float_graph.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <limits>
 #include <stdexcept>
@@ -638,6 +639,8 @@ std::string attributes_to_string(const FloatNode& node) {
 // The ONNX defaults of the scalar attributes, for the convenience builders.
 FloatAttributes onnx_defaults(FloatOp op) {
   FloatAttributes a;
+  a.alpha = 0.0;
+  a.beta = 0.0;
   switch (op) {
     case FloatOp::kGemm:
       a.alpha = 1.0;
@@ -811,6 +814,9 @@ ValueId FloatGraph::constant(std::string name, FloatTensor value) {
 
 ValueId FloatGraph::add(FloatOp op, std::vector<ValueId> inputs, FloatAttributes attributes,
                         std::string name) {
+  const FloatAttributes defaults = onnx_defaults(op);
+  if (std::isnan(attributes.alpha)) attributes.alpha = defaults.alpha;
+  if (std::isnan(attributes.beta)) attributes.beta = defaults.beta;
   const std::size_t index = nodes_.size();
   std::vector<Shape> shapes;
   shapes.reserve(inputs.size());

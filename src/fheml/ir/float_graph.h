@@ -10,6 +10,7 @@
 #pragma once
 
 #include <cstdint>
+#include <limits>
 #include <span>
 #include <string>
 #include <vector>
@@ -85,9 +86,13 @@ enum class FloatOp {
 std::string_view op_name(FloatOp op);
 
 // Attributes; each op reads only the ones its comment above names.
+// Left at kOpDefault, alpha and beta take the op's ONNX default when the node is added (gemm
+// 1 and 1, leaky_relu 0.01, elu/celu 1, hard_sigmoid 0.2 and 0.5, clip -inf and +inf).
+inline constexpr double kOpDefault = std::numeric_limits<double>::quiet_NaN();
+
 struct FloatAttributes {
-  double alpha = 0.0;
-  double beta = 0.0;
+  double alpha = kOpDefault;
+  double beta = kOpDefault;
   bool trans_a = false;
   bool trans_b = false;
   std::vector<std::int64_t> axes;
