@@ -194,6 +194,32 @@ TEST(Quantize, ApproximateRoundingCostsNoExtraLookupAndStaysClose) {
   EXPECT_LT(err, 0.1 * range);
 }
 
+TEST(Quantize, PerChannelActivationsUseEachChannelsRange) {
+  // Two features with very different ranges: per tensor, the small one keeps ~1 level.
+  ir::FloatGraph g;
+  const auto x = g.input("x", {1, 2});
+  const auto w = g.constant("w", FloatTensor({2, 2}, {1, 0, 0, 0.01}));
+  const auto b = g.constant("b", FloatTensor({2}, {0, 0}));
+  g.mark_output(g.unary(FloatOp::kTanh, g.gemm(x, w, b, true, "fc")));
+  const auto samples = random_samples({1, 2}, 200, -3, 3, 12);
+  quant::QuantizeOptions options;
+  options.n_bits = quant::NBits::uniform(4);
+  const auto error = [&](bool per_channel) {
+    options.per_channel_activations = per_channel;
+    const auto q = quant::quantize(g, samples, options);
+    double worst = 0;
+    for (const auto& s : samples) {
+      const auto f = ir::evaluate(g, s)[0];
+      const auto z = run_quantized(q, s)[0];
+      worst = std::max(worst, std::abs(f.data[1] - z.data[1]));
+    }
+    return worst;
+  };
+  const double per_tensor = error(false);
+  const double per_channel = error(true);
+  EXPECT_LT(per_channel, per_tensor / 4) << per_channel << " vs " << per_tensor;
+}
+
 // Every pair of 3-bit integers through the two-input ops: exact, because both inputs are
 // calibrated on [0, 7] at 3 bits (scale 1, zero point 0).
 TEST(Quantize, TwoInputOpsAreExactOnEveryPairOfSmallIntegers) {

@@ -567,8 +567,35 @@ class Quantizer {
     const Expression& f = r.function;
     const std::size_t count = ir::element_count(r.shape);
     const OutputQuantizer q = fixed ? *fixed : natural_quantizer(f, count, bits);
-    // One table per element unless the expression has no per-element data.
-    bool uniform = true;
+    // Per element scale and bias: the tensor's, or each channel's (axis 1) when asked.
+    std::vector<double> scale(count, q.scale), bias(count, q.bias);
+    bool per_channel = false;
+    if (!fixed && options_.per_channel_activations && r.shape.size() >= 2 && r.shape[1] > 1) {
+      per_channel = true;
+      const std::size_t channels = r.shape[1];
+      const std::size_t inner = count / (r.shape[0] * channels);
+      std::vector<double> lo(channels, std::numeric_limits<double>::infinity());
+      std::vector<double> hi(channels, -std::numeric_limits<double>::infinity());
+      std::vector<double> scratch;
+      for (const auto& t : calibration_[f.source.index]) {
+        for (std::size_t e = 0; e < count; ++e) {
+          const double v = evaluate_expression(f, e, static_cast<double>(t.data[e]), scratch);
+          if (!std::isfinite(v)) continue;
+          const std::size_t c = (e / inner) % channels;
+          lo[c] = std::min(lo[c], v);
+          hi[c] = std::max(hi[c], v);
+        }
+      }
+      const double top = static_cast<double>(q.top);
+      for (std::size_t e = 0; e < count; ++e) {
+        const std::size_t c = (e / inner) % channels;
+        if (!(lo[c] <= hi[c])) lo[c] = hi[c] = 0.0;
+        scale[e] = hi[c] > lo[c] ? (hi[c] - lo[c]) / top : 1.0;
+        bias[e] = lo[c];
+      }
+    }
+    // One table per element unless nothing differs between elements.
+    bool uniform = !per_channel;
     for (const Step& s : f.steps) {
       const auto same = [](const std::vector<double>& v) {
         return std::all_of(v.begin(), v.end(), [&](double x) { return x == v.front(); });
@@ -582,10 +609,10 @@ class Quantizer {
       const double v = evaluate_expression(f, e, x, scratch);
       if (std::isnan(v)) return std::int64_t{0};
       return static_cast<std::int64_t>(
-          std::clamp(std::nearbyint((v - q.bias) / q.scale), 0.0, static_cast<double>(q.top)));
+          std::clamp(std::nearbyint((v - bias[e]) / scale[e]), 0.0, static_cast<double>(q.top)));
     };
     const ValueId node = build_lookup(f.source, r.origin, entry, !uniform);
-    return Affine{node, std::vector<double>(count, q.scale), std::vector<double>(count, q.bias)};
+    return Affine{node, std::move(scale), std::move(bias)};
   }
 
   // The linear map of a float node applied to affine operands.

@@ -52,6 +52,9 @@ struct QuantizeOptions {
   RoundingMethod rounding_method = RoundingMethod::kExact;
   std::uint32_t max_lookup_bits = 8;
   bool per_channel_weights = true;  // one weight scale per output element row, else per op
+  // Lookup outputs quantized per channel (axis 1: the features of a [N, C] tensor, the channels
+  // of a conv output) instead of per tensor. Costs nothing: tables are per element anyway.
+  bool per_channel_activations = false;
   std::size_t max_calibration_samples = 1000;
   // Lookup inputs take the calibrated range widened by this fraction of its width on each side
   // (capped by the worst case), so that inputs a little outside the calibration data still read
