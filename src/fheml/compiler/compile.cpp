@@ -61,7 +61,9 @@ void choose_parameters(Circuit& circuit, const CompileOptions& options) {
     throw std::invalid_argument(
         "no 128-bit parameter set meets this circuit's failure budget: " +
         tfhe::explain_no_parameters(constraints, search) +
-        ". Lower n_bits, set rounding_threshold_bits, or allow a larger p_error");
+        (options.quantization.rounding_threshold_bits
+             ? ". Lower rounding_threshold_bits or n_bits, or allow a larger p_error"
+             : ". Lower n_bits, set rounding_threshold_bits, or allow a larger p_error"));
   }
   circuit.parameters = found->parameters;
   circuit.has_lookups = found->needs_bootstrap;

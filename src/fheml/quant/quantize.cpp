@@ -679,47 +679,64 @@ class Quantizer {
     return std::max(natural(a), natural(b));
   }
 
-  // u = q + round(bias/scale): x ~ scale * u, an integer view centred on zero.
-  Affine centred(const Affine& a, const Shape& shape) {
-    const std::size_t count = ir::element_count(shape);
-    std::vector<std::vector<Term>> rows(count);
-    std::vector<double> bias(count);
-    for (std::size_t i = 0; i < count; ++i) {
-      rows[i] = {{a.node.index, static_cast<std::uint32_t>(i), 1.0}};
-      bias[i] = a.scale[i] != 0.0 ? std::nearbyint(a.bias[i] / a.scale[i]) : 0.0;
-    }
-    const ValueId u = integer_linear(rows, bias, shape, "centre");
-    return Affine{u, a.scale, std::vector<double>(count, 0.0)};
-  }
-
-  // Product of two encrypted tensors of one shape.
+  // Product of two encrypted tensors of one shape. With x = s_a q_a + c_a, y = s_b q_b + c_b:
+  //   x y = s_a s_b (q_a q_b + beta q_a + alpha q_b) + c_a c_b,  alpha = c_a/s_a, beta = c_b/s_b,
+  // q_a q_b = floor((q_a+q_b)^2/4) - floor((q_a-q_b)^2/4) exactly (same parity), and the cross
+  // terms are made integer by the smallest power of two K for which rounding K alpha and K beta
+  // moves the result by at most a quarter of s_a s_b: L = K q_a q_b + round(K beta) q_a +
+  // round(K alpha) q_b, x y ~ (s_a s_b / K) L + c_a c_b (K = 1 when the zero points are integers).
   Affine multiply(const Affine& a, const Affine& b, const Shape& shape, const std::string& origin) {
     const std::size_t count = ir::element_count(shape);
-    const Affine u = centred(a, shape);
-    const Affine v = centred(b, shape);
+    for (std::size_t i = 0; i < count; ++i) {
+      if (a.scale[i] == 0.0 || b.scale[i] == 0.0) {
+        fail(origin +
+             ": product with a constant (padded) element of an encrypted tensor is not "
+             "supported");
+      }
+    }
+    const auto magnitude = [&](ValueId n) {
+      const IntRange r = result_.graph.node(n).range;
+      return std::max(std::abs(static_cast<double>(r.lo)), std::abs(static_cast<double>(r.hi)));
+    };
+    const double mag_a = magnitude(a.node), mag_b = magnitude(b.node);
+    double k = 1.0;
+    for (; k < std::ldexp(1.0, 20); k *= 2) {
+      double worst = 0.0;
+      for (std::size_t i = 0; i < count; ++i) {
+        const double alpha = k * a.bias[i] / a.scale[i], beta = k * b.bias[i] / b.scale[i];
+        worst = std::max(worst, std::abs(beta - std::nearbyint(beta)) * mag_a +
+                                    std::abs(alpha - std::nearbyint(alpha)) * mag_b);
+      }
+      if (worst <= 0.25 * k) break;
+    }
     std::vector<std::vector<Term>> sum(count), diff(count);
     for (std::size_t i = 0; i < count; ++i) {
       const auto e = static_cast<std::uint32_t>(i);
-      sum[i] = {{u.node.index, e, 1.0}, {v.node.index, e, 1.0}};
-      diff[i] = {{u.node.index, e, 1.0}, {v.node.index, e, -1.0}};
+      sum[i] = {{a.node.index, e, 1.0}, {b.node.index, e, 1.0}};
+      diff[i] = {{a.node.index, e, 1.0}, {b.node.index, e, -1.0}};
     }
-    const ValueId s = integer_linear(sum, std::vector<double>(count, 0.0), shape, origin + " u+v");
-    const ValueId d = integer_linear(diff, std::vector<double>(count, 0.0), shape, origin + " u-v");
+    const ValueId s = integer_linear(sum, std::vector<double>(count, 0.0), shape, origin + " a+b");
+    const ValueId d = integer_linear(diff, std::vector<double>(count, 0.0), shape, origin + " a-b");
     const auto quarter_square = [](std::size_t, double x) {
       const auto i = static_cast<std::int64_t>(std::nearbyint(x));
       return (i * i) / 4;  // floor: i*i >= 0
     };
-    const ValueId ls = build_lookup(s, origin + " (u+v)^2/4", quarter_square, false);
-    const ValueId ld = build_lookup(d, origin + " (u-v)^2/4", quarter_square, false);
+    const ValueId ls = build_lookup(s, origin + " (a+b)^2/4", quarter_square, false);
+    const ValueId ld = build_lookup(d, origin + " (a-b)^2/4", quarter_square, false);
     std::vector<std::vector<Term>> prod(count);
+    std::vector<double> scale(count), bias(count);
     for (std::size_t i = 0; i < count; ++i) {
       const auto e = static_cast<std::uint32_t>(i);
-      prod[i] = {{ls.index, e, 1.0}, {ld.index, e, -1.0}};
+      prod[i] = {{ls.index, e, k}, {ld.index, e, -k}};
+      const double beta = std::nearbyint(k * b.bias[i] / b.scale[i]);
+      const double alpha = std::nearbyint(k * a.bias[i] / a.scale[i]);
+      if (beta != 0.0) prod[i].push_back({a.node.index, e, beta});
+      if (alpha != 0.0) prod[i].push_back({b.node.index, e, alpha});
+      scale[i] = a.scale[i] * b.scale[i] / k;
+      bias[i] = a.bias[i] * b.bias[i];
     }
     const ValueId p = integer_linear(prod, std::vector<double>(count, 0.0), shape, origin);
-    std::vector<double> scale(count);
-    for (std::size_t i = 0; i < count; ++i) scale[i] = u.scale[i] * v.scale[i];
-    return Affine{p, std::move(scale), std::vector<double>(count, 0.0)};
+    return Affine{p, std::move(scale), std::move(bias)};
   }
 
   // max(a, b) = b + relu(a - b) (min: a - relu(a - b)).
