@@ -220,6 +220,32 @@ TEST(Quantize, PerChannelActivationsUseEachChannelsRange) {
   EXPECT_LT(per_channel, per_tensor / 4) << per_channel << " vs " << per_tensor;
 }
 
+TEST(Quantize, RequantizedOutputsAreFreshLookupsCloseToTheAccumulator) {
+  std::mt19937 rng(21);
+  const auto g = two_layer(rng, 16, 8, 3);
+  const auto samples = random_samples({1, 16}, 300, -1, 1, 22);
+  quant::QuantizeOptions options;
+  options.n_bits = quant::NBits::uniform(6);
+  options.rounding_threshold_bits = 6;
+  options.rounding_method = quant::RoundingMethod::kApproximate;
+  const auto plain = quant::quantize(g, samples, options);
+  options.requantize_outputs = true;
+  const auto q = quant::quantize(g, samples, options);
+  ASSERT_EQ(q.graph.node(q.graph.outputs[0]).op, ir::IntOp::kLookup) << ir::to_string(q.graph);
+  EXPECT_EQ(plain.graph.node(plain.graph.outputs[0]).op, ir::IntOp::kLinear);
+  EXPECT_LE(q.graph.node(q.graph.outputs[0]).range.bits(), 6u);
+  double err = 0, range = 0;
+  for (const auto& s : random_samples({1, 16}, 100, -1, 1, 23)) {
+    const auto a = run_quantized(plain, s)[0];
+    const auto b = run_quantized(q, s)[0];
+    for (std::size_t i = 0; i < a.size(); ++i) {
+      err = std::max(err, std::abs(a.data[i] - b.data[i]));
+      range = std::max(range, std::abs(a.data[i]));
+    }
+  }
+  EXPECT_LT(err, 0.15 * range);  // 6-bit requantization, 6-bit rounding, clamped at the edges
+}
+
 // Every pair of 3-bit integers through the two-input ops: exact, because both inputs are
 // calibrated on [0, 7] at 3 bits (scale 1, zero point 0).
 TEST(Quantize, TwoInputOpsAreExactOnEveryPairOfSmallIntegers) {

@@ -63,7 +63,15 @@ void choose_parameters(Circuit& circuit, const CompileOptions& options) {
         tfhe::explain_no_parameters(constraints, search) +
         (options.quantization.rounding_threshold_bits
              ? ". Lower rounding_threshold_bits or n_bits, or allow a larger p_error"
-             : ". Lower n_bits, set rounding_threshold_bits, or allow a larger p_error"));
+             : ". Lower n_bits, set rounding_threshold_bits, or allow a larger p_error") +
+        (options.quantization.rounding_method == quant::RoundingMethod::kExact &&
+                 options.quantization.rounding_threshold_bits
+             ? "; exact rounding reads the low bits of wide accumulators, approximate rounding "
+               "does not"
+             : "") +
+        (options.quantization.requantize_outputs
+             ? ""
+             : "; a wide output is decrypted exactly unless requantize_outputs is set"));
   }
   circuit.parameters = found->parameters;
   circuit.has_lookups = found->needs_bootstrap;

@@ -372,12 +372,15 @@ class Quantizer {
       shift = bits - p;
       const std::int64_t width = range.hi - range.lo;
       while (width >= (std::int64_t{1} << (p + shift)) - (std::int64_t{1} << shift)) ++shift;
-      offset = -range.lo;
+      // Centred: near misses of the calibrated range still read the function.
+      const std::int64_t slack =
+          (std::int64_t{1} << (p + shift)) - (std::int64_t{1} << shift) - 1 - width;
+      offset = -range.lo + slack / 2;
       approximate = true;
     } else if (options_.rounding_threshold_bits) {
       p = *options_.rounding_threshold_bits;
       shift = bits - p;
-      offset = -range.lo;
+      offset = -range.lo + ((std::int64_t{1} << bits) - (range.hi - range.lo + 1)) / 2;
       input = round_low_bits(source, offset, shift, p, origin);
     } else {
       fail("lookup on %" + std::to_string(source.index) + " (" + origin + "): input needs " +
@@ -1157,7 +1160,15 @@ class Quantizer {
       fail("output %" + std::to_string(out.index) + " (" + r.origin +
            ") does not depend on any input: nothing to encrypt");
     }
-    const Affine a = materialize(r, options_.n_bits.model_outputs);
+    Repr output = r;
+    if (options_.requantize_outputs && r.kind == Repr::Kind::kAffine) {
+      // An identity lookup: decrypts a fresh model_outputs-bit value instead of the wide
+      // accumulator, whose exact decryption needs far less noise than a bootstrap leaves.
+      output.kind = Repr::Kind::kFunction;
+      output.function = as_expression(r);
+      output.origin = "requantize(" + r.origin + ")";
+    }
+    const Affine a = materialize(output, options_.n_bits.model_outputs);
     result_.graph.outputs.push_back(a.node);
     OutputDequantizer d;
     d.shape = r.shape;

@@ -60,6 +60,11 @@ struct QuantizeOptions {
   // (capped by the worst case), so that inputs a little outside the calibration data still read
   // the function. Beyond it, the lookup wraps around (negacyclic), in the clear as encrypted.
   double calibration_margin = 0.05;
+  // Outputs that are accumulators (a last gemm) are decrypted as they are by default: exact, but
+  // a wide accumulator of bootstrapped values needs a very low noise. With this set they pass
+  // through an identity lookup at n_bits.model_outputs first (one bootstrap per output element,
+  // rounded as rounding_threshold_bits says).
+  bool requantize_outputs = false;
 };
 
 using Sample = std::vector<ir::FloatTensor>;  // one tensor per graph input, in inputs() order
