@@ -314,7 +314,7 @@ Accuracy float_vs_disable(const compiler::Circuit& circuit, const ir::FloatGraph
     for (std::size_t i = 0; i < samples[s].size(); ++i) {
       FloatTensor t(samples[s][i].shape);
       for (std::size_t e = 0; e < t.size(); ++e) {
-        t.data[e] = circuit.inputs[i].dequantize(samples[s][i].data[e]);
+        t.data[e] = circuit.inputs[i].dequantize(samples[s][i].data[e], e);
       }
       x.push_back(std::move(t));
     }
@@ -398,12 +398,12 @@ TEST(EndToEnd, ProductOfTwoEncryptedInputsIsExactUpToTheFloorOfTheSquares) {
   compiler::CompileOptions options;
   options.quantization.n_bits = quant::NBits::uniform(3);
   const compiler::Circuit circuit = compiler::compile(g, calibration, options);
-  ASSERT_DOUBLE_EQ(circuit.inputs[0].zero_point, 3.5);
+  ASSERT_DOUBLE_EQ(circuit.inputs[0].zero_point_of(0), 3.5);
   std::mt19937 rng(0);
   const std::vector<IntSample> samples = test_inputs(circuit, 64, rng);  // all 64 pairs
   ASSERT_EQ(samples.size(), 64u);
   const auto disabled = runtime::run_clear(circuit, samples);
-  const double step = circuit.inputs[0].scale * circuit.inputs[1].scale;
+  const double step = circuit.inputs[0].scale_of(0) * circuit.inputs[1].scale_of(0);
   double worst = 0;
   std::string where;
   for (std::size_t s = 0; s < samples.size(); ++s) {

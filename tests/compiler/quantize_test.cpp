@@ -246,6 +246,35 @@ TEST(Quantize, RequantizedOutputsAreFreshLookupsCloseToTheAccumulator) {
   EXPECT_LT(err, 0.15 * range);  // 6-bit requantization, 6-bit rounding, clamped at the edges
 }
 
+TEST(Quantize, PerChannelInputsKeepEveryFeaturesLevels) {
+  // Feature 0 spans [-100, 100], feature 1 [-1, 1]: per tensor, feature 1 has ~1 level of 255.
+  ir::FloatGraph g;
+  const auto x = g.input("x", {1, 2});
+  const auto w = g.constant("w", FloatTensor({1, 2}, {0.01, 1.0}));
+  const auto b = g.constant("b", FloatTensor({1}, {0.0}));
+  g.mark_output(g.gemm(x, w, b, true, "fc"));
+  std::mt19937 rng(31);
+  std::uniform_real_distribution<double> d(-1, 1);
+  std::vector<quant::Sample> samples;
+  for (int i = 0; i < 200; ++i) samples.push_back({FloatTensor({1, 2}, {100 * d(rng), d(rng)})});
+  quant::QuantizeOptions options;
+  options.n_bits = quant::NBits::uniform(6);
+  const auto error = [&](bool per_channel) {
+    options.per_channel_inputs = per_channel;
+    const auto q = quant::quantize(g, samples, options);
+    EXPECT_EQ(q.inputs[0].scale.size(), per_channel ? 2u : 1u);
+    double worst = 0;
+    for (const auto& s : samples) {
+      worst =
+          std::max(worst, std::abs(ir::evaluate(g, s)[0].data[0] - run_quantized(q, s)[0].data[0]));
+    }
+    return worst;
+  };
+  const double per_tensor = error(false);
+  const double per_channel = error(true);
+  EXPECT_LT(per_channel, per_tensor / 4) << per_channel << " vs " << per_tensor;
+}
+
 // Every pair of 3-bit integers through the two-input ops: exact, because both inputs are
 // calibrated on [0, 7] at 3 bits (scale 1, zero point 0).
 TEST(Quantize, TwoInputOpsAreExactOnEveryPairOfSmallIntegers) {

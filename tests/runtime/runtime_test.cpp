@@ -429,7 +429,7 @@ TEST(Statistics, LinearOnlyHasNoKeysAndNoBootstraps) {
 
 TEST(FheCircuit, PredictAgreesAcrossModes) {
   compiler::Circuit c = chain_circuit();
-  c.inputs = {quant::InputQuantizer{"x", {2}, 0.5, 0.0, 3}};
+  c.inputs = {quant::InputQuantizer{"x", {2}, {0.5}, {0.0}, 3}};
   c.outputs = {quant::OutputDequantizer{{2}, {0.25, 0.5}, {1.0, -1.0}},
                quant::OutputDequantizer{{3}, {1.0, 1.0, 1.0}, {0.0, 0.0, 0.0}}};
   FheCircuit circuit(std::move(c), {tfhe::test_seed(5)});

@@ -92,6 +92,7 @@ void run_demo(const DemoOptions& o) {
   compiler::CompileOptions options;
   options.quantization.n_bits = quant::NBits::uniform(o.n_bits);
   options.quantization.max_lookup_bits = o.lookup_bits;
+  options.quantization.per_channel_inputs = true;  // standardized features, outliers included
   options.quantization.rounding_threshold_bits = o.lookup_bits;
   options.quantization.rounding_method =
       o.approximate ? quant::RoundingMethod::kApproximate : quant::RoundingMethod::kExact;

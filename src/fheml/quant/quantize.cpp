@@ -818,21 +818,29 @@ class Quantizer {
 
   Repr lower_input(const FloatNode& node) {
     const std::size_t position = result_.inputs.size();
-    double lo = std::numeric_limits<double>::infinity(), hi = -lo;
+    // Ranges per tensor, or per channel (axis 1: the features of a [N, F] input).
+    const std::size_t count = ir::element_count(node.shape);
+    const bool per_channel = options_.per_channel_inputs && node.shape.size() >= 2;
+    const std::size_t channels = per_channel ? node.shape[1] : 1;
+    const std::size_t inner = per_channel ? count / (node.shape[0] * channels) : count;
+    const auto channel_of = [&](std::size_t e) { return per_channel ? (e / inner) % channels : 0; };
+    std::vector<double> lo(channels, std::numeric_limits<double>::infinity());
+    std::vector<double> hi(channels, -std::numeric_limits<double>::infinity());
     for (const Sample& s : samples_) {
       if (s.size() != graph_.inputs().size()) {
         fail("calibration sample has " + std::to_string(s.size()) + " tensors, the graph has " +
              std::to_string(graph_.inputs().size()) + " inputs");
       }
       const ir::FloatTensor& t = s[position];
-      if (t.shape != node.shape || t.data.size() != ir::element_count(node.shape)) {
+      if (t.shape != node.shape || t.data.size() != count) {
         fail("calibration input \"" + node.name + "\": expected shape " +
              ir::to_string(node.shape) + ", found " + ir::to_string(t.shape));
       }
-      for (const double v : t.data) {
+      for (std::size_t e = 0; e < count; ++e) {
+        const double v = t.data[e];
         if (!std::isfinite(v)) fail("calibration input \"" + node.name + "\" holds NaN or inf");
-        lo = std::min(lo, v);
-        hi = std::max(hi, v);
+        lo[channel_of(e)] = std::min(lo[channel_of(e)], v);
+        hi[channel_of(e)] = std::max(hi[channel_of(e)], v);
       }
     }
     InputQuantizer q;
@@ -840,8 +848,15 @@ class Quantizer {
     q.shape = node.shape;
     q.bits = options_.n_bits.model_inputs;
     const double top = std::ldexp(1.0, static_cast<int>(q.bits)) - 1;
-    q.scale = hi > lo ? (hi - lo) / top : (lo != 0.0 ? std::abs(lo) : 1.0);
-    q.zero_point = -lo / q.scale;
+    const auto scale_for = [&](std::size_t c) {
+      return hi[c] > lo[c] ? (hi[c] - lo[c]) / top : (lo[c] != 0.0 ? std::abs(lo[c]) : 1.0);
+    };
+    q.scale.assign(per_channel ? count : 1, 0.0);
+    q.zero_point.assign(q.scale.size(), 0.0);
+    for (std::size_t e = 0; e < q.scale.size(); ++e) {
+      q.scale[e] = scale_for(channel_of(e));
+      q.zero_point[e] = -lo[channel_of(e)] / q.scale[e];
+    }
 
     IntNode n;
     n.op = IntOp::kInput;
@@ -853,10 +868,12 @@ class Quantizer {
     for (const Sample& s : samples_) values.push_back(q.quantize(s[position]));
     calibration_.push_back(std::move(values));
     result_.inputs.push_back(q);
-    const std::size_t count = ir::element_count(node.shape);
-    return affine_repr(Affine{id, std::vector<double>(count, q.scale),
-                              std::vector<double>(count, -q.scale * q.zero_point)},
-                       node.shape, "input " + node.name);
+    Affine a{id, std::vector<double>(count), std::vector<double>(count)};
+    for (std::size_t e = 0; e < count; ++e) {
+      a.scale[e] = q.scale_of(e);
+      a.bias[e] = -q.scale_of(e) * q.zero_point_of(e);
+    }
+    return affine_repr(std::move(a), node.shape, "input " + node.name);
   }
 
   Repr lower_unary(const FloatNode& node, const Repr& x, const std::string& origin) {

@@ -55,6 +55,10 @@ struct QuantizeOptions {
   // Lookup outputs quantized per channel (axis 1: the features of a [N, C] tensor, the channels
   // of a conv output) instead of per tensor. Costs nothing: tables are per element anyway.
   bool per_channel_activations = false;
+  // Graph inputs quantized per channel (axis 1: each feature of a [1, F] row) instead of per
+  // tensor: features of different spreads (standardized data with outliers) each keep their
+  // 2^bits levels. The client applies it; the circuit folds it into the first linear op.
+  bool per_channel_inputs = false;
   std::size_t max_calibration_samples = 1000;
   // Lookup inputs take the calibrated range widened by this fraction of its width on each side
   // (capped by the worst case), so that inputs a little outside the calibration data still read

@@ -11,6 +11,13 @@ ir::IntTensor InputQuantizer::quantize(const ir::FloatTensor& x) const {
     throw std::invalid_argument("input \"" + name + "\": expected shape " + ir::to_string(shape) +
                                 ", found " + ir::to_string(x.shape));
   }
+  if (scale.size() != zero_point.size() ||
+      (scale.size() != 1 && scale.size() != ir::element_count(shape))) {
+    throw std::invalid_argument("input \"" + name + "\": the quantizer has " +
+                                std::to_string(scale.size()) + " scales and " +
+                                std::to_string(zero_point.size()) +
+                                " zero points; expected 1 or one per element");
+  }
   ir::IntTensor q(shape);
   const double top = std::ldexp(1.0, static_cast<int>(bits)) - 1;
   for (std::size_t i = 0; i < x.data.size(); ++i) {
@@ -20,8 +27,8 @@ ir::IntTensor InputQuantizer::quantize(const ir::FloatTensor& x) const {
                                   std::to_string(v) +
                                   "; inputs must be finite (impute or drop NaN/inf first)");
     }
-    q.data[i] =
-        static_cast<std::int64_t>(std::clamp(std::nearbyint(v / scale + zero_point), 0.0, top));
+    q.data[i] = static_cast<std::int64_t>(
+        std::clamp(std::nearbyint(v / scale_of(i) + zero_point_of(i)), 0.0, top));
   }
   return q;
 }

@@ -11,17 +11,26 @@
 namespace fheml::quant {
 
 // Affine quantization of one graph input: q = clamp(round(x / scale + zero_point), 0,
-// 2^bits - 1), so that x ~ scale * (q - zero_point). The zero point is real: nothing downstream
-// needs it to be an integer (it folds into the float bias of the next linear op).
+// 2^bits - 1), so that x ~ scale * (q - zero_point), with one scale and zero point for the
+// tensor or one per element (per channel). Zero points are real: nothing downstream needs them
+// to be integers (they fold into the float bias of the next linear op).
 struct InputQuantizer {
   std::string name;
   ir::Shape shape;
-  double scale = 1.0;
-  double zero_point = 0.0;
+  std::vector<double> scale{1.0};       // size 1 (per tensor) or element_count(shape)
+  std::vector<double> zero_point{0.0};  // same size as scale
   std::uint32_t bits = 8;
+  double scale_of(std::size_t element) const {
+    return scale.size() == 1 ? scale[0] : scale[element];
+  }
+  double zero_point_of(std::size_t element) const {
+    return zero_point.size() == 1 ? zero_point[0] : zero_point[element];
+  }
   // Throws std::invalid_argument on a wrong shape or a NaN/inf value (naming the element).
   ir::IntTensor quantize(const ir::FloatTensor& x) const;
-  double dequantize(std::int64_t q) const { return scale * (static_cast<double>(q) - zero_point); }
+  double dequantize(std::int64_t q, std::size_t element = 0) const {
+    return scale_of(element) * (static_cast<double>(q) - zero_point_of(element));
+  }
 };
 
 // x = scale[e] * q + bias[e] per element of one graph output.
