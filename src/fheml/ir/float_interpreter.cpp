@@ -5,6 +5,7 @@
 #include <stdexcept>
 
 #include "fheml/ir/float_graph.h"
+#include "fheml/ir/window.h"
 
 namespace fheml::ir {
 
@@ -38,52 +39,6 @@ std::vector<std::size_t> strided_offsets(const Shape& shape,
   return offsets;
 }
 
-// For each element of `out`, the element of `in` that numpy broadcasting maps to it.
-std::vector<std::size_t> broadcast_offsets(const Shape& in, const Shape& out) {
-  std::vector<std::int64_t> strides(out.size(), 0);
-  const std::vector<std::size_t> in_strides = strides_of(in);
-  const std::size_t shift = out.size() - in.size();
-  for (std::size_t i = 0; i < in.size(); ++i) {
-    if (in[i] != 1) strides[shift + i] = static_cast<std::int64_t>(in_strides[i]);
-  }
-  return strided_offsets(out, strides, 0);
-}
-
-// One spatial axis of a convolution or pooling window; 1-D ops get a trivial height axis.
-struct Axis {
-  std::size_t in = 1, out = 1, kernel = 1, stride = 1, dilation = 1, pad = 0;
-
-  // Input position of tap `k` of window `o`, or false when it falls into the padding.
-  bool position(std::size_t o, std::size_t k, std::size_t& i) const {
-    const std::size_t padded = o * stride + k * dilation;
-    if (padded < pad || padded - pad >= in) return false;
-    i = padded - pad;
-    return true;
-  }
-};
-
-struct Window {
-  Axis h, w;
-};
-
-Window window_of(const Shape& x, const Shape& out, const std::vector<std::size_t>& kernel,
-                 const FloatAttributes& a, bool dilated) {
-  const std::size_t spatial = x.size() - 2;
-  const auto value = [&](const std::vector<std::size_t>& v, std::size_t i, std::size_t fallback) {
-    return v.empty() ? fallback : v[i];
-  };
-  std::vector<Axis> axes(spatial);
-  for (std::size_t i = 0; i < spatial; ++i) {
-    axes[i] = Axis{x[2 + i],
-                   out[2 + i],
-                   kernel[i],
-                   value(a.strides, i, 1),
-                   dilated ? value(a.dilations, i, 1) : 1,
-                   value(a.pads, i, 0)};
-  }
-  return spatial == 1 ? Window{Axis{}, axes[0]} : Window{axes[0], axes[1]};
-}
-
 FloatTensor gemm(const FloatNode& node, std::span<const FloatTensor* const> in) {
   const FloatAttributes& a = node.attributes;
   const FloatTensor& ta = *in[0];
@@ -93,7 +48,7 @@ FloatTensor gemm(const FloatNode& node, std::span<const FloatTensor* const> in) 
   const std::size_t k_count = a.trans_a ? ta.shape[0] : ta.shape[1];
   FloatTensor out(node.shape);
   std::vector<std::size_t> c_index;
-  if (in.size() == 3) c_index = broadcast_offsets(in[2]->shape, node.shape);
+  if (in.size() == 3) c_index = broadcast_index(in[2]->shape, node.shape);
   for (std::size_t m = 0; m < m_count; ++m) {
     for (std::size_t n = 0; n < n_count; ++n) {
       double sum = 0.0;
@@ -121,8 +76,8 @@ FloatTensor matmul(const FloatNode& node, std::span<const FloatTensor* const> in
   const Shape b_batch(b2.begin(), b2.end() - 2);
   const Shape batch(node.shape.begin(), node.shape.begin() + static_cast<std::ptrdiff_t>(std::max(
                                                                  a_batch.size(), b_batch.size())));
-  const auto a_offsets = broadcast_offsets(a_batch, batch);
-  const auto b_offsets = broadcast_offsets(b_batch, batch);
+  const auto a_offsets = broadcast_index(a_batch, batch);
+  const auto b_offsets = broadcast_index(b_batch, batch);
   FloatTensor out(node.shape);
   for (std::size_t t = 0; t < a_offsets.size(); ++t) {
     const double* pa = in[0]->data.data() + a_offsets[t] * m_count * k_count;
@@ -222,7 +177,7 @@ FloatTensor reduce(const FloatNode& node, const FloatTensor& x) {
   const auto rank = static_cast<std::int64_t>(x.shape.size());
   for (std::int64_t axis : node.attributes.axes)
     kept[static_cast<std::size_t>(axis < 0 ? axis + rank : axis)] = 1;
-  const auto target = broadcast_offsets(kept, x.shape);
+  const auto target = broadcast_index(kept, x.shape);
   FloatTensor out(node.shape);
   for (std::size_t e = 0; e < x.size(); ++e) out.data[target[e]] += x.data[e];
   if (node.op == FloatOp::kMean) {
@@ -324,10 +279,10 @@ FloatTensor elementwise(const FloatNode& node, std::span<const FloatTensor* cons
     for (std::size_t e = 0; e < out.size(); ++e) out.data[e] = apply_unary(node, in[0]->data[e]);
     return out;
   }
-  const auto a = broadcast_offsets(in[0]->shape, node.shape);
-  const auto b = broadcast_offsets(in[1]->shape, node.shape);
+  const auto a = broadcast_index(in[0]->shape, node.shape);
+  const auto b = broadcast_index(in[1]->shape, node.shape);
   if (node.op == FloatOp::kWhere) {
-    const auto c = broadcast_offsets(in[2]->shape, node.shape);
+    const auto c = broadcast_index(in[2]->shape, node.shape);
     for (std::size_t e = 0; e < out.size(); ++e) {
       out.data[e] = in[0]->data[a[e]] != 0.0 ? in[1]->data[b[e]] : in[2]->data[c[e]];
     }

@@ -5,6 +5,7 @@
 #include <stdexcept>
 
 #include "fheml/ir/float_graph.h"
+#include "fheml/ir/window.h"
 
 namespace fheml::ir {
 
@@ -76,51 +77,6 @@ class RowBuilder {
 };
 
 // For each element of `out`, the element of `in` that numpy broadcasting maps to it.
-std::vector<std::size_t> broadcast_index(const Shape& in, const Shape& out) {
-  const std::size_t shift = out.size() - in.size();
-  const std::vector<std::size_t> in_strides = strides_of(in);
-  const std::vector<std::size_t> out_strides = strides_of(out);
-  std::vector<std::size_t> index(element_count(out));
-  for (std::size_t e = 0; e < index.size(); ++e) {
-    std::size_t offset = 0;
-    for (std::size_t i = 0; i < in.size(); ++i) {
-      const std::size_t coordinate = e / out_strides[shift + i] % out[shift + i];
-      if (in[i] != 1) offset += coordinate * in_strides[i];
-    }
-    index[e] = offset;
-  }
-  return index;
-}
-
-// A spatial axis of conv/avg pool; 1-D ops get a trivial height axis.
-struct Axis {
-  std::size_t in = 1, out = 1, kernel = 1, stride = 1, dilation = 1, pad = 0;
-
-  // Input position of tap `k` of window `o`, or false when it falls into the padding.
-  bool position(std::size_t o, std::size_t k, std::size_t& i) const {
-    const std::size_t padded = o * stride + k * dilation;
-    if (padded < pad || padded - pad >= in) return false;
-    i = padded - pad;
-    return true;
-  }
-};
-
-std::pair<Axis, Axis> spatial_axes(const Shape& x, const Shape& out, const Shape& kernel,
-                                   const FloatAttributes& a, bool dilated) {
-  const std::size_t spatial = x.size() - 2;
-  Axis axes[2];
-  for (std::size_t i = 0; i < spatial; ++i) {
-    Axis& axis = axes[2 - spatial + i];
-    axis.in = x[2 + i];
-    axis.out = out[2 + i];
-    axis.kernel = kernel[i];
-    axis.stride = a.strides.empty() ? 1 : a.strides[i];
-    axis.dilation = dilated && !a.dilations.empty() ? a.dilations[i] : 1;
-    axis.pad = a.pads.empty() ? 0 : a.pads[i];
-  }
-  return {axes[0], axes[1]};
-}
-
 LinearMap gemm(const FloatNode& node, std::span<const FloatTensor* const> constants,
                std::span<const Shape> shapes) {
   const FloatAttributes& a = node.attributes;
@@ -205,8 +161,8 @@ LinearMap conv(const FloatNode& node, std::span<const FloatTensor* const> consta
   const FloatTensor* w = constants[1];
   if (w == nullptr) fail(node, "the weights W must be constant (only X and B may be variables)");
   const Shape& x = shapes[0];
-  const auto [h, wd] = spatial_axes(x, node.shape, Shape(w->shape.begin() + 2, w->shape.end()),
-                                    node.attributes, true);
+  const auto [h, wd] =
+      window_of(x, node.shape, Shape(w->shape.begin() + 2, w->shape.end()), node.attributes, true);
   const std::size_t channels = x[1];
   const std::size_t maps = w->shape[0];
   const std::size_t group_channels = channels / node.attributes.groups;
@@ -242,7 +198,7 @@ LinearMap conv(const FloatNode& node, std::span<const FloatTensor* const> consta
 LinearMap avg_pool(const FloatNode& node, std::span<const FloatTensor* const> constants,
                    std::span<const Shape> shapes) {
   const Shape& x = shapes[0];
-  const auto [h, w] = spatial_axes(x, node.shape, node.attributes.kernel, node.attributes, false);
+  const auto [h, w] = window_of(x, node.shape, node.attributes.kernel, node.attributes, false);
   RowBuilder rows(constants, element_count(node.shape));
   std::vector<std::size_t> window;
   for (std::size_t p = 0; p < x[0] * x[1]; ++p) {

@@ -28,4 +28,20 @@ std::vector<std::size_t> strides_of(const Shape& shape) {
   return strides;
 }
 
+std::vector<std::size_t> broadcast_index(const Shape& in, const Shape& out) {
+  const std::size_t shift = out.size() - in.size();
+  const std::vector<std::size_t> in_strides = strides_of(in);
+  const std::vector<std::size_t> out_strides = strides_of(out);
+  std::vector<std::size_t> index(element_count(out));
+  for (std::size_t e = 0; e < index.size(); ++e) {
+    std::size_t offset = 0;
+    for (std::size_t i = 0; i < in.size(); ++i) {
+      const std::size_t coordinate = e / out_strides[shift + i] % out[shift + i];
+      if (in[i] != 1) offset += coordinate * in_strides[i];
+    }
+    index[e] = offset;
+  }
+  return index;
+}
+
 }  // namespace fheml::ir

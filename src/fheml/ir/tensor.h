@@ -16,6 +16,8 @@ std::size_t element_count(const Shape& shape);
 std::string to_string(const Shape& shape);
 // Row-major strides, in elements.
 std::vector<std::size_t> strides_of(const Shape& shape);
+// numpy broadcasting of `in` to `out`: for each element of `out`, the element of `in` it reads.
+std::vector<std::size_t> broadcast_index(const Shape& in, const Shape& out);
 
 template <class T>
 struct Tensor {

@@ -9,6 +9,8 @@
 #include <string>
 #include <utility>
 
+#include "fheml/ir/window.h"
+
 namespace fheml::quant {
 namespace {
 
@@ -90,27 +92,8 @@ double evaluate_expression(const Expression& f, std::size_t e, double x,
   return values.back();
 }
 
-// numpy broadcasting: for each element of `out`, the element of `in` it reads.
-std::vector<std::uint32_t> broadcast_map(const Shape& in, const Shape& out) {
-  const std::size_t count = ir::element_count(out);
-  std::vector<std::uint32_t> map(count);
-  const auto in_strides = ir::strides_of(in);
-  const auto out_strides = ir::strides_of(out);
-  const std::size_t lead = out.size() - in.size();
-  for (std::size_t i = 0; i < count; ++i) {
-    std::size_t rest = i, index = 0;
-    for (std::size_t d = 0; d < out.size(); ++d) {
-      const std::size_t coord = rest / out_strides[d];
-      rest %= out_strides[d];
-      if (d >= lead && in[d - lead] != 1) index += coord * in_strides[d - lead];
-    }
-    map[i] = static_cast<std::uint32_t>(index);
-  }
-  return map;
-}
-
 std::vector<double> broadcast_values(const ir::FloatTensor& t, const Shape& out) {
-  const auto map = broadcast_map(t.shape, out);
+  const auto map = ir::broadcast_index(t.shape, out);
   std::vector<double> v(map.size());
   for (std::size_t i = 0; i < map.size(); ++i) v[i] = t.data[map[i]];
   return v;
@@ -645,11 +628,12 @@ class Quantizer {
   // An affine tensor broadcast (numpy) to `shape`.
   Affine broadcast(const Affine& a, const Shape& from, const Shape& to) {
     if (from == to) return a;
-    const auto map = broadcast_map(from, to);
+    const auto map = ir::broadcast_index(from, to);
     std::vector<std::vector<Term>> rows(map.size());
     std::vector<double> bias(map.size());
     for (std::size_t i = 0; i < map.size(); ++i) {
-      rows[i] = {{a.node.index, map[i], a.scale[map[i]]}};
+      const auto e = static_cast<std::uint32_t>(map[i]);
+      rows[i] = {{a.node.index, e, a.scale[e]}};
       bias[i] = a.bias[map[i]];
     }
     return build_linear(std::move(rows), std::move(bias), to, "broadcast");
@@ -1108,45 +1092,30 @@ class Quantizer {
 
   Repr lower_max_pool(const FloatNode& node, const Repr& x, const std::string& origin) {
     const Affine in = materialize(x, options_.n_bits.op_inputs);
-    // Window members per output element, from the pooling geometry.
-    const Shape& is = x.shape;
+    // Window members per output element, from the pooling geometry (dilations included).
     const Shape& os = node.shape;
-    const std::size_t spatial = is.size() - 2;
-    const auto& at = node.attributes;
-    const auto stride = [&](std::size_t d) { return at.strides.empty() ? 1 : at.strides[d]; };
-    const auto dilation = [&](std::size_t d) { return at.dilations.empty() ? 1 : at.dilations[d]; };
-    const auto pad = [&](std::size_t d) { return at.pads.empty() ? 0 : at.pads[d]; };
+    const ir::Window win =
+        ir::window_of(x.shape, os, node.attributes.kernel, node.attributes, true);
     const std::size_t count = ir::element_count(os);
-    const auto in_strides = ir::strides_of(is);
-    const auto out_strides = ir::strides_of(os);
+    const std::size_t planes = os[0] * os[1];  // (n, c) pairs, in order
     std::vector<std::vector<std::uint32_t>> windows(count);
     std::size_t width = 0;
-    for (std::size_t o = 0; o < count; ++o) {
-      std::vector<std::size_t> coord(os.size());
-      std::size_t rest = o;
-      for (std::size_t d = 0; d < os.size(); ++d) {
-        coord[d] = rest / out_strides[d];
-        rest %= out_strides[d];
-      }
-      std::size_t kernel_count = 1;
-      for (std::size_t d = 0; d < spatial; ++d) kernel_count *= at.kernel[d];
-      for (std::size_t k = 0; k < kernel_count; ++k) {
-        std::size_t kr = k, index = coord[0] * in_strides[0] + coord[1] * in_strides[1];
-        bool inside = true;
-        for (std::size_t d = spatial; d-- > 0;) {
-          const std::size_t kd = kr % at.kernel[d];
-          kr /= at.kernel[d];
-          const auto pos = static_cast<std::int64_t>(coord[2 + d] * stride(d) + kd * dilation(d)) -
-                           static_cast<std::int64_t>(pad(d));
-          if (pos < 0 || pos >= static_cast<std::int64_t>(is[2 + d]))
-            inside = false;
-          else
-            index += static_cast<std::size_t>(pos) * in_strides[2 + d];
+    for (std::size_t plane = 0; plane < planes; ++plane) {
+      for (std::size_t oh = 0; oh < win.h.out; ++oh) {
+        for (std::size_t ow = 0; ow < win.w.out; ++ow) {
+          const std::size_t o = (plane * win.h.out + oh) * win.w.out + ow;
+          for (std::size_t kh = 0; kh < win.h.kernel; ++kh) {
+            for (std::size_t kw = 0; kw < win.w.kernel; ++kw) {
+              std::size_t ih = 0, iw = 0;
+              if (!win.h.position(oh, kh, ih) || !win.w.position(ow, kw, iw)) continue;
+              windows[o].push_back(
+                  static_cast<std::uint32_t>((plane * win.h.in + ih) * win.w.in + iw));
+            }
+          }
+          if (windows[o].empty()) fail(origin + ": a pooling window holds only padding");
+          width = std::max(width, windows[o].size());
         }
-        if (inside) windows[o].push_back(static_cast<std::uint32_t>(index));
       }
-      if (windows[o].empty()) fail(origin + ": a pooling window holds only padding");
-      width = std::max(width, windows[o].size());
     }
     // Candidates: position k of every window (repeating a member where a window is short).
     std::vector<Affine> candidates;
