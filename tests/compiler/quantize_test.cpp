@@ -45,6 +45,25 @@ std::vector<FloatTensor> run_quantized(const quant::QuantizedGraph& q, const qua
   return result;
 }
 
+// Largest |float - quantized| over every output element of `samples`, and the largest |float|.
+struct Deviation {
+  double error = 0.0;
+  double spread = 0.0;
+};
+Deviation deviation(const ir::FloatGraph& g, const quant::QuantizedGraph& q,
+                    const std::vector<quant::Sample>& samples) {
+  Deviation d;
+  for (const auto& s : samples) {
+    const auto f = ir::evaluate(g, s)[0];
+    const auto z = run_quantized(q, s)[0];
+    for (std::size_t i = 0; i < f.size(); ++i) {
+      d.error = std::max(d.error, std::abs(f.data[i] - z.data[i]));
+      d.spread = std::max(d.spread, std::abs(f.data[i]));
+    }
+  }
+  return d;
+}
+
 std::size_t count_ops(const ir::IntGraph& g, ir::IntOp op) {
   return static_cast<std::size_t>(std::count_if(g.nodes.begin(), g.nodes.end(),
                                                 [&](const ir::IntNode& n) { return n.op == op; }));
@@ -141,17 +160,8 @@ TEST(Quantize, RoundingMakesAWideAccumulatorFitAndStaysClose) {
     }
   }
   EXPECT_GE(shifted, 1u) << ir::to_string(q.graph);
-  double err = 0, range = 0;
-  const auto test = random_samples({1, 64}, 100, -1, 1, 7);
-  for (const auto& s : test) {
-    const auto f = ir::evaluate(g, s)[0];
-    const auto z = run_quantized(q, s)[0];
-    for (std::size_t i = 0; i < f.size(); ++i) {
-      err = std::max(err, std::abs(f.data[i] - z.data[i]));
-      range = std::max(range, std::abs(f.data[i]));
-    }
-  }
-  EXPECT_LT(err, 0.1 * range);
+  const Deviation d = deviation(g, q, random_samples({1, 64}, 100, -1, 1, 7));
+  EXPECT_LT(d.error, 0.1 * d.spread);
 }
 
 TEST(Quantize, ApproximateRoundingCostsNoExtraLookupAndStaysClose) {
@@ -182,16 +192,8 @@ TEST(Quantize, ApproximateRoundingCostsNoExtraLookupAndStaysClose) {
     }
   }
   EXPECT_THAT(ir::to_string(q.graph), HasSubstr("approximate"));
-  double err = 0, range = 0;
-  for (const auto& s : random_samples({1, 64}, 100, -1, 1, 7)) {
-    const auto f = ir::evaluate(g, s)[0];
-    const auto z = run_quantized(q, s)[0];
-    for (std::size_t i = 0; i < f.size(); ++i) {
-      err = std::max(err, std::abs(f.data[i] - z.data[i]));
-      range = std::max(range, std::abs(f.data[i]));
-    }
-  }
-  EXPECT_LT(err, 0.1 * range);
+  const Deviation d = deviation(g, q, random_samples({1, 64}, 100, -1, 1, 7));
+  EXPECT_LT(d.error, 0.1 * d.spread);
 }
 
 TEST(Quantize, PerChannelActivationsUseEachChannelsRange) {
