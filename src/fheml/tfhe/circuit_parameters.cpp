@@ -159,9 +159,10 @@ std::string format(const char* pattern, double value) {
   return buffer;
 }
 
-// "2^-40.02", or "0" for log2 = -inf.
+// "2^-40.02", "< 2^-1000" below that (the model's tail is meaningless there), or "0" for -inf.
 std::string power_of_two(double log2_value) {
   if (std::isinf(log2_value) && log2_value < 0) return "0";
+  if (log2_value < -1000) return "< 2^-1000";
   return format("2^%.2f", log2_value);
 }
 
@@ -181,7 +182,9 @@ std::string binding_sentence(std::span<const NoiseConstraint> constraints,
     const double slack = bound - log2_p_fail[worst];
     return describe_constraint(constraints[worst]) + ": p_fail " +
            power_of_two(log2_p_fail[worst]) + (slack >= 0 ? " within" : " OVER") + " the bound " +
-           power_of_two(bound) + " (slack " + format("%.2f", slack) + " in log2)";
+           power_of_two(bound) +
+           (slack > 1000 ? std::string(" (slack > 1000 in log2)")
+                         : " (slack " + format("%.2f", slack) + " in log2)");
   }
   const double budget = *options.global_p_error;
   std::size_t largest = 0;
