@@ -140,6 +140,9 @@ class Quantizer {
            ", found " + std::to_string(*options_.rounding_threshold_bits));
     }
     if (options_.max_calibration_samples == 0) fail("max_calibration_samples must be >= 1");
+    if (!(options_.input_headroom >= 0 && options_.input_headroom <= 16)) {
+      fail("input_headroom must be in 0..16, found " + std::to_string(options_.input_headroom));
+    }
     if (!(options_.calibration_margin >= 0.0 && options_.calibration_margin <= 1.0)) {
       fail("calibration_margin must be in [0, 1], found " +
            std::to_string(options_.calibration_margin));
@@ -832,6 +835,7 @@ class Quantizer {
     q.shape = node.shape;
     q.bits = options_.n_bits.model_inputs;
     const double top = std::ldexp(1.0, static_cast<int>(q.bits)) - 1;
+    q.headroom = static_cast<std::int64_t>(std::ceil(options_.input_headroom * top));
     const auto scale_for = [&](std::size_t c) {
       return hi[c] > lo[c] ? (hi[c] - lo[c]) / top : (lo[c] != 0.0 ? std::abs(lo[c]) : 1.0);
     };
@@ -845,7 +849,7 @@ class Quantizer {
     IntNode n;
     n.op = IntOp::kInput;
     n.shape = node.shape;
-    n.range = {0, static_cast<std::int64_t>(top)};
+    n.range = {-q.headroom, static_cast<std::int64_t>(top) + q.headroom};
     n.origin = "input " + node.name;
     const ValueId id = add_node(std::move(n));
     std::vector<ir::IntTensor> values;

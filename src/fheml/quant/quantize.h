@@ -59,6 +59,11 @@ struct QuantizeOptions {
   // tensor: features of different spreads (standardized data with outliers) each keep their
   // 2^bits levels. The client applies it; the circuit folds it into the first linear op.
   bool per_channel_inputs = false;
+  // Graph inputs beyond their calibrated range are clipped only this fraction of the range past
+  // each end (0: at the ends). Costs no input precision, only accumulator width: log2(1 + 2h)
+  // bits on every value computed from the inputs. Worth it where nothing downstream is a lookup
+  // calibrated on the training data (linear models: models::LinearModel sets 1).
+  double input_headroom = 0.0;
   std::size_t max_calibration_samples = 1000;
   // Lookup inputs take the calibrated range widened by this fraction of its width on each side
   // (capped by the worst case), so that inputs a little outside the calibration data still read

@@ -27,8 +27,9 @@ ir::IntTensor InputQuantizer::quantize(const ir::FloatTensor& x) const {
                                   std::to_string(v) +
                                   "; inputs must be finite (impute or drop NaN/inf first)");
     }
+    const auto h = static_cast<double>(headroom);
     q.data[i] = static_cast<std::int64_t>(
-        std::clamp(std::nearbyint(v / scale_of(i) + zero_point_of(i)), 0.0, top));
+        std::clamp(std::nearbyint(v / scale_of(i) + zero_point_of(i)), -h, top + h));
   }
   return q;
 }

@@ -20,6 +20,10 @@ struct InputQuantizer {
   std::vector<double> scale{1.0};       // size 1 (per tensor) or element_count(shape)
   std::vector<double> zero_point{0.0};  // same size as scale
   std::uint32_t bits = 8;
+  // Integers clamp to [-headroom, 2^bits - 1 + headroom]: values beyond the calibrated range
+  // (test rows outside the training data's) keep their value up to `headroom` steps instead of
+  // clipping at the ends (QuantizeOptions::input_headroom).
+  std::int64_t headroom = 0;
   double scale_of(std::size_t element) const {
     return scale.size() == 1 ? scale[0] : scale[element];
   }

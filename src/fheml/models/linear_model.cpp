@@ -1,0 +1,431 @@
+#include "fheml/models/linear_model.h"
+
+#include <algorithm>
+#include <array>
+#include <cmath>
+#include <stdexcept>
+#include <string>
+#include <utility>
+
+namespace fheml::models {
+namespace {
+
+constexpr std::array<std::pair<Link, std::string_view>, 6> kLinkNames{{
+    {Link::kIdentity, "identity"},
+    {Link::kExp, "exp"},
+    {Link::kSigmoid, "sigmoid"},
+    {Link::kSoftmax, "softmax"},
+    {Link::kOvrSigmoid, "ovr_sigmoid"},
+    {Link::kModifiedHuber, "modified_huber"},
+}};
+
+void check_matrix(const Matrix& m, const char* what) {
+  if (m.data.size() != m.rows * m.cols) {
+    throw std::invalid_argument(std::string(what) + ": " + std::to_string(m.rows) + " x " +
+                                std::to_string(m.cols) + " needs " +
+                                std::to_string(m.rows * m.cols) + " values, found " +
+                                std::to_string(m.data.size()));
+  }
+}
+
+double sigmoid(double d) { return 1.0 / (1.0 + std::exp(-d)); }
+
+// Each row divided by its sum; a row summing to zero becomes uniform (as scikit-learn does for
+// modified_huber; sigmoids never sum to zero).
+void normalize_rows(Matrix& m) {
+  for (std::size_t r = 0; r < m.rows; ++r) {
+    double* row = m.data.data() + r * m.cols;
+    double sum = 0;
+    for (std::size_t c = 0; c < m.cols; ++c) sum += row[c];
+    for (std::size_t c = 0; c < m.cols; ++c)
+      row[c] = sum == 0 ? 1.0 / static_cast<double>(m.cols) : row[c] / sum;
+  }
+}
+
+// Binary links: one score column -> [1 - p, p].
+Matrix two_columns(const Matrix& d, double (*p)(double)) {
+  Matrix out{d.rows, 2, std::vector<double>(d.rows * 2)};
+  for (std::size_t r = 0; r < d.rows; ++r) {
+    out.data[2 * r + 1] = p(d.data[r]);
+    out.data[2 * r] = 1.0 - out.data[2 * r + 1];
+  }
+  return out;
+}
+
+double modified_huber(double d) { return (std::clamp(d, -1.0, 1.0) + 1.0) / 2.0; }
+
+// Each feature's minimum and maximum over the calibration rows (checked finite).
+std::pair<std::vector<double>, std::vector<double>> feature_ranges(const Matrix& calibration,
+                                                                   std::size_t features) {
+  check_matrix(calibration, "calibration");
+  if (calibration.cols != features) {
+    throw std::invalid_argument("calibration rows have " + std::to_string(calibration.cols) +
+                                " features, the model " + std::to_string(features));
+  }
+  if (calibration.rows == 0) throw std::invalid_argument("calibration: no rows");
+  std::vector<double> lo(features, INFINITY), hi(features, -INFINITY);
+  for (std::size_t r = 0; r < calibration.rows; ++r) {
+    for (std::size_t f = 0; f < features; ++f) {
+      const double v = calibration.data[r * features + f];
+      if (!std::isfinite(v)) {
+        throw std::invalid_argument("calibration[" + std::to_string(r) + ", " + std::to_string(f) +
+                                    "] is " + (std::isnan(v) ? "NaN" : "infinite"));
+      }
+      lo[f] = std::min(lo[f], v);
+      hi[f] = std::max(hi[f], v);
+    }
+  }
+  return {std::move(lo), std::move(hi)};
+}
+
+// The input quantizer's scale per feature, by the rule of quant::quantize (per feature, or one
+// over all features when per_tensor).
+std::vector<double> input_scales(const std::vector<double>& lo, const std::vector<double>& hi,
+                                 std::uint32_t bits, bool per_tensor) {
+  const double top = std::ldexp(1.0, static_cast<int>(bits)) - 1;
+  const auto scale = [top](double l, double h) {
+    return h > l ? (h - l) / top : (l != 0.0 ? std::abs(l) : 1.0);
+  };
+  std::vector<double> scales(lo.size());
+  if (per_tensor) {
+    const double l = *std::min_element(lo.begin(), lo.end());
+    const double h = *std::max_element(hi.begin(), hi.end());
+    std::fill(scales.begin(), scales.end(), scale(l, h));
+  } else {
+    for (std::size_t f = 0; f < lo.size(); ++f) scales[f] = scale(lo[f], hi[f]);
+  }
+  return scales;
+}
+
+Matrix prepare_coef(const Matrix& coef, std::span<const double> intercept,
+                    const Matrix& calibration, const LinearModelOptions& options) {
+  linear_graph(coef, intercept);  // validates sizes and values first
+  const auto [lo, hi] = feature_ranges(calibration, coef.rows);
+  if (!options.optimize_rounding || coef.rows > kMaxOptimizedFeatures) return coef;
+  const quant::NBits& bits = options.compile.quantization.n_bits;
+  if (bits.model_inputs < 2 || bits.model_inputs > 16 || bits.op_weights < 2 ||
+      bits.op_weights > 16) {
+    return coef;  // the quantizer refuses these with its own message
+  }
+  return optimize_weight_rounding(
+      coef, input_scales(lo, hi, bits.model_inputs, options.per_tensor_inputs), calibration,
+      bits.op_weights);
+}
+
+compiler::Circuit compile_linear(const Matrix& coef, std::span<const double> intercept,
+                                 const Matrix& calibration, const LinearModelOptions& options) {
+  const ir::FloatGraph graph = linear_graph(coef, intercept);
+  // A linear circuit depends on its calibration only through each feature's minimum and maximum
+  // (the input quantizers; accumulator widths follow from them), so two rows carry all of it,
+  // whatever the row count (the quantizer would read only its first max_calibration_samples).
+  auto [lo, hi] = feature_ranges(calibration, coef.rows);
+  std::vector<quant::Sample> samples(2);
+  samples[0].emplace_back(ir::Shape{1, coef.rows}, std::move(lo));
+  samples[1].emplace_back(ir::Shape{1, coef.rows}, std::move(hi));
+  compiler::CompileOptions compile = options.compile;
+  compile.quantization.per_channel_inputs = !options.per_tensor_inputs;
+  compile.quantization.input_headroom = options.input_headroom;
+  return compiler::compile(graph, samples, compile);
+}
+
+// Inverse of a symmetric positive definite matrix [n, n] through its Cholesky factor. Written
+// here rather than taken from a linear algebra library: it is the only dense solve the project
+// needs, on matrices of at most kMaxOptimizedFeatures rows, damped to be well conditioned.
+std::vector<double> inverse_spd(std::vector<double> a, std::size_t n) {
+  // a = L L^T, L stored in the lower triangle.
+  for (std::size_t j = 0; j < n; ++j) {
+    double d = a[j * n + j];
+    for (std::size_t k = 0; k < j; ++k) d -= a[j * n + k] * a[j * n + k];
+    if (!(d > 0)) throw std::invalid_argument("calibration covariance is not positive definite");
+    const double ljj = std::sqrt(d);
+    a[j * n + j] = ljj;
+    for (std::size_t i = j + 1; i < n; ++i) {
+      double v = a[i * n + j];
+      for (std::size_t k = 0; k < j; ++k) v -= a[i * n + k] * a[j * n + k];
+      a[i * n + j] = v / ljj;
+    }
+  }
+  // M = L^-1 (lower triangular), then a^-1 = M^T M.
+  std::vector<double> m(n * n, 0.0);
+  for (std::size_t j = 0; j < n; ++j) {
+    m[j * n + j] = 1.0 / a[j * n + j];
+    for (std::size_t i = j + 1; i < n; ++i) {
+      double v = 0;
+      for (std::size_t k = j; k < i; ++k) v -= a[i * n + k] * m[k * n + j];
+      m[i * n + j] = v / a[i * n + i];
+    }
+  }
+  std::vector<double> inv(n * n, 0.0);
+  for (std::size_t i = 0; i < n; ++i)
+    for (std::size_t j = 0; j <= i; ++j) {
+      double v = 0;
+      for (std::size_t k = i; k < n; ++k) v += m[k * n + i] * m[k * n + j];
+      inv[i * n + j] = inv[j * n + i] = v;
+    }
+  return inv;
+}
+
+}  // namespace
+
+std::string_view to_string(Link link) {
+  for (const auto& [l, name] : kLinkNames)
+    if (l == link) return name;
+  return "?";
+}
+
+Link parse_link(std::string_view name) {
+  std::string names;
+  for (const auto& [l, n] : kLinkNames) {
+    if (n == name) return l;
+    names += (names.empty() ? "" : ", ") + std::string(n);
+  }
+  throw std::invalid_argument("link must be one of " + names + ", found '" + std::string(name) +
+                              "'");
+}
+
+std::size_t link_output_count(Link link, std::size_t outputs) {
+  const bool binary_probability =
+      link == Link::kSigmoid || link == Link::kOvrSigmoid || link == Link::kModifiedHuber;
+  return binary_probability && outputs == 1 ? 2 : outputs;
+}
+
+Matrix apply_link(Link link, const Matrix& decision) {
+  check_matrix(decision, "decision function");
+  for (std::size_t i = 0; i < decision.data.size(); ++i) {
+    if (std::isnan(decision.data[i])) {
+      throw std::invalid_argument("decision function: NaN at row " +
+                                  std::to_string(i / std::max<std::size_t>(decision.cols, 1)) +
+                                  ", column " + std::to_string(i % decision.cols));
+    }
+  }
+  if (link == Link::kSigmoid && decision.cols != 1) {
+    throw std::invalid_argument("link sigmoid takes one score column (a binary classifier), found " +
+                                std::to_string(decision.cols));
+  }
+  Matrix out = decision;
+  switch (link) {
+    case Link::kIdentity:
+      break;
+    case Link::kExp:
+      for (double& v : out.data) v = std::exp(v);
+      break;
+    case Link::kSigmoid:
+      return two_columns(decision, sigmoid);
+    case Link::kSoftmax:
+      for (std::size_t r = 0; r < out.rows; ++r) {
+        double* row = out.data.data() + r * out.cols;
+        const double top = *std::max_element(row, row + out.cols);
+        for (std::size_t c = 0; c < out.cols; ++c) row[c] = std::exp(row[c] - top);
+      }
+      normalize_rows(out);
+      break;
+    case Link::kOvrSigmoid:
+      if (out.cols == 1) return two_columns(decision, sigmoid);
+      for (double& v : out.data) v = sigmoid(v);
+      normalize_rows(out);
+      break;
+    case Link::kModifiedHuber:
+      if (out.cols == 1) return two_columns(decision, modified_huber);
+      for (double& v : out.data) v = modified_huber(v);
+      normalize_rows(out);
+      break;
+  }
+  return out;
+}
+
+Matrix optimize_weight_rounding(const Matrix& coef, std::span<const double> input_scales,
+                                const Matrix& calibration, std::uint32_t weight_bits) {
+  check_matrix(coef, "coef");
+  check_matrix(calibration, "calibration");
+  const std::size_t n = coef.rows;
+  if (input_scales.size() != n || calibration.cols != n || calibration.rows == 0) {
+    throw std::invalid_argument("optimize_weight_rounding: " + std::to_string(n) +
+                                " features, " + std::to_string(input_scales.size()) +
+                                " input scales, calibration " + std::to_string(calibration.rows) +
+                                " x " + std::to_string(calibration.cols));
+  }
+  // Covariance of the features (centred: the intercept stays a float, so a constant shift of
+  // the error is free), damped by 1% of its mean diagonal as GPTQ does.
+  std::vector<double> mean(n, 0.0), h(n * n, 0.0);
+  const auto rows = static_cast<double>(calibration.rows);
+  for (std::size_t r = 0; r < calibration.rows; ++r)
+    for (std::size_t f = 0; f < n; ++f) mean[f] += calibration.data[r * n + f] / rows;
+  std::vector<double> centred(n);
+  for (std::size_t r = 0; r < calibration.rows; ++r) {
+    for (std::size_t f = 0; f < n; ++f) centred[f] = calibration.data[r * n + f] - mean[f];
+    for (std::size_t i = 0; i < n; ++i)
+      for (std::size_t j = 0; j <= i; ++j) h[i * n + j] += centred[i] * centred[j] / rows;
+  }
+  double diagonal = 0;
+  for (std::size_t i = 0; i < n; ++i) diagonal += h[i * n + i] / static_cast<double>(n);
+  const double damping = diagonal > 0 ? 0.01 * diagonal : 1.0;
+  for (std::size_t i = 0; i < n; ++i) {
+    h[i * n + i] += damping;
+    for (std::size_t j = 0; j < i; ++j) h[j * n + i] = h[i * n + j];
+  }
+  const std::vector<double> h_inverse = inverse_spd(std::move(h), n);
+
+  const double qmax = std::ldexp(1.0, static_cast<int>(weight_bits) - 1) - 1;
+  Matrix out = coef;
+  for (std::size_t c = 0; c < coef.cols; ++c) {
+    std::vector<double> w(n);
+    std::size_t largest = 0;
+    for (std::size_t f = 0; f < n; ++f) {
+      w[f] = coef.data[f * coef.cols + c];
+      if (std::abs(w[f] * input_scales[f]) > std::abs(w[largest] * input_scales[largest]))
+        largest = f;
+    }
+    const double step = std::abs(w[largest] * input_scales[largest]) / qmax;
+    if (step == 0) continue;
+    // The largest effective weight first: it sits on the grid exactly (+-qmax) and fixes the
+    // step, which later corrections must not change (they are clamped to +-qmax).
+    std::vector<std::size_t> order{largest};
+    for (std::size_t f = 0; f < n; ++f)
+      if (f != largest) order.push_back(f);
+    std::vector<double> hinv = h_inverse;
+    std::vector<bool> done(n, false);
+    for (const std::size_t f : order) {
+      const double grid = step / input_scales[f];
+      const double q = std::clamp(std::nearbyint(w[f] / grid), -qmax, qmax) * grid;
+      const double feedback = (w[f] - q) / hinv[f * n + f];
+      done[f] = true;
+      w[f] = q;
+      for (std::size_t j = 0; j < n; ++j)
+        if (!done[j]) w[j] -= feedback * hinv[f * n + j];
+      // Remove f from the inverse (the remaining features' inverse covariance given f fixed).
+      for (std::size_t i = 0; i < n; ++i) {
+        if (done[i]) continue;
+        const double factor = hinv[i * n + f] / hinv[f * n + f];
+        for (std::size_t j = 0; j < n; ++j)
+          if (!done[j]) hinv[i * n + j] -= factor * hinv[f * n + j];
+      }
+    }
+    for (std::size_t f = 0; f < n; ++f) out.data[f * coef.cols + c] = w[f];
+  }
+  return out;
+}
+
+ir::FloatGraph linear_graph(const Matrix& coef, std::span<const double> intercept) {
+  check_matrix(coef, "coef");
+  if (coef.rows == 0 || coef.cols == 0) {
+    throw std::invalid_argument("coef: " + std::to_string(coef.rows) + " x " +
+                                std::to_string(coef.cols) + ", a linear model needs at least one "
+                                "feature and one output");
+  }
+  if (intercept.size() != coef.cols) {
+    throw std::invalid_argument("intercept has " + std::to_string(intercept.size()) +
+                                " values, coef " + std::to_string(coef.cols) + " outputs");
+  }
+  for (std::size_t i = 0; i < coef.data.size(); ++i) {
+    if (!std::isfinite(coef.data[i])) {
+      throw std::invalid_argument("coef[" + std::to_string(i / coef.cols) + ", " +
+                                  std::to_string(i % coef.cols) + "] is not finite");
+    }
+  }
+  for (std::size_t c = 0; c < intercept.size(); ++c) {
+    if (!std::isfinite(intercept[c]))
+      throw std::invalid_argument("intercept[" + std::to_string(c) + "] is not finite");
+  }
+  ir::FloatGraph graph;
+  const ir::ValueId x = graph.input("x", {1, coef.rows});
+  const ir::ValueId w = graph.constant("coef", ir::FloatTensor({coef.rows, coef.cols}, coef.data));
+  const ir::ValueId b = graph.constant(
+      "intercept", ir::FloatTensor({coef.cols}, std::vector<double>(intercept.begin(), intercept.end())));
+  graph.mark_output(graph.gemm(x, w, b, /*trans_b=*/false, "linear"));
+  return graph;
+}
+
+LinearModel::LinearModel(const Matrix& coef, std::span<const double> intercept, Link link,
+                         const Matrix& calibration, const LinearModelOptions& options)
+    : features_(coef.rows),
+      outputs_(coef.cols),
+      link_(link),
+      coef_(prepare_coef(coef, intercept, calibration, options)),
+      circuit_(compile_linear(coef_, intercept, calibration, options), options.runtime) {
+  if (link == Link::kSigmoid && outputs_ != 1) {
+    throw std::invalid_argument("link sigmoid needs one output (a binary classifier), the model has " +
+                                std::to_string(outputs_));
+  }
+}
+
+void LinearModel::check_rows(const Matrix& x) const {
+  check_matrix(x, "X");
+  if (x.cols != features_) {
+    throw std::invalid_argument("X has " + std::to_string(x.cols) + " features, the model " +
+                                std::to_string(features_));
+  }
+  for (std::size_t i = 0; i < x.data.size(); ++i) {
+    if (!std::isfinite(x.data[i])) {
+      throw std::invalid_argument("X[" + std::to_string(i / x.cols) + ", " +
+                                  std::to_string(i % x.cols) + "] is " +
+                                  (std::isnan(x.data[i]) ? "NaN" : "infinite") +
+                                  ": encrypted models take finite values only");
+    }
+  }
+}
+
+std::vector<std::int64_t> LinearModel::quantize_input(const Matrix& x) const {
+  check_rows(x);
+  const quant::InputQuantizer& quantizer = circuit_.circuit().inputs.at(0);
+  std::vector<std::int64_t> q;
+  q.reserve(x.data.size());
+  ir::FloatTensor row({1, features_});
+  for (std::size_t r = 0; r < x.rows; ++r) {
+    std::copy_n(x.data.begin() + static_cast<std::ptrdiff_t>(r * features_), features_,
+                row.data.begin());
+    const ir::IntTensor t = quantizer.quantize(row);
+    q.insert(q.end(), t.data.begin(), t.data.end());
+  }
+  return q;
+}
+
+std::vector<std::int64_t> LinearModel::run_integers(std::span<const std::int64_t> q,
+                                                    std::size_t rows, runtime::Mode mode) {
+  if (q.size() != rows * features_) {
+    throw std::invalid_argument("quantized input: " + std::to_string(rows) + " rows of " +
+                                std::to_string(features_) + " features need " +
+                                std::to_string(rows * features_) + " values, found " +
+                                std::to_string(q.size()));
+  }
+  std::vector<runtime::IntSample> samples(rows);
+  for (std::size_t r = 0; r < rows; ++r) {
+    const auto first = q.begin() + static_cast<std::ptrdiff_t>(r * features_);
+    samples[r].emplace_back(ir::Shape{1, features_},
+                            std::vector<std::int64_t>(first, first + static_cast<std::ptrdiff_t>(features_)));
+  }
+  const std::vector<runtime::IntSample> results = circuit_.run_integers(samples, mode);
+  std::vector<std::int64_t> out;
+  out.reserve(rows * outputs_);
+  for (const runtime::IntSample& r : results) out.insert(out.end(), r[0].data.begin(), r[0].data.end());
+  return out;
+}
+
+Matrix LinearModel::dequantize_output(std::span<const std::int64_t> q, std::size_t rows) const {
+  if (q.size() != rows * outputs_) {
+    throw std::invalid_argument("quantized output: " + std::to_string(rows) + " rows of " +
+                                std::to_string(outputs_) + " outputs need " +
+                                std::to_string(rows * outputs_) + " values, found " +
+                                std::to_string(q.size()));
+  }
+  const quant::OutputDequantizer& dequantizer = circuit_.circuit().outputs.at(0);
+  Matrix out{rows, outputs_, {}};
+  out.data.reserve(rows * outputs_);
+  ir::IntTensor row({1, outputs_});
+  for (std::size_t r = 0; r < rows; ++r) {
+    std::copy_n(q.begin() + static_cast<std::ptrdiff_t>(r * outputs_), outputs_, row.data.begin());
+    const ir::FloatTensor f = dequantizer.dequantize(row);
+    out.data.insert(out.data.end(), f.data.begin(), f.data.end());
+  }
+  return out;
+}
+
+Matrix LinearModel::decision_function(const Matrix& x, runtime::Mode mode) {
+  const std::vector<std::int64_t> q = quantize_input(x);
+  return dequantize_output(run_integers(q, x.rows, mode), x.rows);
+}
+
+Matrix LinearModel::predict(const Matrix& x, runtime::Mode mode) {
+  return apply_link(link_, decision_function(x, mode));
+}
+
+}  // namespace fheml::models
