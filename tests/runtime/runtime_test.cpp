@@ -11,7 +11,10 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <string>
+#include <vector>
 
+#include "fheml/compiler/compile.h"
 #include "fheml/compiler/encoding.h"
 #include "fheml/tfhe/noise.h"
 #include "tfhe/test_support.h"
@@ -452,6 +455,189 @@ TEST(FheCircuit, PredictAgreesAcrossModes) {
   const double keygen_s = s.last_run->keygen_s;
   (void)circuit.predict(std::span(samples).first(1), Mode::kExecute);
   EXPECT_EQ(circuit.statistics().last_run->keygen_s, keygen_s);
+}
+
+// --- Threads of FheCircuit, and execution on expanded inputs.
+
+// x[1, F] -> gemm with F x 2 weights and a bias, at 8 bits: compiled like a model, no lookup.
+compiler::Circuit compiled_linear(std::size_t features) {
+  tfhe::Csprng rng(tfhe::test_seed(41));
+  const auto uniform = [&] { return 2 * rng.next_unit_double() - 1; };
+  ir::FloatGraph g;
+  const ValueId x = g.input("x", {1, features});
+  std::vector<double> coef(features * 2);
+  for (double& w : coef) w = uniform();
+  const ValueId w = g.constant("coef", ir::FloatTensor({features, 2}, coef));
+  const ValueId b = g.constant("bias", ir::FloatTensor({2}, {0.5, -0.25}));
+  g.mark_output(g.gemm(x, w, b, /*trans_b=*/false, "linear"));
+  std::vector<quant::Sample> calibration;
+  for (int i = 0; i < 64; ++i) {
+    std::vector<double> row(features);
+    for (double& v : row) v = uniform();
+    calibration.push_back({ir::FloatTensor({1, features}, row)});
+  }
+  compiler::CompileOptions options;
+  options.quantization.n_bits = quant::NBits::uniform(8);
+  return compiler::compile(g, calibration, options);
+}
+
+class FheCircuitThreads : public ::testing::TestWithParam<unsigned> {};
+
+TEST_P(FheCircuitThreads, ExecuteEqualsDisableOnALinearModel) {
+  constexpr std::size_t kFeatures = 12;
+  FheCircuitOptions options{tfhe::test_seed(6)};
+  options.threads = GetParam();
+  FheCircuit circuit(compiled_linear(kFeatures), options);
+  ASSERT_FALSE(circuit.circuit().has_lookups);
+  EXPECT_EQ(circuit.threads(), GetParam());
+  std::vector<FloatSample> samples;
+  tfhe::Csprng rng(tfhe::test_seed(8));
+  for (int s = 0; s < 24; ++s) {
+    std::vector<double> row(kFeatures);
+    for (double& v : row) v = 2.4 * rng.next_unit_double() - 1.2;  // a little out of range too
+    samples.push_back({ir::FloatTensor({1, kFeatures}, row)});
+  }
+  const auto clear = circuit.predict(samples, Mode::kDisable);
+  const auto executed = circuit.predict(samples, Mode::kExecute);
+  ASSERT_EQ(executed.size(), samples.size());
+  EXPECT_EQ(executed, clear);
+  const Statistics s = circuit.statistics();
+  EXPECT_EQ(s.threads, GetParam());
+  ASSERT_TRUE(s.last_run.has_value());
+  EXPECT_EQ(s.last_run->mode, Mode::kExecute);
+  EXPECT_GT(s.last_run->encrypt_s, 0.0);
+}
+
+TEST_P(FheCircuitThreads, ExecuteEqualsDisableOnTheChainWithLookups) {
+  compiler::Circuit c = chain_circuit();
+  c.inputs = {quant::InputQuantizer{"x", {2}, {0.5}, {0.0}, 3}};
+  c.outputs = {quant::OutputDequantizer{{2}, {0.25, 0.5}, {1.0, -1.0}},
+               quant::OutputDequantizer{{3}, {1.0, 1.0, 1.0}, {0.0, 0.0, 0.0}}};
+  FheCircuitOptions options{tfhe::test_seed(5)};
+  options.threads = GetParam();
+  FheCircuit circuit(std::move(c), options);
+  std::vector<FloatSample> samples;
+  for (double a = 0; a < 4; a += 0.5) {
+    for (double b = 0; b < 4; b += 1.5) samples.push_back({ir::FloatTensor({2}, {a, b})});
+  }
+  const auto clear = circuit.predict(samples, Mode::kDisable);
+  EXPECT_EQ(circuit.predict(samples, Mode::kExecute), clear);
+  EXPECT_EQ(circuit.statistics().threads, GetParam());
+  EXPECT_EQ(circuit.predict(samples, Mode::kSimulate), clear);
+}
+
+INSTANTIATE_TEST_SUITE_P(Threads, FheCircuitThreads, ::testing::Values(1u, 2u));
+
+TEST(FheCircuit, ZeroThreadsIsTheGlobalPool) {
+  FheCircuit circuit(chain_circuit());
+  EXPECT_EQ(circuit.threads(), tfhe::ThreadPool::global().size());
+  EXPECT_EQ(circuit.statistics().threads, tfhe::ThreadPool::global().size());
+}
+
+// Masks generated once at encryption (expanded) or from seeds twice (seeded): after decryption
+// the same results, and the same bootstrap batches.
+TEST(Execute, ExpandedInputsEqualSeededInputs) {
+  const Program program(chain_circuit());
+  const RuntimeKeys& keys = keys_for(program.circuit());
+  const auto samples = pairs(5, 9);  // in range and wrapped
+  tfhe::Csprng rng(tfhe::test_seed(12));
+  const auto seeded = encrypt(program.circuit(), keys.client, samples, rng);
+  const auto expanded = encrypt_expanded(program.circuit(), keys.client, samples, rng);
+  ASSERT_EQ(expanded.size(), seeded.size());
+  for (std::size_t i = 0; i < expanded.size(); ++i) {
+    EXPECT_EQ(expanded[i].batch, seeded[i].batch);
+    EXPECT_EQ(expanded[i].ciphertexts.dimension, seeded[i].ciphertexts.dimension);
+    EXPECT_EQ(expanded[i].ciphertexts.count(), seeded[i].ciphertexts.count());
+  }
+  ExecutionTrace seeded_trace, expanded_trace;
+  tfhe::ThreadPool one(1);
+  const auto from_seeded = decrypt(program.circuit(), keys.client,
+                                   run(program, keys.evaluation, seeded, {&one, &seeded_trace}));
+  const auto from_expanded =
+      decrypt(program.circuit(), keys.client,
+              run(program, keys.evaluation, std::span<const ExpandedInput>(expanded),
+                  {nullptr, &expanded_trace}));
+  const auto expected = run_clear(program.circuit(), samples);
+  expect_same(from_seeded, expected, samples, "seeded");
+  expect_same(from_expanded, expected, samples, "expanded");
+  EXPECT_EQ(expanded_trace.batch_sizes, seeded_trace.batch_sizes);
+}
+
+// The masks come from a CSPRNG under a fresh seed: no two ciphertexts, within a call or across
+// calls with the same noise generator state, share one.
+TEST(Execute, ExpandedMasksAreFreshPerCiphertextAndPerCall) {
+  const compiler::Circuit c = compiled_linear(4);
+  const RuntimeKeys& keys = keys_for(c);
+  const std::vector<IntSample> samples = {{ir::IntTensor({1, 4}, {1, 2, 3, 4})},
+                                          {ir::IntTensor({1, 4}, {1, 2, 3, 4})}};
+  tfhe::Csprng rng_a(tfhe::test_seed(13)), rng_b(tfhe::test_seed(13));
+  const auto a = encrypt_expanded(c, keys.client, samples, rng_a);
+  const auto b = encrypt_expanded(c, keys.client, samples, rng_b);
+  ASSERT_EQ(a.size(), 1u);
+  const tfhe::LweCiphertextList& list = a[0].ciphertexts;
+  ASSERT_EQ(list.count(), 8u);
+  const std::size_t n = list.dimension.value;
+  std::vector<std::span<const tfhe::Torus>> masks;
+  for (std::size_t i = 0; i < list.count(); ++i) masks.push_back(list.at(i).first(n));
+  masks.push_back(b[0].ciphertexts.at(0).first(n));
+  for (std::size_t i = 0; i < masks.size(); ++i) {
+    for (std::size_t j = 0; j < i; ++j) {
+      EXPECT_FALSE(std::equal(masks[i].begin(), masks[i].end(), masks[j].begin()))
+          << "masks " << i << " and " << j;
+    }
+  }
+  EXPECT_EQ(
+      run_clear(c, samples),
+      decrypt(c, keys.client, run(Program(c), keys.evaluation, std::span<const ExpandedInput>(a))));
+}
+
+TEST(Validation, RunOnExpandedInputsRefusesMismatches) {
+  const Program program(chain_circuit());
+  const RuntimeKeys& keys = keys_for(program.circuit());
+  tfhe::Csprng rng(tfhe::test_seed(14));
+  const std::vector<IntSample> samples = pairs(0, 1);
+  const auto inputs = encrypt_expanded(program.circuit(), keys.client, samples, rng);
+  const auto run_on = [&](const std::vector<ExpandedInput>& in) {
+    return run(program, keys.evaluation, std::span<const ExpandedInput>(in));
+  };
+  EXPECT_EQ(decrypt(program.circuit(), keys.client, run_on(inputs)),
+            run_clear(program.circuit(), samples));
+
+  EXPECT_THROW(run_on({}), std::invalid_argument);  // one graph input, none given
+  EXPECT_THROW(run_on({inputs[0], inputs[0]}), std::invalid_argument);
+  const std::size_t length = tfhe::lwe_size(inputs[0].ciphertexts.dimension);
+  auto short_batch = inputs;  // one ciphertext missing
+  short_batch[0].ciphertexts.data.resize(short_batch[0].ciphertexts.data.size() - length);
+  EXPECT_THROW(run_on(short_batch), std::invalid_argument);
+  auto partial = inputs;  // a ciphertext cut short
+  partial[0].ciphertexts.data.pop_back();
+  EXPECT_THROW(run_on(partial), std::invalid_argument);
+  auto wrong_batch = inputs;
+  wrong_batch[0].batch = 1000000;
+  EXPECT_THROW(run_on(wrong_batch), std::invalid_argument);
+  auto wrong_dimension = inputs;
+  wrong_dimension[0].ciphertexts.dimension = tfhe::LweDimension{1024};
+  EXPECT_THROW(run_on(wrong_dimension), std::invalid_argument);
+  // A forged dimension whose ciphertext size wraps to 0 must not reach the count (a division).
+  auto forged_dimension = inputs;
+  forged_dimension[0].ciphertexts.dimension = tfhe::LweDimension{~std::size_t{0}};
+  EXPECT_THROW(run_on(forged_dimension), std::invalid_argument);
+  try {
+    run_on(wrong_batch);
+    ADD_FAILURE() << "no exception";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("expected 2000000 ciphertexts"), std::string::npos)
+        << e.what();
+  }
+  EXPECT_THROW(run(program, EvaluationKeys{program.circuit().parameters, std::nullopt},
+                   std::span<const ExpandedInput>(inputs)),
+               std::invalid_argument);
+  const std::vector<IntSample> wrong_shape = {{ir::IntTensor({3}, {1, 2, 3})}};
+  EXPECT_THROW(encrypt_expanded(program.circuit(), keys.client, wrong_shape, rng),
+               std::invalid_argument);
+  const std::vector<IntSample> wrong_count = {{ir::IntTensor({2}, {1, 2}), ir::IntTensor({2})}};
+  EXPECT_THROW(encrypt_expanded(program.circuit(), keys.client, wrong_count, rng),
+               std::invalid_argument);
 }
 
 // --- What comes from outside is checked.

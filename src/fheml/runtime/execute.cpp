@@ -2,6 +2,7 @@
 #include <algorithm>
 #include <stdexcept>
 #include <string>
+#include <type_traits>
 
 #include "fheml/runtime/detail.h"
 #include "fheml/runtime/runtime.h"
@@ -63,9 +64,9 @@ class Evaluator {
         pool_(options.pool != nullptr ? *options.pool : tfhe::ThreadPool::global()),
         trace_(options.trace),
         big_(big_dimension(program.circuit().parameters)),
-        values_(graph_.nodes.size()),
-        uses_left_(graph_.nodes.size(), 0),
-        scratch_(pool_.size()) {
+        owned_(graph_.nodes.size()),
+        values_(graph_.nodes.size(), nullptr),
+        uses_left_(graph_.nodes.size(), 0) {
     for (const ir::IntNode& node : graph_.nodes) {
       for (const ir::ValueId in : node.inputs) ++uses_left_[in.index];
     }
@@ -73,7 +74,11 @@ class Evaluator {
   }
 
   void set_input(std::size_t node, LweCiphertextList ciphertexts) {
-    values_[node] = std::move(ciphertexts);
+    values_[node] = &(owned_[node] = std::move(ciphertexts));
+  }
+  // Read in place: `ciphertexts` must outlive run() and value().
+  void borrow_input(std::size_t node, const LweCiphertextList& ciphertexts) {
+    values_[node] = &ciphertexts;
   }
 
   void run() {
@@ -90,7 +95,7 @@ class Evaluator {
     }
   }
 
-  const LweCiphertextList& value(ir::ValueId id) const { return values_[id.index]; }
+  const LweCiphertextList& value(ir::ValueId id) const { return *values_[id.index]; }
 
  private:
   std::size_t count_of(std::size_t node) const {
@@ -101,16 +106,19 @@ class Evaluator {
   void consumed(const Flattened& work) {
     for (const auto id : work.nodes) {
       for (const ir::ValueId in : graph_.nodes[id].inputs) {
-        if (--uses_left_[in.index] == 0) values_[in.index] = LweCiphertextList();
+        if (--uses_left_[in.index] == 0) {
+          owned_[in.index] = LweCiphertextList();
+          values_[in.index] = nullptr;
+        }
       }
     }
   }
 
   void run_linear(const Flattened& work) {
     for (const auto id : work.nodes) {
-      values_[id] = LweCiphertextList(big_, batch_ * count_of(id));
+      values_[id] = &(owned_[id] = LweCiphertextList(big_, batch_ * count_of(id)));
     }
-    parallel_chunks(pool_, work.total(), [&](std::size_t t, std::size_t worker) {
+    parallel_chunks(pool_, work.total(), [&](std::size_t t, std::size_t) {
       const auto [k, offset] = work.locate(t);
       const std::uint32_t id = work.nodes[k];
       const ir::IntNode& node = graph_.nodes[id];
@@ -118,22 +126,18 @@ class Evaluator {
       const std::size_t sample = offset / count;
       const std::size_t row = offset % count;
       const std::uint32_t width = program_.circuit().width[id];
-      const std::span<Torus> out = values_[id].at(offset);  // zero from the allocation
-      std::vector<Torus>& product = scratch_[worker];
-      product.resize(out.size());
+      const std::span<Torus> out = owned_[id].at(offset);  // zero from the allocation
       for (std::size_t e = node.linear.row_begin[row]; e < node.linear.row_begin[row + 1]; ++e) {
         const ir::IntLinearEntry& entry = node.linear.entries[e];
         const std::size_t source = node.inputs[entry.source].index;
         const std::span<const Torus> in =
-            values_[source].at(sample * count_of(source) + entry.element);
+            values_[source]->at(sample * count_of(source) + entry.element);
         if (entry.coefficient == 1) {
           tfhe::lwe_add_assign(out, in);
         } else if (entry.coefficient == -1) {
           tfhe::lwe_sub_assign(out, in);
         } else if (entry.coefficient != 0) {
-          std::copy(in.begin(), in.end(), product.begin());
-          tfhe::lwe_mul_scalar_assign(product, entry.coefficient);
-          tfhe::lwe_add_assign(out, product);
+          tfhe::lwe_add_scaled_assign(out, in, entry.coefficient);
         }
       }
       tfhe::lwe_add_plaintext_assign(out, detail::encode_at(node.linear.bias[row], width));
@@ -152,7 +156,7 @@ class Evaluator {
       const std::size_t source = graph_.nodes[id].inputs[0].index;
       const std::uint32_t width = program_.circuit().width[source];
       const std::span<Torus> ct = inputs.at(t);
-      const std::span<const Torus> in = values_[source].at(offset);
+      const std::span<const Torus> in = values_[source]->at(offset);
       std::copy(in.begin(), in.end(), ct.begin());
       // ((v + offset) >> shift) lands in the top bits + 1 of the torus: the bootstrap's p-bit
       // message with its padding bit (circuit.h).
@@ -166,8 +170,9 @@ class Evaluator {
         tfhe::keyswitch_bootstrap_batch(*keys_.server_key, inputs, tables, pool_);
     const std::size_t length = tfhe::lwe_size(big_);
     for (std::size_t k = 0; k < work.nodes.size(); ++k) {
-      LweCiphertextList& value = values_[work.nodes[k]];
+      LweCiphertextList& value = owned_[work.nodes[k]];
       value = LweCiphertextList(big_, work.begin[k + 1] - work.begin[k]);
+      values_[work.nodes[k]] = &value;
       std::copy(outputs.data.begin() + static_cast<std::ptrdiff_t>(work.begin[k] * length),
                 outputs.data.begin() + static_cast<std::ptrdiff_t>(work.begin[k + 1] * length),
                 value.data.begin());
@@ -182,9 +187,11 @@ class Evaluator {
   tfhe::ThreadPool& pool_;
   ExecutionTrace* trace_;
   tfhe::LweDimension big_;
-  std::vector<LweCiphertextList> values_;
+  // Per node: the ciphertexts computed here (or expanded from a seeded input), and the list to
+  // read, which is either that one or a borrowed expanded input; nullptr once released.
+  std::vector<LweCiphertextList> owned_;
+  std::vector<const LweCiphertextList*> values_;
   std::vector<std::size_t> uses_left_;
-  std::vector<std::vector<Torus>> scratch_;  // per worker
 };
 
 void check_keys(const compiler::Circuit& circuit, const EvaluationKeys& keys) {
@@ -222,6 +229,12 @@ std::size_t check_batches(const compiler::Circuit& circuit, std::span<const Ciph
                                   " samples, " + what + " 0 of " + std::to_string(batch) +
                                   ": all must hold the same samples");
     }
+    // The dimension first: an expanded list's count divides by its ciphertext size.
+    if (lists[i].ciphertexts.dimension != big) {
+      throw std::invalid_argument(name + ": ciphertext dimension " +
+                                  std::to_string(lists[i].ciphertexts.dimension.value) +
+                                  ", the circuit's parameters give " + std::to_string(big.value));
+    }
     const std::size_t expected = batch * ir::element_count(circuit.graph.node(nodes[i]).shape);
     bool whole = true;  // an expanded list must hold whole ciphertexts
     if constexpr (requires { lists[i].ciphertexts.data; }) {
@@ -234,17 +247,74 @@ std::size_t check_batches(const compiler::Circuit& circuit, std::span<const Ciph
                                   ir::to_string(circuit.graph.node(nodes[i]).shape) + "), found " +
                                   std::to_string(lists[i].ciphertexts.count()));
     }
-    if (lists[i].ciphertexts.dimension != big) {
-      throw std::invalid_argument(name + ": ciphertext dimension " +
-                                  std::to_string(lists[i].ciphertexts.dimension.value) +
-                                  ", the circuit's parameters give " + std::to_string(big.value));
-    }
   }
   return batch;
 }
 
 tfhe::Csprng make_rng(const std::optional<tfhe::Seed>& seed, std::string_view label) {
   return tfhe::Csprng(seed ? tfhe::derive_seed(*seed, label) : tfhe::random_seed());
+}
+
+// The checks of encrypt and encrypt_expanded, then the plaintexts: one list per graph input, the
+// elements of sample 0 first.
+std::vector<std::vector<Torus>> encode_inputs(const compiler::Circuit& circuit,
+                                              const ClientKeys& keys,
+                                              std::span<const IntSample> samples) {
+  detail::check_widths(circuit);
+  if (!(keys.key.parameters == circuit.parameters)) {
+    throw std::invalid_argument("client key was made for " + tfhe::describe(keys.key.parameters) +
+                                ", the circuit needs " + tfhe::describe(circuit.parameters));
+  }
+  const std::vector<ir::ValueId> inputs = circuit.graph.inputs();
+  for (std::size_t s = 0; s < samples.size(); ++s) {
+    if (samples[s].size() != inputs.size()) {
+      throw std::invalid_argument("sample " + std::to_string(s) + " has " +
+                                  std::to_string(samples[s].size()) + " tensors, the circuit " +
+                                  std::to_string(inputs.size()) + " inputs");
+    }
+  }
+  std::vector<std::vector<Torus>> plaintexts(inputs.size());
+  for (std::size_t i = 0; i < inputs.size(); ++i) {
+    const ir::IntNode& node = circuit.graph.node(inputs[i]);
+    const std::uint32_t width = circuit.width[inputs[i].index];
+    plaintexts[i].reserve(samples.size() * ir::element_count(node.shape));
+    for (std::size_t s = 0; s < samples.size(); ++s) {
+      const ir::IntTensor& x = samples[s][i];
+      if (x.shape != node.shape || x.data.size() != ir::element_count(node.shape)) {
+        throw std::invalid_argument(
+            "sample " + std::to_string(s) + ", input " + std::to_string(i) + ": expected shape " +
+            ir::to_string(node.shape) + " with " + std::to_string(ir::element_count(node.shape)) +
+            " values, found " + ir::to_string(x.shape) + " with " + std::to_string(x.data.size()));
+      }
+      for (const std::int64_t v : x.data) plaintexts[i].push_back(detail::encode_at(v, width));
+    }
+  }
+  return plaintexts;
+}
+
+// run on seeded inputs (expanded here) or on expanded ones (read in place).
+template <class Input>
+std::vector<EncryptedOutput> run_inputs(const Program& program, const EvaluationKeys& keys,
+                                        std::span<const Input> inputs, const RunOptions& options) {
+  const compiler::Circuit& circuit = program.circuit();
+  check_keys(circuit, keys);
+  const std::vector<ir::ValueId> input_ids = circuit.graph.inputs();
+  // Counts are checked before expanding: a forged count must not allocate.
+  const std::size_t batch = check_batches<Input>(circuit, inputs, input_ids, "input");
+  Evaluator evaluator(program, keys, batch, options);
+  for (std::size_t i = 0; i < inputs.size(); ++i) {
+    if constexpr (std::is_same_v<Input, EncryptedInput>) {
+      evaluator.set_input(input_ids[i].index, tfhe::expand(inputs[i].ciphertexts));
+    } else {
+      evaluator.borrow_input(input_ids[i].index, inputs[i].ciphertexts);
+    }
+  }
+  evaluator.run();
+  std::vector<EncryptedOutput> outputs;
+  for (const ir::ValueId out : circuit.graph.outputs) {
+    outputs.push_back(EncryptedOutput{batch, evaluator.value(out)});
+  }
+  return outputs;
 }
 
 }  // namespace
@@ -279,40 +349,31 @@ EvaluationKeys decompress(const CompressedEvaluationKeys& keys) {
 
 std::vector<EncryptedInput> encrypt(const compiler::Circuit& circuit, const ClientKeys& keys,
                                     std::span<const IntSample> samples, tfhe::Csprng& noise_rng) {
-  detail::check_widths(circuit);
-  if (!(keys.key.parameters == circuit.parameters)) {
-    throw std::invalid_argument("client key was made for " + tfhe::describe(keys.key.parameters) +
-                                ", the circuit needs " + tfhe::describe(circuit.parameters));
-  }
-  const std::vector<ir::ValueId> inputs = circuit.graph.inputs();
-  for (std::size_t s = 0; s < samples.size(); ++s) {
-    if (samples[s].size() != inputs.size()) {
-      throw std::invalid_argument("sample " + std::to_string(s) + " has " +
-                                  std::to_string(samples[s].size()) + " tensors, the circuit " +
-                                  std::to_string(inputs.size()) + " inputs");
-    }
-  }
-  const tfhe::LweSecretKey big_key = keys.key.glwe_key.to_lwe_key();
+  const std::vector<std::vector<Torus>> plaintexts = encode_inputs(circuit, keys, samples);
+  const std::span<const std::uint64_t> key = keys.key.glwe_key.as_lwe_key();
   std::vector<EncryptedInput> encrypted;
-  std::vector<Torus> plaintexts;
-  for (std::size_t i = 0; i < inputs.size(); ++i) {
-    const ir::IntNode& node = circuit.graph.node(inputs[i]);
-    const std::uint32_t width = circuit.width[inputs[i].index];
-    plaintexts.clear();
-    for (std::size_t s = 0; s < samples.size(); ++s) {
-      const ir::IntTensor& x = samples[s][i];
-      if (x.shape != node.shape || x.data.size() != ir::element_count(node.shape)) {
-        throw std::invalid_argument(
-            "sample " + std::to_string(s) + ", input " + std::to_string(i) + ": expected shape " +
-            ir::to_string(node.shape) + " with " + std::to_string(ir::element_count(node.shape)) +
-            " values, found " + ir::to_string(x.shape) + " with " + std::to_string(x.data.size()));
-      }
-      for (const std::int64_t v : x.data) plaintexts.push_back(detail::encode_at(v, width));
-    }
+  for (const std::vector<Torus>& p : plaintexts) {
     encrypted.push_back(EncryptedInput{
+        samples.size(), tfhe::encrypt_seeded_lwe_list(key, p, circuit.parameters.glwe_noise,
+                                                      tfhe::random_seed(), noise_rng)});
+  }
+  return encrypted;
+}
+
+std::vector<ExpandedInput> encrypt_expanded(const compiler::Circuit& circuit,
+                                            const ClientKeys& keys,
+                                            std::span<const IntSample> samples,
+                                            tfhe::Csprng& noise_rng) {
+  const std::vector<std::vector<Torus>> plaintexts = encode_inputs(circuit, keys, samples);
+  const std::span<const std::uint64_t> key = keys.key.glwe_key.as_lwe_key();
+  // Public but unpredictable masks: a ChaCha20 stream under a fresh OS seed, like the seeds of
+  // encrypt, one stream for every list of the call (no two ciphertexts share a mask).
+  tfhe::Csprng mask_rng(tfhe::random_seed());
+  std::vector<ExpandedInput> encrypted;
+  for (const std::vector<Torus>& p : plaintexts) {
+    encrypted.push_back(ExpandedInput{
         samples.size(),
-        tfhe::encrypt_seeded_lwe_list(big_key, plaintexts, circuit.parameters.glwe_noise,
-                                      tfhe::random_seed(), noise_rng)});
+        tfhe::encrypt_lwe_list(key, p, circuit.parameters.glwe_noise, mask_rng, noise_rng)});
   }
   return encrypted;
 }
@@ -320,21 +381,12 @@ std::vector<EncryptedInput> encrypt(const compiler::Circuit& circuit, const Clie
 std::vector<EncryptedOutput> run(const Program& program, const EvaluationKeys& keys,
                                  std::span<const EncryptedInput> inputs,
                                  const RunOptions& options) {
-  const compiler::Circuit& circuit = program.circuit();
-  check_keys(circuit, keys);
-  const std::vector<ir::ValueId> input_ids = circuit.graph.inputs();
-  // Counts are checked before expanding: a forged count must not allocate.
-  const std::size_t batch = check_batches<EncryptedInput>(circuit, inputs, input_ids, "input");
-  Evaluator evaluator(program, keys, batch, options);
-  for (std::size_t i = 0; i < inputs.size(); ++i) {
-    evaluator.set_input(input_ids[i].index, tfhe::expand(inputs[i].ciphertexts));
-  }
-  evaluator.run();
-  std::vector<EncryptedOutput> outputs;
-  for (const ir::ValueId out : circuit.graph.outputs) {
-    outputs.push_back(EncryptedOutput{batch, evaluator.value(out)});
-  }
-  return outputs;
+  return run_inputs(program, keys, inputs, options);
+}
+
+std::vector<EncryptedOutput> run(const Program& program, const EvaluationKeys& keys,
+                                 std::span<const ExpandedInput> inputs, const RunOptions& options) {
+  return run_inputs(program, keys, inputs, options);
 }
 
 std::vector<IntSample> decrypt(const compiler::Circuit& circuit, const ClientKeys& keys,

@@ -1,4 +1,5 @@
 #include <chrono>
+#include <memory>
 #include <stdexcept>
 #include <string>
 
@@ -19,7 +20,12 @@ FheCircuit::FheCircuit(compiler::Circuit circuit, const FheCircuitOptions& optio
     : program_(std::move(circuit)),
       options_(options),
       seed_(options.seed ? *options.seed : tfhe::random_seed()),
-      noise_rng_(tfhe::derive_seed(seed_, "fheml runtime encryption and simulation noise")) {}
+      noise_rng_(tfhe::derive_seed(seed_, "fheml runtime encryption and simulation noise")),
+      pool_(options.threads == 0 ? nullptr : std::make_unique<tfhe::ThreadPool>(options.threads)) {}
+
+std::size_t FheCircuit::threads() const {
+  return pool_ ? pool_->size() : tfhe::ThreadPool::global().size();
+}
 
 void FheCircuit::keygen() {
   if (client_keys_) return;
@@ -50,12 +56,16 @@ std::vector<IntSample> FheCircuit::run_integers(std::span<const IntSample> sampl
     case Mode::kExecute: {
       keygen();
       timings.keygen_s = keygen_seconds_;
+      // Client and server share this process: the inputs never travel, so they are encrypted
+      // expanded and their masks generated once (runtime.h, ExpandedInput).
       auto start = Clock::now();
-      const std::vector<EncryptedInput> inputs =
-          encrypt(circuit(), *client_keys_, samples, noise_rng_);
+      const std::vector<ExpandedInput> inputs =
+          encrypt_expanded(circuit(), *client_keys_, samples, noise_rng_);
       timings.encrypt_s = seconds_since(start);
       start = Clock::now();
-      const std::vector<EncryptedOutput> outputs = run(program_, *evaluation_keys_, inputs);
+      const std::vector<EncryptedOutput> outputs =
+          run(program_, *evaluation_keys_, std::span<const ExpandedInput>(inputs),
+              RunOptions{pool_.get(), nullptr});
       timings.run_s = seconds_since(start);
       start = Clock::now();
       results = decrypt(circuit(), *client_keys_, outputs);
@@ -106,7 +116,7 @@ std::vector<FloatSample> FheCircuit::predict(std::span<const FloatSample> sample
 }
 
 Statistics FheCircuit::statistics() const {
-  Statistics s = compute_statistics(circuit(), tfhe::ThreadPool::global().size());
+  Statistics s = compute_statistics(circuit(), threads());
   s.last_run = last_run_;
   return s;
 }

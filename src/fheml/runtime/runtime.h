@@ -9,11 +9,13 @@
 //              keys only, the client decrypts.
 //
 // Tensors of a batch of samples travel together: all lookups of one depth of all samples go into
-// one keyswitch_bootstrap_batch call, so independent bootstraps run on every core.
+// one keyswitch_bootstrap_batch call, so independent bootstraps run on every thread of the pool
+// (RunOptions::pool, FheCircuitOptions::threads).
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <span>
 #include <vector>
@@ -109,11 +111,28 @@ struct EncryptedOutput {
   tfhe::LweCiphertextList ciphertexts;
 };
 
+// One graph input for a batch with every mask written out. For a client and a server in one
+// process (FheCircuit): the masks are generated once, at encryption, where a seeded input has
+// them generated to compute the bodies and again by tfhe::expand in run, and the mask
+// generation (ChaCha20, k*N words per element) is most of the cost of a circuit without lookups.
+// 8 (k*N + 1) bytes per element instead of 8: not the form to send.
+struct ExpandedInput {
+  std::size_t batch = 0;
+  tfhe::LweCiphertextList ciphertexts;
+};
+
 // Client side: encrypts quantized samples (each value v as (v mod 2^(W+1)) * 2^(63-W); values
 // outside the input's range wrap like the clear interpreter). One EncryptedInput per graph
-// input. Throws std::invalid_argument on a wrong tensor count or shape.
+// input, each with a fresh mask seed from the OS. Throws std::invalid_argument on a wrong tensor
+// count or shape.
 std::vector<EncryptedInput> encrypt(const compiler::Circuit& circuit, const ClientKeys& keys,
                                     std::span<const IntSample> samples, tfhe::Csprng& noise_rng);
+// The same encoding and checks, encrypted into expanded lists: the masks come from one ChaCha20
+// stream (tfhe::Csprng) under a fresh seed from the OS, the noise from `noise_rng`.
+std::vector<ExpandedInput> encrypt_expanded(const compiler::Circuit& circuit,
+                                            const ClientKeys& keys,
+                                            std::span<const IntSample> samples,
+                                            tfhe::Csprng& noise_rng);
 
 // Per run call: how the server batched its bootstraps (one entry per keyswitch_bootstrap_batch
 // call, the number of ciphertexts in it).
@@ -131,6 +150,11 @@ struct RunOptions {
 // dimension) or the keys do not match circuit.parameters.
 std::vector<EncryptedOutput> run(const Program& program, const EvaluationKeys& keys,
                                  std::span<const EncryptedInput> inputs,
+                                 const RunOptions& options = {});
+// The same on expanded inputs (encrypt_expanded), with the same checks; they are read in place,
+// not copied.
+std::vector<EncryptedOutput> run(const Program& program, const EvaluationKeys& keys,
+                                 std::span<const ExpandedInput> inputs,
                                  const RunOptions& options = {});
 
 // Client side: phase, rounded to a multiple of 2^(63-W), mapped into [lo, lo + 2^(W+1)) of the
@@ -155,6 +179,12 @@ struct FheCircuitOptions {
   // seed is for tests only.
   std::optional<tfhe::Seed> seed;
   tfhe::SecurityCheck security = tfhe::SecurityCheck::kRequire128;
+  // Threads of kExecute's run: 0 shares tfhe::ThreadPool::global() (one per hardware thread);
+  // n >= 1 gives the circuit its own pool of n threads (the calling thread included, so 1 runs
+  // everything on the caller), for a server that runs several circuits side by side or
+  // measures one thread. Key generation and decompression (keygen(), the first kExecute) run
+  // on the global pool whatever this says: the engine's key routines take no pool.
+  unsigned threads = 0;
 };
 
 class FheCircuit {
@@ -162,7 +192,9 @@ class FheCircuit {
   explicit FheCircuit(compiler::Circuit circuit, const FheCircuitOptions& options = {});
 
   // Quantizes each sample with circuit.inputs, runs the batch in `mode`, dequantizes with
-  // circuit.outputs. kExecute generates the keys on first use and keeps them.
+  // circuit.outputs. kExecute generates the keys on first use and keeps them; it encrypts
+  // with encrypt_expanded (client and server share the process: no seeded form to send) and
+  // runs on the circuit's pool (FheCircuitOptions::threads).
   std::vector<FloatSample> predict(std::span<const FloatSample> samples, Mode mode);
   // The same on already quantized samples.
   std::vector<IntSample> run_integers(std::span<const IntSample> samples, Mode mode);
@@ -171,14 +203,18 @@ class FheCircuit {
 
   const compiler::Circuit& circuit() const { return program_.circuit(); }
   const Program& program() const { return program_; }
-  // compute_statistics plus the timings of the last run.
+  // compute_statistics at the pool's thread count plus the timings of the last run.
   Statistics statistics() const;
+  // The threads kExecute runs on: FheCircuitOptions::threads, or the global pool's size for 0.
+  std::size_t threads() const;
 
  private:
   Program program_;
   FheCircuitOptions options_;
   tfhe::Seed seed_;
   tfhe::Csprng noise_rng_;
+  // Owned pool when options_.threads >= 1 (a pointer: a ThreadPool cannot move, FheCircuit can).
+  std::unique_ptr<tfhe::ThreadPool> pool_;
   std::optional<ClientKeys> client_keys_;
   std::optional<EvaluationKeys> evaluation_keys_;
   double keygen_seconds_ = 0;

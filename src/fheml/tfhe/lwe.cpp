@@ -91,20 +91,44 @@ void lwe_mul_scalar_assign(std::span<Torus> ct, std::int64_t scalar) {
   for (auto& x : ct) x *= s;
 }
 
+void lwe_add_scaled_assign(std::span<Torus> lhs, std::span<const Torus> rhs, std::int64_t scalar) {
+  require_size("LWE ciphertext length", lhs.size(), rhs.size());
+  const auto s = static_cast<Torus>(scalar);  // wrapping product, exact mod 2^64
+  for (std::size_t i = 0; i < lhs.size(); ++i) lhs[i] += rhs[i] * s;
+}
+
 void lwe_add_plaintext_assign(std::span<Torus> ct, Torus plaintext) { ct.back() += plaintext; }
+
+LweCiphertextList encrypt_lwe_list(std::span<const std::uint64_t> key,
+                                   std::span<const Torus> plaintexts, NoiseStdDev noise,
+                                   Csprng& mask_rng, Csprng& noise_rng) {
+  LweCiphertextList out(LweDimension{key.size()}, plaintexts.size());
+  for (std::size_t i = 0; i < plaintexts.size(); ++i) {
+    encrypt_lwe(out.at(i), key, plaintexts[i], noise, mask_rng, noise_rng);
+  }
+  return out;
+}
 
 SeededLweCiphertextList encrypt_seeded_lwe_list(const LweSecretKey& key,
                                                 std::span<const Torus> plaintexts,
                                                 NoiseStdDev noise, const Seed& mask_seed,
                                                 Csprng& noise_rng) {
+  return encrypt_seeded_lwe_list(std::span<const std::uint64_t>(key.bits), plaintexts, noise,
+                                 mask_seed, noise_rng);
+}
+
+SeededLweCiphertextList encrypt_seeded_lwe_list(std::span<const std::uint64_t> key,
+                                                std::span<const Torus> plaintexts,
+                                                NoiseStdDev noise, const Seed& mask_seed,
+                                                Csprng& noise_rng) {
   SeededLweCiphertextList out;
-  out.dimension = key.dimension();
+  out.dimension = LweDimension{key.size()};
   out.seed = mask_seed;
   out.bodies.resize(plaintexts.size());
-  std::vector<Torus> ct(lwe_size(key.dimension()));
+  std::vector<Torus> ct(lwe_size(out.dimension));
   for (std::size_t i = 0; i < plaintexts.size(); ++i) {
     Csprng mask_rng(mask_seed, i);
-    encrypt_lwe(ct, key.bits, plaintexts[i], noise, mask_rng, noise_rng);
+    encrypt_lwe(ct, key, plaintexts[i], noise, mask_rng, noise_rng);
     out.bodies[i] = ct.back();
   }
   return out;

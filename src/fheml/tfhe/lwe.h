@@ -74,7 +74,18 @@ void lwe_add_assign(std::span<Torus> lhs, std::span<const Torus> rhs);
 void lwe_sub_assign(std::span<Torus> lhs, std::span<const Torus> rhs);
 void lwe_negate_assign(std::span<Torus> ct);
 void lwe_mul_scalar_assign(std::span<Torus> ct, std::int64_t scalar);
+// lhs += scalar * rhs in one pass: a multiply-accumulate without a scaled copy of rhs.
+void lwe_add_scaled_assign(std::span<Torus> lhs, std::span<const Torus> rhs, std::int64_t scalar);
 void lwe_add_plaintext_assign(std::span<Torus> ct, Torus plaintext);
+
+// --- Lists. Ciphertext i of the result encrypts plaintexts[i] under `key`; the masks are drawn
+// in order from `mask_rng`, which must be a CSPRNG stream no other ciphertext uses (e.g.
+// Csprng(random_seed())). Each mask is generated once, straight into the list: what a client and
+// server in one process use, where a seeded list would have its masks generated a second time by
+// expand.
+LweCiphertextList encrypt_lwe_list(std::span<const std::uint64_t> key,
+                                   std::span<const Torus> plaintexts, NoiseStdDev noise,
+                                   Csprng& mask_rng, Csprng& noise_rng);
 
 // --- Seeded (compressed) ciphertexts: the masks of ciphertext i are the keystream i of `seed`,
 // so a list of LWE ciphertexts travels as one seed plus one body each. `mask_seed` must be fresh
@@ -89,6 +100,11 @@ struct SeededLweCiphertextList {
 };
 
 SeededLweCiphertextList encrypt_seeded_lwe_list(const LweSecretKey& key,
+                                                std::span<const Torus> plaintexts,
+                                                NoiseStdDev noise, const Seed& mask_seed,
+                                                Csprng& noise_rng);
+// The same on a key view (GlweSecretKey::as_lwe_key), without copying the key.
+SeededLweCiphertextList encrypt_seeded_lwe_list(std::span<const std::uint64_t> key,
                                                 std::span<const Torus> plaintexts,
                                                 NoiseStdDev noise, const Seed& mask_seed,
                                                 Csprng& noise_rng);
