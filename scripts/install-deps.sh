@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Installs every system package the C++ build, tests, sanitizer build, fuzzers and benchmarks need.
+# Installs every system package the C++ build, the Python package, tests, sanitizer build,
+# fuzzers and benchmarks need.
 # Debian 12 (bookworm). Idempotent: packages already present are left alone.
 set -euo pipefail
 
@@ -12,6 +13,7 @@ packages=(
   nlohmann-json3-dev      # JSON output of the CLI
   clang libclang-rt-14-dev # libFuzzer targets
   clang-format
+  python3-dev python3-venv # the Python package: headers for the extension, a venv (PEP 668)
 )
 
 missing=()

@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Quick start, step 2: the whole test suite. This is what CI runs (.ci/run).
 #  1. release build: every C++ test (real FHE, exhaustive lookups, noise statistics);
-#  2. AddressSanitizer + UndefinedBehaviorSanitizer build of the same tests, with the heavy
+#  2. the Python package as a user installs it (pip install into ./.venv), its pytest suite and
+#     the quick-start demo;
+#  3. AddressSanitizer + UndefinedBehaviorSanitizer build of the same tests, with the heavy
 #     statistical tests trimmed (FHEML_TEST_PROFILE=sanitize) so CI stays well under its limit;
-#  3. a short libFuzzer run of every deserializer (scripts/fuzz.sh).
+#  4. a short libFuzzer run of every deserializer (scripts/fuzz.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
@@ -11,6 +13,12 @@ jobs=$(nproc)
 
 bash scripts/build.sh
 ctest --test-dir build --output-on-failure -j "$jobs"
+
+if [ "${FHEML_SKIP_PYTHON:-0}" != "1" ]; then
+  bash scripts/install-python.sh test
+  .venv/bin/python -m pytest -q tests/python
+  .venv/bin/python -m fheml.demo
+fi
 
 if [ "${FHEML_SKIP_SANITIZE:-0}" != "1" ]; then
   cmake -S . -B build-sanitize -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DFHEML_SANITIZE=ON \

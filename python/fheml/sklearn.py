@@ -1,0 +1,375 @@
+"""scikit-learn linear models whose decision function runs on encrypted data.
+
+Each class takes its scikit-learn twin's hyper-parameters (same names, same defaults, read from
+the installed scikit-learn) plus ``n_bits``. ``fit`` trains the twin in the clear and quantizes
+it; ``compile`` builds the TFHE circuit; ``predict``, ``predict_proba`` and
+``decision_function`` take ``fhe="disable" | "simulate" | "execute"``. The linear part
+``X @ coef + intercept`` runs encrypted; links (sigmoid, softmax, exp) and the argmax run on the
+client after decryption. The circuit has no bootstrap, so ``execute`` returns exactly what
+``disable`` does, on every row.
+"""
+from __future__ import annotations
+
+import inspect
+from typing import Any
+
+import numpy as np
+import sklearn.linear_model as _lm
+import sklearn.svm as _svm
+from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
+from sklearn.utils.metaestimators import available_if
+from sklearn.utils.validation import check_is_fitted, validate_data
+from tqdm.auto import tqdm
+
+from fheml import _core
+
+__all__ = [
+    "ElasticNet", "GammaRegressor", "Lasso", "LinearRegression", "LinearSVC", "LinearSVR",
+    "LogisticRegression", "PoissonRegressor", "Ridge", "SGDClassifier", "SGDRegressor",
+    "TweedieRegressor",
+]
+
+_MODES = ("disable", "simulate", "execute")
+_ROLES = ("model_inputs", "op_inputs", "op_weights", "model_outputs")
+# Rows per encrypted call: each row is F ciphertexts of 16 KiB (N = 2048), so 16 rows of 30
+# features stay in cache; 64 rows per call cost 25% more per row (bench/README.md).
+_EXECUTE_CHUNK = 16
+
+
+def _n_bits_roles(n_bits) -> dict[str, int]:
+    """n_bits as an int (every role) or a dict per role -> the dict the C++ side reads."""
+    if isinstance(n_bits, (bool, np.bool_)):
+        raise ValueError(f"n_bits must be an int or a dict per role, found {n_bits!r}")
+    if isinstance(n_bits, (int, np.integer)):
+        return {role: int(n_bits) for role in _ROLES}
+    if isinstance(n_bits, dict):
+        return {str(k): int(v) for k, v in n_bits.items()}
+    raise ValueError(f"n_bits must be an int or a dict per role ({', '.join(_ROLES)}), "
+                     f"found {type(n_bits).__name__}")
+
+
+def _with_sklearn_signature(sklearn_class: type):
+    """Gives an estimator the __init__ of `sklearn_class` plus a leading ``n_bits=8``.
+
+    scikit-learn's get_params/clone read the __init__ signature; taking it from the installed
+    scikit-learn keeps the parameters and defaults right across its versions.
+    """
+    P = inspect.Parameter
+    theirs = [p for name, p in inspect.signature(sklearn_class.__init__).parameters.items()
+              if name != "self"]
+    names = [p.name for p in theirs]
+    defaults = {p.name: p.default for p in theirs}
+
+    def __init__(self, n_bits=8, **params):
+        unknown = set(params) - set(names)
+        if unknown:
+            raise TypeError(f"{type(self).__name__}() got unexpected parameters "
+                            f"{sorted(unknown)}; accepted: n_bits, {', '.join(names)}")
+        self.n_bits = n_bits
+        for name in names:
+            setattr(self, name, params.get(name, defaults[name]))
+
+    __init__.__signature__ = inspect.Signature(
+        [P("self", P.POSITIONAL_OR_KEYWORD), P("n_bits", P.POSITIONAL_OR_KEYWORD, default=8)]
+        + [p.replace(kind=P.KEYWORD_ONLY) for p in theirs])
+
+    def decorate(cls):
+        cls.__init__ = __init__
+        cls._sklearn_class = sklearn_class
+        cls.__doc__ = (f"{sklearn_class.__name__} from scikit-learn, run on encrypted data.\n\n"
+                       f"Parameters: n_bits (int, or dict per role {_ROLES}), then those of "
+                       f"sklearn {sklearn_class.__module__}.{sklearn_class.__name__}.")
+        return cls
+
+    return decorate
+
+
+class _FheLinearModel(BaseEstimator):
+    """Shared logic of the 12 estimators (not public)."""
+
+    _sklearn_class: type
+
+    # --- What each subclass says about itself.
+
+    def _link(self, n_outputs: int) -> str:
+        return "identity"
+
+    # --- Training and compilation.
+
+    def _sklearn_params(self) -> dict[str, Any]:
+        params = self.get_params(deep=False)
+        params.pop("n_bits")
+        return params
+
+    def fit(self, X, y, sample_weight=None):
+        """Trains scikit-learn's model in the clear on (X, y), then quantizes it with n_bits.
+
+        After fit, ``fhe="disable"`` works; ``compile`` is needed for simulate and execute.
+        """
+        _n_bits_roles(self.n_bits)  # refuse a malformed n_bits before training
+        X, y = validate_data(self, X, y, dtype=np.float64, multi_output=True, y_numeric=False)
+        model = self._sklearn_class(**self._sklearn_params())
+        if sample_weight is None:
+            model.fit(X, y)
+        else:
+            model.fit(X, y, sample_weight=sample_weight)
+        self._adopt(model, X)
+        return self
+
+    def fit_benchmark(self, X, y, sample_weight=None):
+        """Fits, and returns (self, the fitted float scikit-learn model) to compare against."""
+        self.fit(X, y, sample_weight=sample_weight)
+        return self, self.sklearn_model_
+
+    @classmethod
+    def from_sklearn_model(cls, sklearn_model, X, n_bits=8):
+        """Wraps an already fitted scikit-learn model; X (training-like rows) calibrates the
+        input quantizers."""
+        if not isinstance(sklearn_model, cls._sklearn_class):
+            raise ValueError(f"{cls.__name__}.from_sklearn_model takes a fitted "
+                             f"{cls._sklearn_class.__name__}, found "
+                             f"{type(sklearn_model).__name__}")
+        check_is_fitted(sklearn_model)
+        if X is None:
+            raise ValueError("from_sklearn_model needs X: rows whose ranges calibrate the input "
+                             "quantizers (the training set, or a representative sample)")
+        ours = cls(n_bits=n_bits, **sklearn_model.get_params(deep=False))
+        _n_bits_roles(n_bits)
+        X = validate_data(ours, X, dtype=np.float64)
+        if X.shape[1] != sklearn_model.n_features_in_:
+            raise ValueError(f"X has {X.shape[1]} features, the model "
+                             f"{sklearn_model.n_features_in_}")
+        ours._adopt(sklearn_model, X)
+        return ours
+
+    def _adopt(self, model, X: np.ndarray) -> None:
+        """Copies the fitted attributes of `model` and quantizes it (calibrated on X)."""
+        self.sklearn_model_ = model
+        for name in ("classes_", "n_iter_"):
+            if getattr(model, name, None) is not None:  # Ridge's n_iter_ is None for most solvers
+                setattr(self, name, getattr(model, name))
+        coef = np.asarray(model.coef_, dtype=np.float64)
+        self.coef_ = model.coef_
+        self.intercept_ = model.intercept_
+        self._single_output = coef.ndim == 1  # a regressor fitted on y [N] (not [N, 1])
+        weights = np.ascontiguousarray(np.atleast_2d(coef).T)  # [F, C]
+        self._bias = np.ascontiguousarray(
+            np.broadcast_to(np.asarray(model.intercept_, dtype=np.float64).ravel(),
+                            (weights.shape[1],)))
+        self._compile_options = {"p_error": None, "global_p_error": None, "threads": 0}
+        self._compiled = False
+        # The training rows calibrate the inputs (each feature's range) and steer the rounding
+        # of the weights (error feedback); what remains is the weights on the grid and the
+        # ranges, from which the same circuit is rebuilt (compile, unpickling).
+        self._calibration = np.ascontiguousarray(X)
+        self._weights = weights
+        self._build(optimize_rounding=True)
+        self._weights = self._fhe_model.coef
+        self._calibration = np.ascontiguousarray(np.vstack([X.min(axis=0), X.max(axis=0)]))
+
+    def _build(self, optimize_rounding: bool = False) -> None:
+        o = self._compile_options
+        self._fhe_model = _core.LinearModel(
+            self._weights, self._bias, self._link(self._weights.shape[1]), self._calibration,
+            _n_bits_roles(self.n_bits), p_error=o["p_error"], global_p_error=o["global_p_error"],
+            optimize_rounding=optimize_rounding, threads=o["threads"])
+
+    def compile(self, X, p_error: float | None = None, global_p_error: float | None = None,
+                threads: int = 0):
+        """Compiles the circuit for simulate and execute.
+
+        X: representative rows (checked against the model: features, finite values); the input
+        quantizers keep the ranges calibrated by fit, and rows beyond them are computed up to a
+        range past each end, clipped further out. p_error / global_p_error: the failure budget
+        per bootstrap / per prediction (a linear circuit has no bootstrap: its decryption is
+        exact either way). threads: cores for execute (0 = all).
+        """
+        check_is_fitted(self, "sklearn_model_")
+        validate_data(self, X, dtype=np.float64, reset=False)
+        if p_error is not None and global_p_error is not None:
+            raise ValueError("set p_error or global_p_error, not both")
+        if not isinstance(threads, (int, np.integer)) or threads < 0:
+            raise ValueError(f"threads must be an int >= 0 (0: all cores), found {threads!r}")
+        self._compile_options = {"p_error": p_error, "global_p_error": global_p_error,
+                                 "threads": int(threads)}
+        self._build()
+        self._compiled = True
+        return self
+
+    @property
+    def fhe_circuit(self):
+        """The compiled C++ model: ``report()``, ``statistics()``, ``keygen()``."""
+        check_is_fitted(self, "sklearn_model_")
+        return self._fhe_model
+
+    # --- Pickling: the C++ object is rebuilt from the weights and calibration ranges (keys are
+    # generated afresh: they never leave the process that made them).
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        state.pop("_fhe_model", None)
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        if "_weights" in state:
+            self._build()
+
+    # --- The client's steps, one by one.
+
+    def quantize_input(self, X) -> np.ndarray:
+        """Floats [N, F] -> the integers the circuit takes (per-feature scales)."""
+        check_is_fitted(self, "sklearn_model_")
+        X = validate_data(self, X, dtype=np.float64, reset=False, order="C")
+        return self._fhe_model.quantize_input(X)
+
+    def dequantize_output(self, q) -> np.ndarray:
+        """Decrypted integers [N, C] -> the float decision function [N, C]."""
+        check_is_fitted(self, "sklearn_model_")
+        q = np.ascontiguousarray(q, dtype=np.int64)
+        if q.ndim == 1:
+            q = q.reshape(-1, 1)
+        return self._fhe_model.dequantize_output(q)
+
+    def post_processing(self, y) -> np.ndarray:
+        """Decision function [N, C] -> the model's outputs (the link: identity, exp, sigmoid,
+        softmax...), as scikit-learn computes them."""
+        check_is_fitted(self, "sklearn_model_")
+        y = np.asarray(y, dtype=np.float64)
+        if y.ndim == 1:
+            y = y.reshape(-1, 1)
+        return self._fhe_model.post_processing(np.ascontiguousarray(y))
+
+    # --- Running.
+
+    def _check_mode(self, fhe: str) -> None:
+        if fhe not in _MODES:
+            raise ValueError(f"fhe must be 'disable', 'simulate' or 'execute', found {fhe!r}")
+        if fhe != "disable" and not self._compiled:
+            raise ValueError(f"fhe={fhe!r} needs a compiled model: call compile(X) after fit")
+
+    def _decision(self, X, fhe: str) -> np.ndarray:
+        """The (de)quantized linear part [N, C], in mode fhe."""
+        check_is_fitted(self, "sklearn_model_")
+        self._check_mode(fhe)
+        X = validate_data(self, X, dtype=np.float64, reset=False, order="C")
+        if fhe != "execute" or len(X) <= _EXECUTE_CHUNK:
+            return self._fhe_model.decision_function(X, fhe)
+        parts = []
+        with tqdm(total=len(X), desc="FHE", unit="row", delay=1.0, leave=False) as bar:
+            for start in range(0, len(X), _EXECUTE_CHUNK):
+                parts.append(self._fhe_model.decision_function(X[start:start + _EXECUTE_CHUNK],
+                                                               fhe))
+                bar.update(len(parts[-1]))
+        return np.vstack(parts)
+
+    def __sklearn_tags__(self):
+        # What the twin says about its targets (several outputs, positive only...).
+        tags = super().__sklearn_tags__()
+        tags.target_tags = self._sklearn_class(**self._sklearn_params()).__sklearn_tags__().target_tags
+        return tags
+
+    def __sklearn_is_fitted__(self) -> bool:
+        return hasattr(self, "sklearn_model_")
+
+
+class _FheRegressor(RegressorMixin, _FheLinearModel):
+    def predict(self, X, fhe: str = "disable") -> np.ndarray:
+        """Predictions [N] (or [N, C] for several targets), with the link applied."""
+        d = self._decision(X, fhe)
+        y = self._fhe_model.post_processing(d)
+        return y.ravel() if self._single_output else y
+
+
+class _FheClassifier(ClassifierMixin, _FheLinearModel):
+    def _link(self, n_outputs: int) -> str:
+        return "identity"  # no probabilities (hinge losses); subclasses with them override
+
+    def _has_proba(self) -> bool:
+        return self._link(2) != "identity"
+
+    def decision_function(self, X, fhe: str = "disable") -> np.ndarray:
+        """Scores [N] for two classes (positive: classes_[1]), [N, C] for more."""
+        d = self._decision(X, fhe)
+        return d.ravel() if d.shape[1] == 1 else d
+
+    @available_if(_has_proba)
+    def predict_proba(self, X, fhe: str = "disable") -> np.ndarray:
+        """Class probabilities [N, n_classes], computed on the client from decrypted scores."""
+        d = self._decision(X, fhe)
+        return self._fhe_model.post_processing(d)
+
+    def predict(self, X, fhe: str = "disable") -> np.ndarray:
+        d = self._decision(X, fhe)
+        index = (d[:, 0] > 0).astype(int) if d.shape[1] == 1 else d.argmax(axis=1)
+        return self.classes_[index]
+
+
+# --- The twelve estimators.
+
+@_with_sklearn_signature(_lm.LinearRegression)
+class LinearRegression(_FheRegressor):
+    pass
+
+
+@_with_sklearn_signature(_lm.Ridge)
+class Ridge(_FheRegressor):
+    pass
+
+
+@_with_sklearn_signature(_lm.Lasso)
+class Lasso(_FheRegressor):
+    pass
+
+
+@_with_sklearn_signature(_lm.ElasticNet)
+class ElasticNet(_FheRegressor):
+    pass
+
+
+@_with_sklearn_signature(_svm.LinearSVR)
+class LinearSVR(_FheRegressor):
+    pass
+
+
+@_with_sklearn_signature(_lm.SGDRegressor)
+class SGDRegressor(_FheRegressor):
+    pass
+
+
+@_with_sklearn_signature(_lm.PoissonRegressor)
+class PoissonRegressor(_FheRegressor):
+    def _link(self, n_outputs: int) -> str:
+        return "exp"
+
+
+@_with_sklearn_signature(_lm.GammaRegressor)
+class GammaRegressor(_FheRegressor):
+    def _link(self, n_outputs: int) -> str:
+        return "exp"
+
+
+@_with_sklearn_signature(_lm.TweedieRegressor)
+class TweedieRegressor(_FheRegressor):
+    def _link(self, n_outputs: int) -> str:
+        # scikit-learn: link="auto" is identity for power <= 0, log otherwise.
+        link = self.link if self.link != "auto" else ("identity" if self.power <= 0 else "log")
+        return "exp" if link == "log" else "identity"
+
+
+@_with_sklearn_signature(_lm.LogisticRegression)
+class LogisticRegression(_FheClassifier):
+    def _link(self, n_outputs: int) -> str:
+        return "sigmoid" if n_outputs == 1 else "softmax"
+
+
+@_with_sklearn_signature(_svm.LinearSVC)
+class LinearSVC(_FheClassifier):
+    pass
+
+
+@_with_sklearn_signature(_lm.SGDClassifier)
+class SGDClassifier(_FheClassifier):
+    def _link(self, n_outputs: int) -> str:
+        return {"log_loss": "ovr_sigmoid", "modified_huber": "modified_huber"}.get(self.loss,
+                                                                                  "identity")

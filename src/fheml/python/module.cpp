@@ -1,0 +1,244 @@
+// fheml._core: the one extension module. Marshalling only: arrays in and out, options parsed
+// into the C++ structs, the GIL released around everything that computes. Errors are the C++
+// library's: nanobind turns std::invalid_argument into ValueError with the same message.
+#include <nanobind/nanobind.h>
+#include <nanobind/ndarray.h>
+#include <nanobind/stl/map.h>
+#include <nanobind/stl/optional.h>
+#include <nanobind/stl/string.h>
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "fheml/models/linear_model.h"
+#include "fheml/runtime/statistics.h"
+
+namespace nb = nanobind;
+using namespace fheml;
+
+namespace {
+
+// Inputs: C-contiguous CPU arrays (nanobind converts other dtypes and orders when the Python
+// side passes them through numpy first, which fheml.sklearn does).
+using InMatrix = nb::ndarray<const double, nb::ndim<2>, nb::c_contig, nb::device::cpu>;
+using InVector = nb::ndarray<const double, nb::ndim<1>, nb::c_contig, nb::device::cpu>;
+using InIntMatrix = nb::ndarray<const std::int64_t, nb::ndim<2>, nb::c_contig, nb::device::cpu>;
+template <typename T>
+using OutMatrix = nb::ndarray<nb::numpy, T, nb::ndim<2>>;
+
+runtime::Mode parse_mode(const std::string& mode) {
+  if (mode == "disable") return runtime::Mode::kDisable;
+  if (mode == "simulate") return runtime::Mode::kSimulate;
+  if (mode == "execute") return runtime::Mode::kExecute;
+  throw std::invalid_argument("fhe must be 'disable', 'simulate' or 'execute', found '" + mode +
+                              "'");
+}
+
+models::Matrix to_matrix(const InMatrix& x) {
+  const std::size_t rows = x.shape(0), cols = x.shape(1);
+  return models::Matrix{rows, cols, std::vector<double>(x.data(), x.data() + rows * cols)};
+}
+
+// The array owns a heap vector through a capsule: no copy on the way out.
+template <typename T>
+OutMatrix<T> to_numpy(std::vector<T>&& values, std::size_t rows, std::size_t cols) {
+  auto* owned = new std::vector<T>(std::move(values));
+  nb::capsule owner(owned, [](void* p) noexcept { delete static_cast<std::vector<T>*>(p); });
+  return OutMatrix<T>(owned->data(), {rows, cols}, owner);
+}
+
+OutMatrix<double> to_numpy(models::Matrix&& m) {
+  return to_numpy(std::move(m.data), m.rows, m.cols);
+}
+
+// n_bits as Concrete ML's dict: {"model_inputs": 8, "op_weights": 8, ...}; missing roles keep
+// the defaults. Range checks are the quantizer's (its message names the role).
+quant::NBits parse_n_bits(const std::map<std::string, std::int64_t>& roles) {
+  quant::NBits bits;
+  for (const auto& [role, value] : roles) {
+    if (value < 0 || value > 64) {
+      throw std::invalid_argument("n_bits." + role + " must be in 2..16, found " +
+                                  std::to_string(value));
+    }
+    const auto v = static_cast<std::uint32_t>(value);
+    if (role == "model_inputs") {
+      bits.model_inputs = v;
+    } else if (role == "op_inputs") {
+      bits.op_inputs = v;
+    } else if (role == "op_weights") {
+      bits.op_weights = v;
+    } else if (role == "model_outputs") {
+      bits.model_outputs = v;
+    } else {
+      throw std::invalid_argument("n_bits: unknown role '" + role +
+                                  "' (roles: model_inputs, op_inputs, op_weights, model_outputs)");
+    }
+  }
+  return bits;
+}
+
+class PyLinearModel {
+ public:
+  PyLinearModel(const InMatrix& coef, const InVector& intercept, const std::string& link,
+                const InMatrix& calibration, const std::map<std::string, std::int64_t>& n_bits,
+                std::optional<double> p_error, std::optional<double> global_p_error,
+                bool per_tensor_inputs, bool optimize_rounding, unsigned threads) {
+    models::LinearModelOptions options;
+    options.compile.quantization.n_bits = parse_n_bits(n_bits);
+    options.compile.p_error = p_error;
+    options.compile.global_p_error = global_p_error;
+    options.per_tensor_inputs = per_tensor_inputs;
+    options.optimize_rounding = optimize_rounding;
+    options.runtime.threads = threads;
+    const models::Matrix w = to_matrix(coef);
+    const std::vector<double> b(intercept.data(), intercept.data() + intercept.shape(0));
+    const models::Link l = models::parse_link(link);
+    const models::Matrix rows = to_matrix(calibration);
+    nb::gil_scoped_release release;
+    model_.emplace(w, b, l, rows, options);
+  }
+
+  OutMatrix<double> decision_function(const InMatrix& x, const std::string& fhe) {
+    const runtime::Mode mode = parse_mode(fhe);
+    models::Matrix rows = to_matrix(x);
+    models::Matrix out;
+    {
+      nb::gil_scoped_release release;
+      out = model_->decision_function(rows, mode);
+    }
+    return to_numpy(std::move(out));
+  }
+
+  OutMatrix<double> post_processing(const InMatrix& decision) const {
+    return to_numpy(models::apply_link(model_->link(), to_matrix(decision)));
+  }
+
+  OutMatrix<std::int64_t> quantize_input(const InMatrix& x) const {
+    const models::Matrix rows = to_matrix(x);
+    return to_numpy(model_->quantize_input(rows), rows.rows, model_->features());
+  }
+
+  OutMatrix<std::int64_t> run_integers(const InIntMatrix& q, const std::string& fhe) {
+    const runtime::Mode mode = parse_mode(fhe);
+    const std::size_t rows = q.shape(0);
+    if (q.shape(1) != model_->features()) {
+      throw std::invalid_argument("quantized input has " + std::to_string(q.shape(1)) +
+                                  " columns, the model " + std::to_string(model_->features()) +
+                                  " features");
+    }
+    const std::vector<std::int64_t> in(q.data(), q.data() + rows * q.shape(1));
+    std::vector<std::int64_t> out;
+    {
+      nb::gil_scoped_release release;
+      out = model_->run_integers(in, rows, mode);
+    }
+    return to_numpy(std::move(out), rows, model_->outputs());
+  }
+
+  OutMatrix<double> dequantize_output(const InIntMatrix& q) const {
+    if (q.shape(1) != model_->outputs()) {
+      throw std::invalid_argument("quantized output has " + std::to_string(q.shape(1)) +
+                                  " columns, the model " + std::to_string(model_->outputs()) +
+                                  " outputs");
+    }
+    const std::size_t n = q.shape(0) * q.shape(1);
+    return to_numpy(model_->dequantize_output(std::vector<std::int64_t>(q.data(), q.data() + n),
+                                              q.shape(0)));
+  }
+
+  void keygen() {
+    nb::gil_scoped_release release;
+    model_->circuit().keygen();
+  }
+
+  std::string report() const {
+    return runtime::report(model_->circuit().circuit(), model_->circuit().statistics());
+  }
+
+  // What a data scientist asks about a compiled model: sizes, precision, parameters, timings.
+  nb::dict statistics() const {
+    const runtime::Statistics s = model_->circuit().statistics();
+    const compiler::Circuit& c = model_->circuit().circuit();
+    nb::dict d;
+    d["bootstraps"] = s.bootstraps;
+    d["linear_ops"] = s.linear_ops;
+    d["max_bit_width"] = s.max_bit_width;
+    d["max_width"] = s.max_width;
+    d["polynomial_size"] = c.parameters.polynomial_size.value;
+    d["glwe_dimension"] = c.parameters.glwe_dimension.value;
+    d["global_p_error"] = c.global_p_error;
+    // The client's secret key is k*N binary coefficients (plus n for circuits with lookups).
+    d["secret_key_bits"] = c.parameters.glwe_dimension.value * c.parameters.polynomial_size.value +
+                           (c.has_lookups ? c.parameters.lwe_dimension.value : 0);
+    d["evaluation_key_bytes"] =
+        s.key_sizes.keyswitch_compressed + s.key_sizes.bootstrap_compressed;
+    d["evaluation_key_bytes_server"] =
+        s.key_sizes.keyswitch_expanded + s.key_sizes.bootstrap_fourier;
+    d["input_bytes"] = s.input_bytes;
+    d["output_bytes"] = s.output_bytes;
+    d["threads"] = s.threads;
+    if (s.last_run) {
+      nb::dict t;
+      t["mode"] = std::string(runtime::mode_name(s.last_run->mode));
+      t["samples"] = s.last_run->samples;
+      t["keygen_s"] = s.last_run->keygen_s;
+      t["encrypt_s"] = s.last_run->encrypt_s;
+      t["run_s"] = s.last_run->run_s;
+      t["decrypt_s"] = s.last_run->decrypt_s;
+      d["last_run"] = t;
+    }
+    return d;
+  }
+
+  OutMatrix<double> coef() const {
+    models::Matrix c = model_->coef();
+    return to_numpy(std::move(c));
+  }
+  std::size_t features() const { return model_->features(); }
+  std::size_t outputs() const { return model_->outputs(); }
+  std::string link() const { return std::string(models::to_string(model_->link())); }
+
+ private:
+  std::optional<models::LinearModel> model_;
+};
+
+}  // namespace
+
+NB_MODULE(_core, m) {
+  m.doc() = "fheml's C++ core: models compiled to TFHE circuits (use fheml.sklearn)";
+  m.attr("__version__") = "0.1.0";
+
+  nb::class_<PyLinearModel>(
+      m, "LinearModel",
+      "x @ coef + intercept quantized and compiled to a TFHE circuit without bootstrap; the link "
+      "(sigmoid, softmax, exp...) runs on the client after decryption.")
+      .def(nb::init<const InMatrix&, const InVector&, const std::string&, const InMatrix&,
+                    const std::map<std::string, std::int64_t>&, std::optional<double>,
+                    std::optional<double>, bool, bool, unsigned>(),
+           nb::arg("coef"), nb::arg("intercept"), nb::arg("link"), nb::arg("calibration"),
+           nb::arg("n_bits"), nb::arg("p_error").none() = nb::none(),
+           nb::arg("global_p_error").none() = nb::none(), nb::arg("per_tensor_inputs") = false,
+           nb::arg("optimize_rounding") = true, nb::arg("threads") = 0,
+           "coef [F, C], intercept [C], calibration rows [N, F] (their ranges calibrate the "
+           "inputs; optimize_rounding rounds the weights with error feedback on them); n_bits "
+           "per role. Raises ValueError when the model cannot be compiled.")
+      .def("decision_function", &PyLinearModel::decision_function, nb::arg("x"),
+           nb::arg("fhe") = "disable", "Rows [N, F] -> scores [N, C] in mode fhe.")
+      .def("post_processing", &PyLinearModel::post_processing, nb::arg("decision"),
+           "The link applied to decrypted scores [N, C].")
+      .def("quantize_input", &PyLinearModel::quantize_input, nb::arg("x"))
+      .def("run_integers", &PyLinearModel::run_integers, nb::arg("q"), nb::arg("fhe") = "disable")
+      .def("dequantize_output", &PyLinearModel::dequantize_output, nb::arg("q"))
+      .def("keygen", &PyLinearModel::keygen, "Generates the keys now (else the first execute does).")
+      .def("report", &PyLinearModel::report, "Per-node table, parameters and statistics.")
+      .def("statistics", &PyLinearModel::statistics)
+      .def_prop_ro("coef", &PyLinearModel::coef, nb::rv_policy::move,
+                   "Weights [F, C] on the quantizer's grid (after optimized rounding).")
+      .def_prop_ro("features", &PyLinearModel::features)
+      .def_prop_ro("outputs", &PyLinearModel::outputs)
+      .def_prop_ro("link", &PyLinearModel::link);
+}
