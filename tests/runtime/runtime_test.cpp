@@ -626,7 +626,7 @@ TEST(Validation, RunOnExpandedInputsRefusesMismatches) {
     run_on(wrong_batch);
     ADD_FAILURE() << "no exception";
   } catch (const std::invalid_argument& e) {
-    EXPECT_NE(std::string(e.what()).find("expected 2000000 ciphertexts"), std::string::npos)
+    EXPECT_NE(std::string(e.what()).find("expected 1000000 samples of 2 ciphertexts"), std::string::npos)
         << e.what();
   }
   EXPECT_THROW(run(program, EvaluationKeys{program.circuit().parameters, std::nullopt},

@@ -212,18 +212,24 @@ void check_keys(const compiler::Circuit& circuit, const EvaluationKeys& keys) {
   }
 }
 
+// One graph input or output as the ciphertext lists see it.
+struct ListSpec {
+  std::string name;  // "input 0 (node %3)"
+  ir::Shape shape;
+};
+
 template <class Ciphertexts>
-std::size_t check_batches(const compiler::Circuit& circuit, std::span<const Ciphertexts> lists,
-                          std::span<const ir::ValueId> nodes, const char* what) {
-  if (lists.size() != nodes.size()) {
-    throw std::invalid_argument("expected " + std::to_string(nodes.size()) + " encrypted " + what +
+std::size_t check_batches(const tfhe::PbsParameters& parameters,
+                          std::span<const Ciphertexts> lists, std::span<const ListSpec> specs,
+                          const char* what) {
+  if (lists.size() != specs.size()) {
+    throw std::invalid_argument("expected " + std::to_string(specs.size()) + " encrypted " + what +
                                 "s, found " + std::to_string(lists.size()));
   }
   const std::size_t batch = lists.empty() ? 0 : lists[0].batch;
-  const tfhe::LweDimension big = big_dimension(circuit.parameters);
+  const tfhe::LweDimension big = big_dimension(parameters);
   for (std::size_t i = 0; i < lists.size(); ++i) {
-    const std::string name =
-        std::string(what) + " " + std::to_string(i) + " (node " + node_name(nodes[i].index) + ")";
+    const std::string& name = specs[i].name;
     if (lists[i].batch != batch) {
       throw std::invalid_argument(name + " holds a batch of " + std::to_string(lists[i].batch) +
                                   " samples, " + what + " 0 of " + std::to_string(batch) +
@@ -235,20 +241,48 @@ std::size_t check_batches(const compiler::Circuit& circuit, std::span<const Ciph
                                   std::to_string(lists[i].ciphertexts.dimension.value) +
                                   ", the circuit's parameters give " + std::to_string(big.value));
     }
-    const std::size_t expected = batch * ir::element_count(circuit.graph.node(nodes[i]).shape);
+    const std::size_t count = ir::element_count(specs[i].shape);
+    // batch * count without overflow: a forged batch must not wrap around to a match.
+    const bool fits = count == 0 || batch <= lists[i].ciphertexts.count() / count;
+    const std::size_t expected = fits ? batch * count : 0;
     bool whole = true;  // an expanded list must hold whole ciphertexts
     if constexpr (requires { lists[i].ciphertexts.data; }) {
       whole =
           lists[i].ciphertexts.data.size() % tfhe::lwe_size(lists[i].ciphertexts.dimension) == 0;
     }
-    if (lists[i].ciphertexts.count() != expected || !whole) {
-      throw std::invalid_argument(name + ": expected " + std::to_string(expected) +
-                                  " ciphertexts (" + std::to_string(batch) + " samples of shape " +
-                                  ir::to_string(circuit.graph.node(nodes[i]).shape) + "), found " +
-                                  std::to_string(lists[i].ciphertexts.count()));
+    if (!fits || lists[i].ciphertexts.count() != expected || !whole) {
+      throw std::invalid_argument(name + ": expected " + std::to_string(batch) + " samples of " +
+                                  std::to_string(count) + " ciphertexts (shape " +
+                                  ir::to_string(specs[i].shape) + "), found " +
+                                  std::to_string(lists[i].ciphertexts.count()) + " ciphertexts");
     }
   }
   return batch;
+}
+
+std::vector<ListSpec> list_specs(const compiler::Circuit& circuit,
+                                 std::span<const ir::ValueId> nodes, const char* what) {
+  std::vector<ListSpec> specs;
+  for (std::size_t i = 0; i < nodes.size(); ++i) {
+    specs.push_back({std::string(what) + " " + std::to_string(i) + " (node " +
+                         node_name(nodes[i].index) + ")",
+                     circuit.graph.node(nodes[i]).shape});
+  }
+  return specs;
+}
+
+std::vector<ListSpec> list_specs(std::span<const TensorEncoding> tensors, const char* what) {
+  std::vector<ListSpec> specs;
+  for (std::size_t i = 0; i < tensors.size(); ++i)
+    specs.push_back({std::string(what) + " " + std::to_string(i), tensors[i].shape});
+  return specs;
+}
+
+void check_client_key(const ClientCircuit& circuit, const ClientKeys& keys) {
+  if (!(keys.key.parameters == circuit.parameters)) {
+    throw std::invalid_argument("client key was made for " + tfhe::describe(keys.key.parameters) +
+                                ", the circuit needs " + tfhe::describe(circuit.parameters));
+  }
 }
 
 tfhe::Csprng make_rng(const std::optional<tfhe::Seed>& seed, std::string_view label) {
@@ -257,36 +291,31 @@ tfhe::Csprng make_rng(const std::optional<tfhe::Seed>& seed, std::string_view la
 
 // The checks of encrypt and encrypt_expanded, then the plaintexts: one list per graph input, the
 // elements of sample 0 first.
-std::vector<std::vector<Torus>> encode_inputs(const compiler::Circuit& circuit,
+std::vector<std::vector<Torus>> encode_inputs(const ClientCircuit& circuit,
                                               const ClientKeys& keys,
                                               std::span<const IntSample> samples) {
-  detail::check_widths(circuit);
-  if (!(keys.key.parameters == circuit.parameters)) {
-    throw std::invalid_argument("client key was made for " + tfhe::describe(keys.key.parameters) +
-                                ", the circuit needs " + tfhe::describe(circuit.parameters));
-  }
-  const std::vector<ir::ValueId> inputs = circuit.graph.inputs();
+  check_client_key(circuit, keys);
   for (std::size_t s = 0; s < samples.size(); ++s) {
-    if (samples[s].size() != inputs.size()) {
+    if (samples[s].size() != circuit.inputs.size()) {
       throw std::invalid_argument("sample " + std::to_string(s) + " has " +
                                   std::to_string(samples[s].size()) + " tensors, the circuit " +
-                                  std::to_string(inputs.size()) + " inputs");
+                                  std::to_string(circuit.inputs.size()) + " inputs");
     }
   }
-  std::vector<std::vector<Torus>> plaintexts(inputs.size());
-  for (std::size_t i = 0; i < inputs.size(); ++i) {
-    const ir::IntNode& node = circuit.graph.node(inputs[i]);
-    const std::uint32_t width = circuit.width[inputs[i].index];
-    plaintexts[i].reserve(samples.size() * ir::element_count(node.shape));
+  std::vector<std::vector<Torus>> plaintexts(circuit.inputs.size());
+  for (std::size_t i = 0; i < circuit.inputs.size(); ++i) {
+    const TensorEncoding& input = circuit.inputs[i];
+    const std::size_t count = ir::element_count(input.shape);
+    plaintexts[i].reserve(samples.size() * count);
     for (std::size_t s = 0; s < samples.size(); ++s) {
       const ir::IntTensor& x = samples[s][i];
-      if (x.shape != node.shape || x.data.size() != ir::element_count(node.shape)) {
+      if (x.shape != input.shape || x.data.size() != count) {
         throw std::invalid_argument(
             "sample " + std::to_string(s) + ", input " + std::to_string(i) + ": expected shape " +
-            ir::to_string(node.shape) + " with " + std::to_string(ir::element_count(node.shape)) +
-            " values, found " + ir::to_string(x.shape) + " with " + std::to_string(x.data.size()));
+            ir::to_string(input.shape) + " with " + std::to_string(count) + " values, found " +
+            ir::to_string(x.shape) + " with " + std::to_string(x.data.size()));
       }
-      for (const std::int64_t v : x.data) plaintexts[i].push_back(detail::encode_at(v, width));
+      for (const std::int64_t v : x.data) plaintexts[i].push_back(detail::encode_at(v, input.width));
     }
   }
   return plaintexts;
@@ -300,7 +329,8 @@ std::vector<EncryptedOutput> run_inputs(const Program& program, const Evaluation
   check_keys(circuit, keys);
   const std::vector<ir::ValueId> input_ids = circuit.graph.inputs();
   // Counts are checked before expanding: a forged count must not allocate.
-  const std::size_t batch = check_batches<Input>(circuit, inputs, input_ids, "input");
+  const std::size_t batch = check_batches<Input>(
+      circuit.parameters, inputs, list_specs(circuit, input_ids, "input"), "input");
   Evaluator evaluator(program, keys, batch, options);
   for (std::size_t i = 0; i < inputs.size(); ++i) {
     if constexpr (std::is_same_v<Input, EncryptedInput>) {
@@ -319,7 +349,44 @@ std::vector<EncryptedOutput> run_inputs(const Program& program, const Evaluation
 
 }  // namespace
 
+ClientCircuit client_view(const compiler::Circuit& circuit) {
+  detail::check_widths(circuit);
+  ClientCircuit view{circuit.parameters, circuit.has_lookups, {}, {}};
+  for (const ir::ValueId id : circuit.graph.inputs()) {
+    const ir::IntNode& node = circuit.graph.node(id);
+    view.inputs.push_back({node.shape, circuit.width[id.index], node.range});
+  }
+  for (const ir::ValueId id : circuit.graph.outputs) {
+    const ir::IntNode& node = circuit.graph.node(id);
+    view.outputs.push_back({node.shape, circuit.width[id.index], node.range});
+  }
+  return view;
+}
+
+void validate(const ClientCircuit& circuit) {
+  const auto check = [](const std::vector<TensorEncoding>& tensors, const char* what) {
+    for (std::size_t i = 0; i < tensors.size(); ++i) {
+      const TensorEncoding& t = tensors[i];
+      const std::string name = std::string(what) + " " + std::to_string(i);
+      if (t.width < 1 || t.width > 62) {
+        throw std::invalid_argument(name + ": width " + std::to_string(t.width) +
+                                    " outside 1..62");
+      }
+      if (t.range.lo > t.range.hi) {
+        throw std::invalid_argument(name + ": empty range [" + std::to_string(t.range.lo) + ", " +
+                                    std::to_string(t.range.hi) + "]");
+      }
+    }
+  };
+  check(circuit.inputs, "input");
+  check(circuit.outputs, "output");
+}
+
 Keys keygen(const compiler::Circuit& circuit, const KeygenOptions& options) {
+  return keygen(client_view(circuit), options);
+}
+
+Keys keygen(const ClientCircuit& circuit, const KeygenOptions& options) {
   tfhe::Csprng secret_rng = make_rng(options.seed, "fheml runtime secret keys");
   Keys keys{ClientKeys{tfhe::generate_client_key(circuit.parameters, secret_rng, options.security)},
             CompressedEvaluationKeys{circuit.parameters, std::nullopt}};
@@ -349,6 +416,12 @@ EvaluationKeys decompress(const CompressedEvaluationKeys& keys) {
 
 std::vector<EncryptedInput> encrypt(const compiler::Circuit& circuit, const ClientKeys& keys,
                                     std::span<const IntSample> samples, tfhe::Csprng& noise_rng) {
+  return encrypt(client_view(circuit), keys, samples, noise_rng);
+}
+
+std::vector<EncryptedInput> encrypt(const ClientCircuit& circuit, const ClientKeys& keys,
+                                    std::span<const IntSample> samples, tfhe::Csprng& noise_rng) {
+  validate(circuit);
   const std::vector<std::vector<Torus>> plaintexts = encode_inputs(circuit, keys, samples);
   const std::span<const std::uint64_t> key = keys.key.glwe_key.as_lwe_key();
   std::vector<EncryptedInput> encrypted;
@@ -364,7 +437,8 @@ std::vector<ExpandedInput> encrypt_expanded(const compiler::Circuit& circuit,
                                             const ClientKeys& keys,
                                             std::span<const IntSample> samples,
                                             tfhe::Csprng& noise_rng) {
-  const std::vector<std::vector<Torus>> plaintexts = encode_inputs(circuit, keys, samples);
+  const ClientCircuit view = client_view(circuit);
+  const std::vector<std::vector<Torus>> plaintexts = encode_inputs(view, keys, samples);
   const std::span<const std::uint64_t> key = keys.key.glwe_key.as_lwe_key();
   // Public but unpredictable masks: a ChaCha20 stream under a fresh OS seed, like the seeds of
   // encrypt, one stream for every list of the call (no two ciphertexts share a mask).
@@ -391,24 +465,25 @@ std::vector<EncryptedOutput> run(const Program& program, const EvaluationKeys& k
 
 std::vector<IntSample> decrypt(const compiler::Circuit& circuit, const ClientKeys& keys,
                                std::span<const EncryptedOutput> outputs) {
-  detail::check_widths(circuit);
-  const std::size_t batch =
-      check_batches<EncryptedOutput>(circuit, outputs, circuit.graph.outputs, "output");
-  if (!(keys.key.parameters == circuit.parameters)) {
-    throw std::invalid_argument("client key was made for " + tfhe::describe(keys.key.parameters) +
-                                ", the circuit needs " + tfhe::describe(circuit.parameters));
-  }
+  return decrypt(client_view(circuit), keys, outputs);
+}
+
+std::vector<IntSample> decrypt(const ClientCircuit& circuit, const ClientKeys& keys,
+                               std::span<const EncryptedOutput> outputs) {
+  validate(circuit);
+  const std::size_t batch = check_batches<EncryptedOutput>(
+      circuit.parameters, outputs, list_specs(circuit.outputs, "output"), "output");
+  check_client_key(circuit, keys);
   const std::span<const std::uint64_t> key = keys.key.glwe_key.as_lwe_key();
   std::vector<IntSample> samples(batch);
   for (std::size_t o = 0; o < outputs.size(); ++o) {
-    const ir::ValueId id = circuit.graph.outputs[o];
-    const ir::IntNode& node = circuit.graph.node(id);
-    const std::size_t count = ir::element_count(node.shape);
+    const TensorEncoding& output = circuit.outputs[o];
+    const std::size_t count = ir::element_count(output.shape);
     for (std::size_t s = 0; s < batch; ++s) {
-      ir::IntTensor t(node.shape);
+      ir::IntTensor t(output.shape);
       for (std::size_t e = 0; e < count; ++e) {
         const Torus phase = tfhe::decrypt_lwe_phase(outputs[o].ciphertexts.at(s * count + e), key);
-        t.data[e] = detail::decode_phase(phase, circuit.width[id.index], node.range.lo);
+        t.data[e] = detail::decode_phase(phase, output.width, output.range.lo);
       }
       samples[s].push_back(std::move(t));
     }

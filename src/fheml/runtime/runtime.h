@@ -60,6 +60,29 @@ class Program {
   std::vector<std::vector<tfhe::LookupTable>> tables_;
 };
 
+// --- The client's view of a circuit: what keygen, encrypt and decrypt need, and no weights (a
+// deployment's client artifact holds this, the server artifact the whole circuit).
+
+struct TensorEncoding {
+  ir::Shape shape;
+  std::uint32_t width = 0;  // W of the node's encoding class, 1..62
+  ir::IntRange range;       // outputs decode into [range.lo, range.lo + 2^(W+1))
+  bool operator==(const TensorEncoding&) const = default;
+};
+
+struct ClientCircuit {
+  tfhe::PbsParameters parameters{};
+  bool has_lookups = false;              // whether keygen makes a server key
+  std::vector<TensorEncoding> inputs;    // graph inputs, in order
+  std::vector<TensorEncoding> outputs;   // graph outputs, in order
+  bool operator==(const ClientCircuit&) const = default;
+};
+
+// Throws std::invalid_argument when circuit.width is malformed (as Program does).
+ClientCircuit client_view(const compiler::Circuit& circuit);
+// Throws std::invalid_argument on a width outside 1..62 or an empty range.
+void validate(const ClientCircuit& circuit);
+
 // --- Keys.
 
 struct ClientKeys {
@@ -92,6 +115,7 @@ struct Keys {
 // Client side: the client key at circuit.parameters and, only when circuit.has_lookups, the
 // compressed server key. Throws std::invalid_argument for parameters tfhe::validate refuses.
 Keys keygen(const compiler::Circuit& circuit, const KeygenOptions& options = {});
+Keys keygen(const ClientCircuit& circuit, const KeygenOptions& options = {});
 // Server side: expands the key switching key and the bootstrap key (Fourier form). Throws
 // std::invalid_argument when the keys do not match their parameters.
 EvaluationKeys decompress(const CompressedEvaluationKeys& keys);
@@ -127,6 +151,8 @@ struct ExpandedInput {
 // count or shape.
 std::vector<EncryptedInput> encrypt(const compiler::Circuit& circuit, const ClientKeys& keys,
                                     std::span<const IntSample> samples, tfhe::Csprng& noise_rng);
+std::vector<EncryptedInput> encrypt(const ClientCircuit& circuit, const ClientKeys& keys,
+                                    std::span<const IntSample> samples, tfhe::Csprng& noise_rng);
 // The same encoding and checks, encrypted into expanded lists: the masks come from one ChaCha20
 // stream (tfhe::Csprng) under a fresh seed from the OS, the noise from `noise_rng`.
 std::vector<ExpandedInput> encrypt_expanded(const compiler::Circuit& circuit,
@@ -160,6 +186,8 @@ std::vector<EncryptedOutput> run(const Program& program, const EvaluationKeys& k
 // Client side: phase, rounded to a multiple of 2^(63-W), mapped into [lo, lo + 2^(W+1)) of the
 // output node's range. Throws std::invalid_argument on sizes that do not match the circuit.
 std::vector<IntSample> decrypt(const compiler::Circuit& circuit, const ClientKeys& keys,
+                               std::span<const EncryptedOutput> outputs);
+std::vector<IntSample> decrypt(const ClientCircuit& circuit, const ClientKeys& keys,
                                std::span<const EncryptedOutput> outputs);
 
 // --- Clear modes.

@@ -61,6 +61,12 @@ enum class ObjectType : std::uint16_t {
   kBootstrapKey = 11,
   kSeededBootstrapKey = 12,
   kCompressedServerKey = 13,
+  // Deployment objects (fheml/deploy/artifacts.h): they share the envelope and its checks.
+  kClientSpec = 14,
+  kServerCircuit = 15,
+  kEvaluationKeys = 16,
+  kEncryptedInputs = 17,
+  kEncryptedOutputs = 18,
 };
 
 // "LweCiphertext", ... or "unknown object type N".

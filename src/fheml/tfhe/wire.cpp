@@ -159,6 +159,16 @@ TypeInfo type_info(std::uint16_t type) {
       return {"SeededBootstrapKey", "deserialize_seeded_bootstrap_key"};
     case ObjectType::kCompressedServerKey:
       return {"CompressedServerKey", "deserialize_compressed_server_key"};
+    case ObjectType::kClientSpec:
+      return {"ClientSpec", "deploy::deserialize_client_spec"};
+    case ObjectType::kServerCircuit:
+      return {"ServerCircuit", "deploy::deserialize_server_circuit"};
+    case ObjectType::kEvaluationKeys:
+      return {"EvaluationKeys", "deploy::deserialize_evaluation_keys"};
+    case ObjectType::kEncryptedInputs:
+      return {"EncryptedInputs", "deploy::deserialize_encrypted_inputs"};
+    case ObjectType::kEncryptedOutputs:
+      return {"EncryptedOutputs", "deploy::deserialize_encrypted_outputs"};
   }
   return {nullptr, nullptr};
 }

@@ -61,6 +61,8 @@ class Reader {
   // far must equal what the payload holds, checked before anything of that size is allocated.
   void require_remaining(std::uint64_t expected, const char* what) const;
   std::vector<std::uint64_t> words(std::size_t count);
+  // The next `count` raw bytes (a view into the input; read_count bounds the count first).
+  std::span<const std::uint8_t> bytes(std::size_t count) { return take(count); }
   // Secret key coefficients, one byte each; anything but 0 or 1 is refused.
   std::vector<std::uint64_t> bits(std::size_t count, const char* what);
   const std::string& context() const { return context_; }

@@ -1,0 +1,227 @@
+#include "fheml/deploy/deploy.h"
+
+#include <fstream>
+#include <stdexcept>
+#include <string>
+#include <system_error>
+#include <utility>
+
+#include "fheml/tfhe/serialization.h"
+
+namespace fheml::deploy {
+namespace {
+
+namespace fs = std::filesystem;
+
+std::string hex_id(std::uint64_t id) {
+  static constexpr char kDigits[] = "0123456789abcdef";
+  std::string s(16, '0');
+  for (int i = 15; i >= 0; --i, id >>= 4) s[static_cast<std::size_t>(i)] = kDigits[id & 15];
+  return s;
+}
+
+void check_circuit_id(std::uint64_t found, std::uint64_t expected, const char* what) {
+  if (found != expected) {
+    throw tfhe::DeserializationError(std::string(what) + " were made for circuit " +
+                                     hex_id(found) + ", this model is circuit " + hex_id(expected) +
+                                     ": use the client artifact of the model the server runs");
+  }
+}
+
+}  // namespace
+
+std::vector<std::uint8_t> read_file(const fs::path& path, std::uint64_t max_bytes) {
+  std::error_code error;
+  const std::uintmax_t size = fs::file_size(path, error);
+  if (error) {
+    throw std::invalid_argument("cannot read " + path.string() + ": " + error.message());
+  }
+  if (size > max_bytes) {
+    throw std::invalid_argument(path.string() + " is " + std::to_string(size) +
+                                " bytes, more than the " + std::to_string(max_bytes) + " accepted");
+  }
+  std::ifstream in(path, std::ios::binary);
+  std::vector<std::uint8_t> bytes(static_cast<std::size_t>(size));
+  if (!in || !in.read(reinterpret_cast<char*>(bytes.data()), static_cast<std::streamsize>(size))) {
+    throw std::invalid_argument("cannot read " + path.string());
+  }
+  return bytes;
+}
+
+void write_file(const fs::path& path, std::span<const std::uint8_t> bytes, bool private_file) {
+  const fs::path temporary = path.string() + ".tmp";
+  {
+    std::ofstream out(temporary, std::ios::binary | std::ios::trunc);
+    if (!out) throw std::invalid_argument("cannot write " + temporary.string());
+    if (private_file) {
+      // Owner-only before any byte is written.
+      fs::permissions(temporary, fs::perms::owner_read | fs::perms::owner_write,
+                      fs::perm_options::replace);
+    }
+    out.write(reinterpret_cast<const char*>(bytes.data()),
+              static_cast<std::streamsize>(bytes.size()));
+    out.flush();
+    if (!out) throw std::invalid_argument("cannot write " + temporary.string());
+  }
+  std::error_code error;
+  fs::rename(temporary, path, error);
+  if (error) {
+    fs::remove(temporary, error);
+    throw std::invalid_argument("cannot write " + path.string() + ": " + error.message());
+  }
+}
+
+void save_artifacts(const fs::path& dir, const compiler::Circuit& circuit,
+                    const std::string& post_processing, const std::string& metadata) {
+  const ClientSpec spec = make_client_spec(circuit, post_processing, metadata);
+  std::error_code error;
+  fs::create_directories(dir, error);
+  if (error) throw std::invalid_argument("cannot create " + dir.string() + ": " + error.message());
+  write_file(dir / kServerFile, serialize_server_circuit(circuit));
+  write_file(dir / kClientFile, serialize(spec));
+}
+
+// --- Client.
+
+Client::Client(const fs::path& artifact_dir, fs::path key_dir)
+    : Client(deserialize_client_spec(read_file(artifact_dir / kClientFile, kMaxSpecBytes)),
+             std::move(key_dir)) {}
+
+Client::Client(ClientSpec spec, fs::path key_dir)
+    : spec_(std::move(spec)), key_dir_(std::move(key_dir)), noise_rng_(tfhe::random_seed()) {
+  runtime::validate(spec_.circuit);
+}
+
+void Client::generate_private_and_evaluation_keys(bool force) {
+  const fs::path secret_path = key_dir_ / kClientKeyFile;
+  const fs::path evaluation_path = key_dir_ / kEvaluationKeysFile;
+  if (!force && !key_dir_.empty() && fs::exists(secret_path) && fs::exists(evaluation_path)) {
+    // Keys of an earlier session: used only if they are this model's.
+    tfhe::DeserializeOptions options;
+    options.expected_parameters = &spec_.circuit.parameters;
+    runtime::ClientKeys keys{tfhe::deserialize_client_key(read_file(secret_path), options)};
+    std::vector<std::uint8_t> evaluation = read_file(evaluation_path);
+    const runtime::CompressedEvaluationKeys parsed = deserialize_evaluation_keys(evaluation, options);
+    if (spec_.circuit.has_lookups && !parsed.server_key) {
+      throw std::invalid_argument(evaluation_path.string() +
+                                  " holds no server key but the model needs one: regenerate the "
+                                  "keys (force)");
+    }
+    client_keys_ = std::move(keys);
+    evaluation_keys_ = std::move(evaluation);
+    return;
+  }
+  runtime::Keys keys = runtime::keygen(spec_.circuit);
+  evaluation_keys_ = serialize(keys.evaluation);
+  if (!key_dir_.empty()) {
+    std::error_code error;
+    fs::create_directories(key_dir_, error);
+    if (error) {
+      throw std::invalid_argument("cannot create " + key_dir_.string() + ": " + error.message());
+    }
+    fs::permissions(key_dir_, fs::perms::owner_all, fs::perm_options::replace, error);
+    write_file(secret_path, tfhe::serialize(keys.client.key), /*private_file=*/true);
+    write_file(evaluation_path, evaluation_keys_);
+  }
+  client_keys_ = std::move(keys.client);
+}
+
+void Client::require_keys() const {
+  if (!client_keys_) {
+    throw std::logic_error("no keys yet: call generate_private_and_evaluation_keys() first");
+  }
+}
+
+const std::vector<std::uint8_t>& Client::serialized_evaluation_keys() const {
+  require_keys();
+  return evaluation_keys_;
+}
+
+std::vector<std::uint8_t> Client::encrypt_serialize(std::span<const runtime::IntSample> samples) {
+  require_keys();
+  EncryptedInputs inputs{spec_.circuit_id,
+                         runtime::encrypt(spec_.circuit, *client_keys_, samples, noise_rng_)};
+  return serialize(inputs);
+}
+
+std::vector<std::uint8_t> Client::quantize_encrypt_serialize(
+    std::span<const runtime::FloatSample> samples) {
+  std::vector<runtime::IntSample> quantized;
+  quantized.reserve(samples.size());
+  for (std::size_t s = 0; s < samples.size(); ++s) {
+    if (samples[s].size() != spec_.input_quantizers.size()) {
+      throw std::invalid_argument("sample " + std::to_string(s) + " has " +
+                                  std::to_string(samples[s].size()) + " tensors, the model " +
+                                  std::to_string(spec_.input_quantizers.size()) + " inputs");
+    }
+    runtime::IntSample q;
+    for (std::size_t i = 0; i < samples[s].size(); ++i)
+      q.push_back(spec_.input_quantizers[i].quantize(samples[s][i]));
+    quantized.push_back(std::move(q));
+  }
+  return encrypt_serialize(quantized);
+}
+
+std::vector<runtime::IntSample> Client::deserialize_decrypt(
+    std::span<const std::uint8_t> bytes) const {
+  require_keys();
+  tfhe::DeserializeOptions options;
+  options.expected_parameters = &spec_.circuit.parameters;
+  const EncryptedOutputs outputs = deserialize_encrypted_outputs(bytes, options);
+  check_circuit_id(outputs.circuit_id, spec_.circuit_id, "the encrypted outputs");
+  return runtime::decrypt(spec_.circuit, *client_keys_, outputs.outputs);
+}
+
+std::vector<runtime::FloatSample> Client::deserialize_decrypt_dequantize(
+    std::span<const std::uint8_t> bytes) const {
+  const std::vector<runtime::IntSample> results = deserialize_decrypt(bytes);
+  std::vector<runtime::FloatSample> out;
+  out.reserve(results.size());
+  for (const runtime::IntSample& r : results) {
+    runtime::FloatSample f;
+    for (std::size_t o = 0; o < r.size(); ++o)
+      f.push_back(spec_.output_dequantizers[o].dequantize(r[o]));
+    out.push_back(std::move(f));
+  }
+  return out;
+}
+
+// --- Server.
+
+Server::Server(const fs::path& artifact_dir)
+    : Server(deserialize_server_circuit(read_file(artifact_dir / kServerFile, kMaxCircuitBytes))) {}
+
+Server::Server(compiler::Circuit circuit)
+    : program_(std::move(circuit)), circuit_id_(deploy::circuit_id(program_.circuit())) {}
+
+runtime::EvaluationKeys Server::load_evaluation_keys(std::span<const std::uint8_t> bytes) const {
+  const compiler::Circuit& c = circuit();
+  tfhe::DeserializeOptions options;
+  options.expected_parameters = &c.parameters;
+  const runtime::CompressedEvaluationKeys keys = deserialize_evaluation_keys(bytes, options);
+  if (c.has_lookups && !keys.server_key) {
+    throw std::invalid_argument(
+        "the evaluation keys hold no server key but the model has lookups: generate them with "
+        "this model's client artifact");
+  }
+  return runtime::decompress(keys);
+}
+
+std::vector<std::uint8_t> Server::run(std::span<const std::uint8_t> encrypted_inputs,
+                                      const runtime::EvaluationKeys& keys,
+                                      tfhe::ThreadPool* pool) const {
+  tfhe::DeserializeOptions options;
+  options.expected_parameters = &circuit().parameters;
+  const EncryptedInputs inputs = deserialize_encrypted_inputs(encrypted_inputs, options);
+  check_circuit_id(inputs.circuit_id, circuit_id_, "the encrypted inputs");
+  EncryptedOutputs outputs{circuit_id_,
+                           runtime::run(program_, keys, inputs.inputs, runtime::RunOptions{pool})};
+  return serialize(outputs);
+}
+
+std::vector<std::uint8_t> Server::run(std::span<const std::uint8_t> encrypted_inputs,
+                                      std::span<const std::uint8_t> evaluation_keys) const {
+  return run(encrypted_inputs, load_evaluation_keys(evaluation_keys));
+}
+
+}  // namespace fheml::deploy

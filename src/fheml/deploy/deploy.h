@@ -1,0 +1,108 @@
+// Deployment as a data scientist knows it (the reference tool's FHEModelDev / Client / Server):
+//
+//   maker:   save_artifacts(dir, circuit, ...)        -> dir/server.fheml, dir/client.fheml
+//   client:  Client client(dir, key_dir);
+//            client.generate_private_and_evaluation_keys();   // secret key -> key_dir only
+//            keys = client.serialized_evaluation_keys();       // send once
+//            request = client.quantize_encrypt_serialize(samples);
+//   server:  Server server(dir);                               // never sees a secret key
+//            reply = server.run(request, server.load_evaluation_keys(keys));
+//   client:  results = client.deserialize_decrypt_dequantize(reply);
+//
+// The formats are in artifacts.h. Every entry point that reads bytes from outside throws
+// std::invalid_argument (tfhe::DeserializationError for malformed bytes) with what was expected
+// and found; nothing is half-loaded.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "fheml/deploy/artifacts.h"
+#include "fheml/runtime/runtime.h"
+
+namespace fheml::deploy {
+
+inline constexpr const char* kClientFile = "client.fheml";
+inline constexpr const char* kServerFile = "server.fheml";
+inline constexpr const char* kClientKeyFile = "client.key";          // in the client's key_dir
+inline constexpr const char* kEvaluationKeysFile = "evaluation.keys";  // in the client's key_dir
+
+// Writes dir/server.fheml and dir/client.fheml (dir created if missing; files replaced
+// atomically: written to a temporary name, then renamed).
+void save_artifacts(const std::filesystem::path& dir, const compiler::Circuit& circuit,
+                    const std::string& post_processing = "identity",
+                    const std::string& metadata = "{}");
+
+// Reads a whole file (std::invalid_argument naming the path when it cannot, or when it is
+// larger than max_bytes).
+std::vector<std::uint8_t> read_file(const std::filesystem::path& path,
+                                    std::uint64_t max_bytes = std::uint64_t{8} << 30);
+// Writes atomically (temporary file + rename); `private_file` makes it readable by its owner only.
+void write_file(const std::filesystem::path& path, std::span<const std::uint8_t> bytes,
+                bool private_file = false);
+
+class Client {
+ public:
+  // Loads artifact_dir/client.fheml. key_dir holds the keys once generated; an empty key_dir
+  // keeps them in memory only.
+  Client(const std::filesystem::path& artifact_dir, std::filesystem::path key_dir);
+  Client(ClientSpec spec, std::filesystem::path key_dir);
+
+  const ClientSpec& spec() const { return spec_; }
+
+  // Loads the keys from key_dir when both files are there and match this model; otherwise (or
+  // with `force`) generates fresh ones and writes them there (the secret key readable by its
+  // owner only).
+  void generate_private_and_evaluation_keys(bool force = false);
+  bool has_keys() const { return client_keys_.has_value(); }
+
+  // Throw std::logic_error before keys exist.
+  const std::vector<std::uint8_t>& serialized_evaluation_keys() const;
+  std::vector<std::uint8_t> quantize_encrypt_serialize(std::span<const runtime::FloatSample> samples);
+  std::vector<std::uint8_t> encrypt_serialize(std::span<const runtime::IntSample> samples);
+  std::vector<runtime::FloatSample> deserialize_decrypt_dequantize(
+      std::span<const std::uint8_t> bytes) const;
+  std::vector<runtime::IntSample> deserialize_decrypt(std::span<const std::uint8_t> bytes) const;
+
+ private:
+  void require_keys() const;
+
+  ClientSpec spec_;
+  std::filesystem::path key_dir_;
+  std::optional<runtime::ClientKeys> client_keys_;
+  std::vector<std::uint8_t> evaluation_keys_;
+  tfhe::Csprng noise_rng_;
+};
+
+class Server {
+ public:
+  explicit Server(const std::filesystem::path& artifact_dir);  // loads artifact_dir/server.fheml
+  explicit Server(compiler::Circuit circuit);
+
+  std::uint64_t circuit_id() const { return circuit_id_; }
+  const compiler::Circuit& circuit() const { return program_.circuit(); }
+  const runtime::Program& program() const { return program_; }
+
+  // Deserializes, checks them against the circuit (parameters, a server key when it has
+  // lookups) and decompresses: what a key store keeps per client.
+  runtime::EvaluationKeys load_evaluation_keys(std::span<const std::uint8_t> bytes) const;
+
+  // Deserializes the inputs (circuit id, counts, shapes, dimension), runs, serializes the
+  // outputs. Thread-safe: concurrent calls share nothing mutable (pass a pool per caller, or
+  // none for the global pool).
+  std::vector<std::uint8_t> run(std::span<const std::uint8_t> encrypted_inputs,
+                                const runtime::EvaluationKeys& keys,
+                                tfhe::ThreadPool* pool = nullptr) const;
+  std::vector<std::uint8_t> run(std::span<const std::uint8_t> encrypted_inputs,
+                                std::span<const std::uint8_t> evaluation_keys) const;
+
+ private:
+  runtime::Program program_;
+  std::uint64_t circuit_id_ = 0;
+};
+
+}  // namespace fheml::deploy
