@@ -11,6 +11,7 @@ packages=(
   libbenchmark-dev
   libcli11-dev
   nlohmann-json3-dev      # JSON output of the CLI
+  libcpp-httplib-dev      # HTTP server of `fheml serve`
   clang libclang-rt-14-dev # libFuzzer targets
   clang-format
   python3-dev python3-venv # the Python package: headers for the extension, a venv (PEP 668)
