@@ -2,13 +2,16 @@
 // what `fheml.sklearn.LogisticRegression` does, without Python. A logistic regression is
 // trained in the clear on scikit-learn's breast cancer rows (standardized, exported to
 // tests/data/sklearn/), compiled at 8 bits, and the test rows are encrypted, run and decrypted.
-// Exits non-zero if an encrypted result differs from the clear quantized one.
+// Exits non-zero if an encrypted result differs from the clear quantized one. With a directory
+// argument it also saves the model's deployment artifacts there.
 #include <cmath>
 #include <cstddef>
 #include <cstdio>
+#include <string>
 #include <vector>
 
 #include "fheml/cli/datasets.h"
+#include "fheml/deploy/deploy.h"
 #include "fheml/models/linear_model.h"
 
 namespace {
@@ -46,7 +49,7 @@ void train(const Matrix& x, const std::vector<std::int64_t>& y, std::vector<doub
 
 }  // namespace
 
-int main() {
+int main(int argc, char** argv) {
   using namespace fheml;
   const auto train_set = datasets::load_labelled_csv(datasets::sklearn_path("breast_cancer_train.csv"));
   const auto test_set = datasets::load_labelled_csv(datasets::sklearn_path("breast_cancer_test.csv"));
@@ -63,6 +66,17 @@ int main() {
   const models::Matrix clear = model.predict(test_rows, runtime::Mode::kDisable);
   const models::Matrix encrypted = model.predict(test_rows, runtime::Mode::kExecute);
   // [README]
+
+  // With a directory argument: the deployment artifacts and the clear probabilities of the test
+  // rows, for tests/python/test_deployment.py (artifacts written by C++, read by Python).
+  if (argc > 1) {
+    deploy::save_artifacts(argv[1], model.circuit().circuit(), "sigmoid",
+                           R"({"estimator": "LogisticRegression", "classes": [0, 1]})");
+    std::FILE* out = std::fopen((std::string(argv[1]) + "/expected_proba.txt").c_str(), "w");
+    if (out == nullptr) return 2;
+    for (const double p : clear.data) std::fprintf(out, "%.17g\n", p);
+    std::fclose(out);
+  }
 
   std::size_t same = 0, correct_float = 0, correct_fhe = 0;
   for (std::size_t r = 0; r < test_rows.rows; ++r) {

@@ -16,7 +16,8 @@ ctest --test-dir build --output-on-failure -j "$jobs"
 
 if [ "${FHEML_SKIP_PYTHON:-0}" != "1" ]; then
   bash scripts/install-python.sh test
-  .venv/bin/python -m pytest -q tests/python
+  # FHEML_BUILD_DIR: the C++ side of the cross-language and HTTP tests (built above).
+  FHEML_BUILD_DIR="$PWD/build" .venv/bin/python -m pytest -q tests/python
   .venv/bin/python -m fheml.demo
 fi
 

@@ -6,14 +6,19 @@
 #include <nanobind/stl/map.h>
 #include <nanobind/stl/optional.h>
 #include <nanobind/stl/string.h>
+#include <nanobind/stl/filesystem.h>
 
 #include <cstdint>
+#include <cstdio>
+#include <filesystem>
 #include <map>
+#include <span>
 #include <optional>
 #include <stdexcept>
 #include <string>
 #include <vector>
 
+#include "fheml/deploy/deploy.h"
 #include "fheml/models/linear_model.h"
 #include "fheml/runtime/statistics.h"
 
@@ -198,12 +203,125 @@ class PyLinearModel {
     models::Matrix c = model_->coef();
     return to_numpy(std::move(c));
   }
+  // Writes dir/server.fheml and dir/client.fheml (deploy::save_artifacts), the link as the
+  // client's post-processing.
+  void save(const std::filesystem::path& dir, const std::string& metadata) const {
+    nb::gil_scoped_release release;
+    deploy::save_artifacts(dir, model_->circuit().circuit(),
+                           std::string(models::to_string(model_->link())), metadata);
+  }
+
   std::size_t features() const { return model_->features(); }
   std::size_t outputs() const { return model_->outputs(); }
   std::string link() const { return std::string(models::to_string(model_->link())); }
 
  private:
   std::optional<models::LinearModel> model_;
+};
+
+std::string hex_id(std::uint64_t id) {
+  char buffer[17];
+  std::snprintf(buffer, sizeof buffer, "%016llx", static_cast<unsigned long long>(id));
+  return buffer;
+}
+
+nb::bytes to_bytes(const std::vector<std::uint8_t>& v) {
+  return nb::bytes(reinterpret_cast<const char*>(v.data()), v.size());
+}
+
+std::span<const std::uint8_t> as_span(const nb::bytes& b) {
+  return {reinterpret_cast<const std::uint8_t*>(b.c_str()), b.size()};
+}
+
+// deploy::Client for models whose inputs are one tensor per sample (rows of a matrix, reshaped
+// to the input's shape) and whose outputs are flattened per sample.
+class PyClient {
+ public:
+  PyClient(const std::filesystem::path& artifact_dir, const std::filesystem::path& key_dir)
+      : client_(artifact_dir, key_dir) {
+    if (client_.spec().circuit.inputs.size() != 1) {
+      throw std::invalid_argument("the Python client takes models with one input tensor, this "
+                                  "one has " +
+                                  std::to_string(client_.spec().circuit.inputs.size()));
+    }
+  }
+
+  void generate_keys(bool force) {
+    nb::gil_scoped_release release;
+    client_.generate_private_and_evaluation_keys(force);
+  }
+
+  nb::bytes evaluation_keys() const { return to_bytes(client_.serialized_evaluation_keys()); }
+
+  nb::bytes quantize_encrypt_serialize(const InMatrix& x) {
+    const runtime::TensorEncoding& input = client_.spec().circuit.inputs[0];
+    const std::size_t width = ir::element_count(input.shape);
+    if (x.shape(1) != width) {
+      throw std::invalid_argument("X has " + std::to_string(x.shape(1)) +
+                                  " values per row, the model's input " +
+                                  ir::to_string(input.shape) + " takes " + std::to_string(width));
+    }
+    std::vector<runtime::FloatSample> samples(x.shape(0));
+    for (std::size_t r = 0; r < samples.size(); ++r) {
+      samples[r].emplace_back(input.shape,
+                              std::vector<double>(x.data() + r * width, x.data() + (r + 1) * width));
+    }
+    std::vector<std::uint8_t> bytes;
+    {
+      nb::gil_scoped_release release;
+      bytes = client_.quantize_encrypt_serialize(samples);
+    }
+    return to_bytes(bytes);
+  }
+
+  // Decision values [N, total output elements], before post-processing.
+  OutMatrix<double> deserialize_decrypt_dequantize(const nb::bytes& result) const {
+    std::vector<runtime::FloatSample> samples;
+    {
+      const std::span<const std::uint8_t> bytes = as_span(result);
+      nb::gil_scoped_release release;
+      samples = client_.deserialize_decrypt_dequantize(bytes);
+    }
+    std::size_t width = 0;
+    for (const auto& o : client_.spec().circuit.outputs) width += ir::element_count(o.shape);
+    std::vector<double> out;
+    out.reserve(samples.size() * width);
+    for (const auto& sample : samples)
+      for (const auto& t : sample) out.insert(out.end(), t.data.begin(), t.data.end());
+    return to_numpy(std::move(out), samples.size(), width);
+  }
+
+  OutMatrix<double> post_processing(const InMatrix& decision) const {
+    return to_numpy(models::apply_link(models::parse_link(client_.spec().post_processing),
+                                       to_matrix(decision)));
+  }
+
+  std::string metadata() const { return client_.spec().metadata; }
+  std::string circuit_id() const { return hex_id(client_.spec().circuit_id); }
+
+ private:
+  deploy::Client client_;
+};
+
+class PyServer {
+ public:
+  explicit PyServer(const std::filesystem::path& artifact_dir) : server_(artifact_dir) {}
+
+  nb::bytes run(const nb::bytes& inputs, const nb::bytes& evaluation_keys) const {
+    std::vector<std::uint8_t> out;
+    {
+      const auto in = as_span(inputs);
+      const auto keys = as_span(evaluation_keys);
+      nb::gil_scoped_release release;
+      out = server_.run(in, keys);
+    }
+    return to_bytes(out);
+  }
+
+  std::string circuit_id() const { return hex_id(server_.circuit_id()); }
+
+ private:
+  deploy::Server server_;
 };
 
 }  // namespace
@@ -238,7 +356,31 @@ NB_MODULE(_core, m) {
       .def("statistics", &PyLinearModel::statistics)
       .def_prop_ro("coef", &PyLinearModel::coef, nb::rv_policy::move,
                    "Weights [F, C] on the quantizer's grid (after optimized rounding).")
+      .def("save", &PyLinearModel::save, nb::arg("path"), nb::arg("metadata") = "{}",
+           "Writes the deployment artifacts path/server.fheml and path/client.fheml.")
       .def_prop_ro("features", &PyLinearModel::features)
       .def_prop_ro("outputs", &PyLinearModel::outputs)
       .def_prop_ro("link", &PyLinearModel::link);
+
+  nb::class_<PyClient>(m, "Client",
+                       "The client side of a deployed model: keys (the secret key stays in "
+                       "key_dir), encryption, decryption (deploy::Client).")
+      .def(nb::init<const std::filesystem::path&, const std::filesystem::path&>(),
+           nb::arg("path"), nb::arg("key_dir"))
+      .def("generate_keys", &PyClient::generate_keys, nb::arg("force") = false)
+      .def("evaluation_keys", &PyClient::evaluation_keys)
+      .def("quantize_encrypt_serialize", &PyClient::quantize_encrypt_serialize, nb::arg("x"))
+      .def("deserialize_decrypt_dequantize", &PyClient::deserialize_decrypt_dequantize,
+           nb::arg("result"))
+      .def("post_processing", &PyClient::post_processing, nb::arg("decision"))
+      .def_prop_ro("metadata", &PyClient::metadata)
+      .def_prop_ro("circuit_id", &PyClient::circuit_id);
+
+  nb::class_<PyServer>(m, "Server",
+                       "The server side of a deployed model: runs on ciphertexts with the "
+                       "evaluation keys only (deploy::Server).")
+      .def(nb::init<const std::filesystem::path&>(), nb::arg("path"))
+      .def("run", &PyServer::run, nb::arg("serialized_encrypted"),
+           nb::arg("serialized_evaluation_keys"))
+      .def_prop_ro("circuit_id", &PyServer::circuit_id);
 }

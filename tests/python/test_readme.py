@@ -1,0 +1,61 @@
+"""The README's deployment section, run as written: its Python blocks (save, call) and its
+`fheml serve` command, in a scratch directory."""
+import os
+import re
+import shlex
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+BUILD = os.environ.get("FHEML_BUILD_DIR")
+
+
+def _section(title: str) -> str:
+    text = (REPO / "README.md").read_text()
+    start = text.index(f"## {title}")
+    end = text.find("\n## ", start + 1)
+    return text[start:end if end != -1 else len(text)]
+
+
+def _blocks(section: str, language: str) -> list[str]:
+    return re.findall(rf"```{language}\n(.*?)```", section, flags=re.S)
+
+
+@pytest.mark.skipif(BUILD is None, reason="FHEML_BUILD_DIR not set (scripts/test.sh sets it)")
+def test_deployment_section_runs_as_written(tmp_path):
+    section = _section("Deployment: save, serve, call")
+    save, call = _blocks(section, "python")
+    (serve,) = _blocks(section, "sh")
+    command = shlex.split(serve.split("#")[0])
+    assert command[:2] == ["./build/fheml", "serve"] and command[-2] == "--port"
+    port = int(command[-1])
+    with socket.socket() as s:  # the README's port must be free here
+        if s.connect_ex(("127.0.0.1", port)) == 0:
+            pytest.skip(f"port {port} is in use on this machine")
+
+    subprocess.run([sys.executable, "-c", save], cwd=tmp_path, check=True)
+    assert (tmp_path / "cancer_model" / "server.fheml").exists()
+    server = subprocess.Popen([str(Path(BUILD) / "fheml"), *command[1:]], cwd=tmp_path,
+                              stderr=subprocess.PIPE)
+    try:
+        for _ in range(200):
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1)
+                break
+            except OSError:
+                time.sleep(0.05)
+        out = subprocess.run([sys.executable, "-c", call], cwd=tmp_path, check=True,
+                             capture_output=True, text=True).stdout
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+    # Five labels, then their probabilities.
+    assert re.match(r"\[[01] [01] [01] [01] [01]\] \[\[", out), out
+    assert (tmp_path / "cancer_keys" / "client.key").exists()
+    assert list((tmp_path / "cancer_model" / "keys").iterdir())  # the server kept the keys
