@@ -4,6 +4,8 @@
 // tests/data/sklearn/), compiled at 8 bits, and the test rows are encrypted, run and decrypted.
 // Exits non-zero if an encrypted result differs from the clear quantized one. With a directory
 // argument it also saves the model's deployment artifacts there.
+#include "fheml/models/linear_model.h"
+
 #include <cmath>
 #include <cstddef>
 #include <cstdio>
@@ -12,7 +14,6 @@
 
 #include "fheml/cli/datasets.h"
 #include "fheml/deploy/deploy.h"
-#include "fheml/models/linear_model.h"
 
 namespace {
 
@@ -26,8 +27,7 @@ Matrix to_matrix(const fheml::datasets::LabelledData& data) {
 
 // Logistic regression by full-batch gradient descent with an L2 penalty: a stand-in for the
 // model a user already has (scikit-learn's lbfgs finds the same optimum more quickly).
-void train(const Matrix& x, const std::vector<std::int64_t>& y, std::vector<double>& w,
-           double& b) {
+void train(const Matrix& x, const std::vector<std::int64_t>& y, std::vector<double>& w, double& b) {
   w.assign(x.cols, 0.0);
   b = 0;
   const double rate = 0.5, l2 = 1.0 / static_cast<double>(x.rows);
@@ -51,8 +51,10 @@ void train(const Matrix& x, const std::vector<std::int64_t>& y, std::vector<doub
 
 int main(int argc, char** argv) {
   using namespace fheml;
-  const auto train_set = datasets::load_labelled_csv(datasets::sklearn_path("breast_cancer_train.csv"));
-  const auto test_set = datasets::load_labelled_csv(datasets::sklearn_path("breast_cancer_test.csv"));
+  const auto train_set =
+      datasets::load_labelled_csv(datasets::sklearn_path("breast_cancer_train.csv"));
+  const auto test_set =
+      datasets::load_labelled_csv(datasets::sklearn_path("breast_cancer_test.csv"));
   const Matrix train_rows = to_matrix(train_set), test_rows = to_matrix(test_set);
   std::vector<double> weights;
   double intercept = 0;
@@ -62,7 +64,7 @@ int main(int argc, char** argv) {
   models::Matrix coef{weights.size(), 1, weights};  // [features, outputs]
   models::LinearModelOptions options;               // 8-bit inputs and weights by default
   models::LinearModel model(coef, std::vector<double>{intercept}, models::Link::kSigmoid,
-                            train_rows, options);   // calibration: ranges and rounding
+                            train_rows, options);  // calibration: ranges and rounding
   const models::Matrix clear = model.predict(test_rows, runtime::Mode::kDisable);
   const models::Matrix encrypted = model.predict(test_rows, runtime::Mode::kExecute);
   // [README]
@@ -85,12 +87,14 @@ int main(int argc, char** argv) {
     const std::int64_t label = test_set.labels[r];
     correct_float += (z > 0) == (label == 1);
     correct_fhe += (encrypted.data[2 * r + 1] > 0.5) == (label == 1);
-    same += encrypted.data[2 * r] == clear.data[2 * r] && encrypted.data[2 * r + 1] == clear.data[2 * r + 1];
+    same += encrypted.data[2 * r] == clear.data[2 * r] &&
+            encrypted.data[2 * r + 1] == clear.data[2 * r + 1];
   }
   const auto n = static_cast<double>(test_rows.rows);
-  std::printf("breast cancer, %zu test rows: float accuracy %.4f, FHE accuracy %.4f, "
-              "encrypted == clear on %zu rows\n",
-              test_rows.rows, static_cast<double>(correct_float) / n,
-              static_cast<double>(correct_fhe) / n, same);
+  std::printf(
+      "breast cancer, %zu test rows: float accuracy %.4f, FHE accuracy %.4f, "
+      "encrypted == clear on %zu rows\n",
+      test_rows.rows, static_cast<double>(correct_float) / n, static_cast<double>(correct_fhe) / n,
+      same);
   return same == test_rows.rows ? 0 : 1;
 }

@@ -35,9 +35,8 @@ compiler::Circuit small_mlp() {
   };
   ir::FloatGraph g;
   const auto x = g.input("x", {1, 4});
-  const auto h = g.unary(ir::FloatOp::kRelu,
-                         g.gemm(x, g.constant("w1", tensor({4, 3})), g.constant("b1", tensor({3})),
-                                false, "fc1"));
+  const auto h = g.unary(ir::FloatOp::kRelu, g.gemm(x, g.constant("w1", tensor({4, 3})),
+                                                    g.constant("b1", tensor({3})), false, "fc1"));
   g.mark_output(
       g.gemm(h, g.constant("w2", tensor({3, 2})), g.constant("b2", tensor({2})), false, "fc2"));
   std::vector<quant::Sample> calibration;
@@ -56,7 +55,8 @@ compiler::Circuit small_linear() {
   return model.circuit().circuit();
 }
 
-std::vector<runtime::FloatSample> rows(std::size_t count, std::size_t features, std::uint64_t seed) {
+std::vector<runtime::FloatSample> rows(std::size_t count, std::size_t features,
+                                       std::uint64_t seed) {
   tfhe::Csprng rng(tfhe::test_seed(seed));
   std::vector<runtime::FloatSample> samples;
   for (std::size_t i = 0; i < count; ++i) {
@@ -205,7 +205,8 @@ TEST(Deploy, BadBytesAreRefusedWithNamedErrors) {
   Client client(dir.path(), "");
   client.generate_private_and_evaluation_keys();
   const Server server(dir.path());
-  const runtime::EvaluationKeys keys = server.load_evaluation_keys(client.serialized_evaluation_keys());
+  const runtime::EvaluationKeys keys =
+      server.load_evaluation_keys(client.serialized_evaluation_keys());
   const std::vector<std::uint8_t> request = client.quantize_encrypt_serialize(rows(2, 3, 1));
 
   // Every truncation of every object is refused, never crashes.
@@ -214,7 +215,8 @@ TEST(Deploy, BadBytesAreRefusedWithNamedErrors) {
   for (std::size_t n = 0; n < spec.size(); n += 7)
     EXPECT_THROW(deserialize_client_spec(std::span(spec).first(n)), tfhe::DeserializationError);
   for (std::size_t n = 0; n < circuit.size(); n += 13)
-    EXPECT_THROW(deserialize_server_circuit(std::span(circuit).first(n)), tfhe::DeserializationError);
+    EXPECT_THROW(deserialize_server_circuit(std::span(circuit).first(n)),
+                 tfhe::DeserializationError);
   for (std::size_t n = 0; n < request.size(); n += 5)
     EXPECT_THROW(server.run(std::span(request).first(n), keys), std::invalid_argument);
 
@@ -227,8 +229,9 @@ TEST(Deploy, BadBytesAreRefusedWithNamedErrors) {
   other.generate_private_and_evaluation_keys();
   const std::vector<std::uint8_t> foreign = other.quantize_encrypt_serialize(rows(1, 4, 2));
   EXPECT_NE(error_of([&] { server.run(foreign, keys); }).find("were made for"), std::string::npos);
-  EXPECT_NE(error_of([&] { server.load_evaluation_keys(other.serialized_evaluation_keys()); })
-                .find("made for another parameter set"),
+  EXPECT_NE(error_of([&] {
+              server.load_evaluation_keys(other.serialized_evaluation_keys());
+            }).find("made for another parameter set"),
             std::string::npos);
   // The wrong object type.
   EXPECT_NE(error_of([&] { deserialize_client_spec(circuit); }).find("ClientSpec"),

@@ -197,18 +197,18 @@ TEST(LinearModel, RefusesBadInputsWithNamedErrors) {
                std::invalid_argument);
   EXPECT_THROW(LinearModel(coef, std::vector<double>{0}, Link::kIdentity, make_rows(5, 3, 1)),
                std::invalid_argument);
-  EXPECT_THROW(LinearModel(make_coef(4, 2), std::vector<double>{0, 0}, Link::kSigmoid,
-                           make_rows(5, 4, 1)),
-               std::invalid_argument);
+  EXPECT_THROW(
+      LinearModel(make_coef(4, 2), std::vector<double>{0, 0}, Link::kSigmoid, make_rows(5, 4, 1)),
+      std::invalid_argument);
   Matrix bad_coef = coef;
   bad_coef.data[2] = INFINITY;
   EXPECT_THROW(LinearModel(bad_coef, std::vector<double>{0}, Link::kIdentity, make_rows(5, 4, 1)),
                std::invalid_argument);
   LinearModelOptions options;
   options.compile.quantization.n_bits.model_inputs = 40;
-  EXPECT_THROW(LinearModel(coef, std::vector<double>{0}, Link::kIdentity, make_rows(5, 4, 1),
-                           options),
-               std::invalid_argument);
+  EXPECT_THROW(
+      LinearModel(coef, std::vector<double>{0}, Link::kIdentity, make_rows(5, 4, 1), options),
+      std::invalid_argument);
 }
 
 TEST(Link, FormulasMatchScikitLearn) {

@@ -30,9 +30,9 @@ namespace fheml::deploy {
 namespace {
 
 using tfhe::ObjectType;
+using tfhe::wire::fail;
 using tfhe::wire::Reader;
 using tfhe::wire::Writer;
-using tfhe::wire::fail;
 
 // Limits of what a loader accepts (beyond anything the compiler makes; they keep every size
 // computed from them far from overflow).
@@ -92,9 +92,8 @@ ir::Shape read_shape(Reader& r, const char* what) {
   for (std::uint64_t i = 0; i < rank; ++i) {
     const std::uint64_t d = r.u64();
     if (d == 0 || d > kMaxElements || elements * d > kMaxElements) {
-      fail(r.context(), std::string(what) + ": dimension " + std::to_string(d) +
-                            " (more than " + std::to_string(kMaxElements) +
-                            " elements, or zero)");
+      fail(r.context(), std::string(what) + ": dimension " + std::to_string(d) + " (more than " +
+                            std::to_string(kMaxElements) + " elements, or zero)");
     }
     elements *= d;
     shape.push_back(static_cast<std::size_t>(d));
@@ -304,7 +303,8 @@ ir::IntNode read_node(Reader& r, std::size_t index) {
     }
     const std::uint64_t elements = tfhe::wire::read_count(r, 0, 8, "lookup element");
     n.lookup.table_of_element.resize(elements);
-    for (std::uint32_t& t : n.lookup.table_of_element) t = read_index(r, tables, "lookup table index");
+    for (std::uint32_t& t : n.lookup.table_of_element)
+      t = read_index(r, tables, "lookup table index");
   }
   return n;
 }
@@ -318,8 +318,7 @@ std::vector<std::uint8_t> seal(ObjectType type, std::uint64_t fingerprint, Write
   return tfhe::wire::finish_envelope(std::move(w), body.size());
 }
 
-tfhe::DeserializeOptions with_default_limit(tfhe::DeserializeOptions options,
-                                            std::uint64_t limit) {
+tfhe::DeserializeOptions with_default_limit(tfhe::DeserializeOptions options, std::uint64_t limit) {
   options.max_bytes = std::min(options.max_bytes, limit);
   return options;
 }
@@ -327,7 +326,7 @@ tfhe::DeserializeOptions with_default_limit(tfhe::DeserializeOptions options,
 // Parses the payload of `bytes` with `parse`, then requires it consumed exactly.
 template <class Parse>
 auto open_payload(std::span<const std::uint8_t> bytes, ObjectType type,
-          const tfhe::DeserializeOptions& options, Parse parse) {
+                  const tfhe::DeserializeOptions& options, Parse parse) {
   const std::string context = tfhe::wire::loader_name(type);
   const tfhe::wire::Opened envelope = tfhe::wire::open_envelope(bytes, type, options, context);
   Reader reader(envelope.payload, context);
@@ -399,47 +398,49 @@ std::vector<std::uint8_t> serialize_server_circuit(const compiler::Circuit& c) {
 compiler::Circuit deserialize_server_circuit(std::span<const std::uint8_t> bytes,
                                              const tfhe::DeserializeOptions& options) {
   const auto opts = with_default_limit(options, kMaxCircuitBytes);
-  compiler::Circuit c = open_payload(bytes, ObjectType::kServerCircuit, opts, [&](Reader& r, std::uint64_t fp) {
-    compiler::Circuit out;
-    out.parameters = tfhe::wire::read_parameters(r, fp, security_of(opts));
-    out.has_lookups = read_flag(r, "has_lookups") == 1;
-    out.parameter_choice = read_string(r, kMaxMetadataBytes, "parameter choice");
-    out.log2_p_error = r.f64();
-    out.global_p_error = r.f64();
-    const std::uint64_t nodes = tfhe::wire::read_count(r, 0, 8 * 8, "node");
-    for (std::uint64_t i = 0; i < nodes; ++i) {
-      ir::IntNode node = read_node(r, static_cast<std::size_t>(i));
-      try {
-        out.graph.add(std::move(node));
-      } catch (const std::logic_error& e) {
-        fail(r.context(), "node " + std::to_string(i) + " is invalid: " + e.what());
-      }
-    }
-    const std::uint64_t outputs = tfhe::wire::read_count(r, 0, 8, "graph output");
-    for (std::uint64_t i = 0; i < outputs; ++i)
-      out.graph.outputs.push_back(ir::ValueId{read_index(r, nodes, "graph output")});
-    const std::uint64_t widths = tfhe::wire::read_count(r, 0, 8, "width");
-    if (widths != nodes) {
-      fail(r.context(), std::to_string(widths) + " widths for " + std::to_string(nodes) + " nodes");
-    }
-    for (std::uint64_t i = 0; i < widths; ++i) out.width.push_back(read_index(r, 63, "width"));
-    const std::uint64_t inputs = tfhe::wire::read_count(r, 0, 8, "input quantizer");
-    for (std::uint64_t i = 0; i < inputs; ++i) out.inputs.push_back(read_input_quantizer(r));
-    const std::uint64_t deqs = tfhe::wire::read_count(r, 0, 8, "output dequantizer");
-    for (std::uint64_t i = 0; i < deqs; ++i) out.outputs.push_back(read_output_dequantizer(r));
-    const std::uint64_t sites = tfhe::wire::read_count(r, 0, 6 * 8, "noise site");
-    for (std::uint64_t i = 0; i < sites; ++i) {
-      compiler::NoiseSite s;
-      s.node = ir::ValueId{read_index(r, nodes, "noise site node")};
-      s.is_output = read_flag(r, "noise site output flag") == 1;
-      s.bits = read_index(r, 63, "noise site bits");
-      s.nu2 = r.f64();
-      s.log2_p_fail = r.f64();
-      s.label = read_string(r, kMaxNameBytes, "noise site label");
-      out.noise_sites.push_back(std::move(s));
-    }
-    return out;
-  });
+  compiler::Circuit c =
+      open_payload(bytes, ObjectType::kServerCircuit, opts, [&](Reader& r, std::uint64_t fp) {
+        compiler::Circuit out;
+        out.parameters = tfhe::wire::read_parameters(r, fp, security_of(opts));
+        out.has_lookups = read_flag(r, "has_lookups") == 1;
+        out.parameter_choice = read_string(r, kMaxMetadataBytes, "parameter choice");
+        out.log2_p_error = r.f64();
+        out.global_p_error = r.f64();
+        const std::uint64_t nodes = tfhe::wire::read_count(r, 0, 8 * 8, "node");
+        for (std::uint64_t i = 0; i < nodes; ++i) {
+          ir::IntNode node = read_node(r, static_cast<std::size_t>(i));
+          try {
+            out.graph.add(std::move(node));
+          } catch (const std::logic_error& e) {
+            fail(r.context(), "node " + std::to_string(i) + " is invalid: " + e.what());
+          }
+        }
+        const std::uint64_t outputs = tfhe::wire::read_count(r, 0, 8, "graph output");
+        for (std::uint64_t i = 0; i < outputs; ++i)
+          out.graph.outputs.push_back(ir::ValueId{read_index(r, nodes, "graph output")});
+        const std::uint64_t widths = tfhe::wire::read_count(r, 0, 8, "width");
+        if (widths != nodes) {
+          fail(r.context(),
+               std::to_string(widths) + " widths for " + std::to_string(nodes) + " nodes");
+        }
+        for (std::uint64_t i = 0; i < widths; ++i) out.width.push_back(read_index(r, 63, "width"));
+        const std::uint64_t inputs = tfhe::wire::read_count(r, 0, 8, "input quantizer");
+        for (std::uint64_t i = 0; i < inputs; ++i) out.inputs.push_back(read_input_quantizer(r));
+        const std::uint64_t deqs = tfhe::wire::read_count(r, 0, 8, "output dequantizer");
+        for (std::uint64_t i = 0; i < deqs; ++i) out.outputs.push_back(read_output_dequantizer(r));
+        const std::uint64_t sites = tfhe::wire::read_count(r, 0, 6 * 8, "noise site");
+        for (std::uint64_t i = 0; i < sites; ++i) {
+          compiler::NoiseSite s;
+          s.node = ir::ValueId{read_index(r, nodes, "noise site node")};
+          s.is_output = read_flag(r, "noise site output flag") == 1;
+          s.bits = read_index(r, 63, "noise site bits");
+          s.nu2 = r.f64();
+          s.log2_p_fail = r.f64();
+          s.label = read_string(r, kMaxNameBytes, "noise site label");
+          out.noise_sites.push_back(std::move(s));
+        }
+        return out;
+      });
   // What the runtime needs beyond the graph's own invariants: one quantizer per input and per
   // output with their shapes, and widths and tables that Program accepts.
   const std::string context = tfhe::wire::loader_name(ObjectType::kServerCircuit);
@@ -471,7 +472,8 @@ std::uint64_t circuit_id(const compiler::Circuit& circuit) {
   // The envelope ends with BLAKE2b-128 of everything before it.
   std::uint64_t id = 0;
   for (int i = 7; i >= 0; --i)
-    id = (id << 8) | bytes[bytes.size() - tfhe::kEnvelopeChecksumBytes + static_cast<std::size_t>(i)];
+    id = (id << 8) |
+         bytes[bytes.size() - tfhe::kEnvelopeChecksumBytes + static_cast<std::size_t>(i)];
   return id;
 }
 
@@ -482,8 +484,8 @@ ClientSpec make_client_spec(const compiler::Circuit& circuit, std::string post_p
     throw std::invalid_argument("metadata of " + std::to_string(metadata.size()) +
                                 " bytes, at most " + std::to_string(kMaxMetadataBytes));
   }
-  return ClientSpec{circuit_id(circuit),        runtime::client_view(circuit), circuit.inputs,
-                    circuit.outputs,            std::move(post_processing),    std::move(metadata)};
+  return ClientSpec{circuit_id(circuit), runtime::client_view(circuit), circuit.inputs,
+                    circuit.outputs,     std::move(post_processing),    std::move(metadata)};
 }
 
 std::vector<std::uint8_t> serialize(const ClientSpec& spec) {
@@ -552,17 +554,18 @@ std::vector<std::uint8_t> serialize(const runtime::CompressedEvaluationKeys& key
 
 runtime::CompressedEvaluationKeys deserialize_evaluation_keys(
     std::span<const std::uint8_t> bytes, const tfhe::DeserializeOptions& options) {
-  return open_payload(bytes, ObjectType::kEvaluationKeys, options, [&](Reader& r, std::uint64_t fp) {
-    runtime::CompressedEvaluationKeys keys;
-    keys.parameters = tfhe::wire::read_parameters(r, fp, security_of(options));
-    if (read_flag(r, "server key flag") == 1) {
-      tfhe::DeserializeOptions inner = options;
-      inner.expected_parameters = &keys.parameters;
-      keys.server_key =
-          tfhe::deserialize_compressed_server_key(read_nested(r, "server key"), inner);
-    }
-    return keys;
-  });
+  return open_payload(
+      bytes, ObjectType::kEvaluationKeys, options, [&](Reader& r, std::uint64_t fp) {
+        runtime::CompressedEvaluationKeys keys;
+        keys.parameters = tfhe::wire::read_parameters(r, fp, security_of(options));
+        if (read_flag(r, "server key flag") == 1) {
+          tfhe::DeserializeOptions inner = options;
+          inner.expected_parameters = &keys.parameters;
+          keys.server_key =
+              tfhe::deserialize_compressed_server_key(read_nested(r, "server key"), inner);
+        }
+        return keys;
+      });
 }
 
 namespace {

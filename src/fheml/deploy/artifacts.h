@@ -36,7 +36,7 @@ inline constexpr std::uint64_t kArtifactFormatVersion = 1;
 struct ClientSpec {
   std::uint64_t circuit_id = 0;  // the server circuit it was made with (circuit_id below)
   runtime::ClientCircuit circuit;
-  std::vector<quant::InputQuantizer> input_quantizers;       // one per circuit input
+  std::vector<quant::InputQuantizer> input_quantizers;        // one per circuit input
   std::vector<quant::OutputDequantizer> output_dequantizers;  // one per circuit output
   // Applied by the client after dequantization: a models::Link name ("identity", "sigmoid",
   // "softmax", "exp", ...).
@@ -54,8 +54,7 @@ std::uint64_t circuit_id(const compiler::Circuit& circuit);
 // The client's part of `circuit`. Throws std::invalid_argument for an unknown post_processing
 // name or a circuit whose widths are malformed.
 ClientSpec make_client_spec(const compiler::Circuit& circuit,
-                            std::string post_processing = "identity",
-                            std::string metadata = "{}");
+                            std::string post_processing = "identity", std::string metadata = "{}");
 
 // Largest payloads the loaders accept by default (DeserializeOptions::max_bytes overrides).
 inline constexpr std::uint64_t kMaxSpecBytes = std::uint64_t{64} << 20;

@@ -22,8 +22,8 @@ std::string hex_id(std::uint64_t id) {
 
 void check_circuit_id(std::uint64_t found, std::uint64_t expected, const char* what) {
   if (found != expected) {
-    throw tfhe::DeserializationError(std::string(what) + " were made for circuit " +
-                                     hex_id(found) + ", this model is circuit " + hex_id(expected) +
+    throw tfhe::DeserializationError(std::string(what) + " were made for circuit " + hex_id(found) +
+                                     ", this model is circuit " + hex_id(expected) +
                                      ": use the client artifact of the model the server runs");
   }
 }
@@ -101,7 +101,8 @@ void Client::generate_private_and_evaluation_keys(bool force) {
     options.expected_parameters = &spec_.circuit.parameters;
     runtime::ClientKeys keys{tfhe::deserialize_client_key(read_file(secret_path), options)};
     std::vector<std::uint8_t> evaluation = read_file(evaluation_path);
-    const runtime::CompressedEvaluationKeys parsed = deserialize_evaluation_keys(evaluation, options);
+    const runtime::CompressedEvaluationKeys parsed =
+        deserialize_evaluation_keys(evaluation, options);
     if (spec_.circuit.has_lookups && !parsed.server_key) {
       throw std::invalid_argument(evaluation_path.string() +
                                   " holds no server key but the model needs one: regenerate the "

@@ -28,7 +28,7 @@ namespace fheml::deploy {
 
 inline constexpr const char* kClientFile = "client.fheml";
 inline constexpr const char* kServerFile = "server.fheml";
-inline constexpr const char* kClientKeyFile = "client.key";          // in the client's key_dir
+inline constexpr const char* kClientKeyFile = "client.key";            // in the client's key_dir
 inline constexpr const char* kEvaluationKeysFile = "evaluation.keys";  // in the client's key_dir
 
 // Writes dir/server.fheml and dir/client.fheml (dir created if missing; files replaced
@@ -62,7 +62,8 @@ class Client {
 
   // Throw std::logic_error before keys exist.
   const std::vector<std::uint8_t>& serialized_evaluation_keys() const;
-  std::vector<std::uint8_t> quantize_encrypt_serialize(std::span<const runtime::FloatSample> samples);
+  std::vector<std::uint8_t> quantize_encrypt_serialize(
+      std::span<const runtime::FloatSample> samples);
   std::vector<std::uint8_t> encrypt_serialize(std::span<const runtime::IntSample> samples);
   std::vector<runtime::FloatSample> deserialize_decrypt_dequantize(
       std::span<const std::uint8_t> bytes) const;

@@ -199,8 +199,9 @@ Matrix apply_link(Link link, const Matrix& decision) {
     }
   }
   if (link == Link::kSigmoid && decision.cols != 1) {
-    throw std::invalid_argument("link sigmoid takes one score column (a binary classifier), found " +
-                                std::to_string(decision.cols));
+    throw std::invalid_argument(
+        "link sigmoid takes one score column (a binary classifier), found " +
+        std::to_string(decision.cols));
   }
   Matrix out = decision;
   switch (link) {
@@ -239,8 +240,8 @@ Matrix optimize_weight_rounding(const Matrix& coef, std::span<const double> inpu
   check_matrix(calibration, "calibration");
   const std::size_t n = coef.rows;
   if (input_scales.size() != n || calibration.cols != n || calibration.rows == 0) {
-    throw std::invalid_argument("optimize_weight_rounding: " + std::to_string(n) +
-                                " features, " + std::to_string(input_scales.size()) +
+    throw std::invalid_argument("optimize_weight_rounding: " + std::to_string(n) + " features, " +
+                                std::to_string(input_scales.size()) +
                                 " input scales, calibration " + std::to_string(calibration.rows) +
                                 " x " + std::to_string(calibration.cols));
   }
@@ -309,7 +310,8 @@ ir::FloatGraph linear_graph(const Matrix& coef, std::span<const double> intercep
   check_matrix(coef, "coef");
   if (coef.rows == 0 || coef.cols == 0) {
     throw std::invalid_argument("coef: " + std::to_string(coef.rows) + " x " +
-                                std::to_string(coef.cols) + ", a linear model needs at least one "
+                                std::to_string(coef.cols) +
+                                ", a linear model needs at least one "
                                 "feature and one output");
   }
   if (intercept.size() != coef.cols) {
@@ -330,7 +332,8 @@ ir::FloatGraph linear_graph(const Matrix& coef, std::span<const double> intercep
   const ir::ValueId x = graph.input("x", {1, coef.rows});
   const ir::ValueId w = graph.constant("coef", ir::FloatTensor({coef.rows, coef.cols}, coef.data));
   const ir::ValueId b = graph.constant(
-      "intercept", ir::FloatTensor({coef.cols}, std::vector<double>(intercept.begin(), intercept.end())));
+      "intercept",
+      ir::FloatTensor({coef.cols}, std::vector<double>(intercept.begin(), intercept.end())));
   graph.mark_output(graph.gemm(x, w, b, /*trans_b=*/false, "linear"));
   return graph;
 }
@@ -343,8 +346,9 @@ LinearModel::LinearModel(const Matrix& coef, std::span<const double> intercept, 
       coef_(prepare_coef(coef, intercept, calibration, options)),
       circuit_(compile_linear(coef_, intercept, calibration, options), options.runtime) {
   if (link == Link::kSigmoid && outputs_ != 1) {
-    throw std::invalid_argument("link sigmoid needs one output (a binary classifier), the model has " +
-                                std::to_string(outputs_));
+    throw std::invalid_argument(
+        "link sigmoid needs one output (a binary classifier), the model has " +
+        std::to_string(outputs_));
   }
 }
 
@@ -390,13 +394,15 @@ std::vector<std::int64_t> LinearModel::run_integers(std::span<const std::int64_t
   std::vector<runtime::IntSample> samples(rows);
   for (std::size_t r = 0; r < rows; ++r) {
     const auto first = q.begin() + static_cast<std::ptrdiff_t>(r * features_);
-    samples[r].emplace_back(ir::Shape{1, features_},
-                            std::vector<std::int64_t>(first, first + static_cast<std::ptrdiff_t>(features_)));
+    samples[r].emplace_back(
+        ir::Shape{1, features_},
+        std::vector<std::int64_t>(first, first + static_cast<std::ptrdiff_t>(features_)));
   }
   const std::vector<runtime::IntSample> results = circuit_.run_integers(samples, mode);
   std::vector<std::int64_t> out;
   out.reserve(rows * outputs_);
-  for (const runtime::IntSample& r : results) out.insert(out.end(), r[0].data.begin(), r[0].data.end());
+  for (const runtime::IntSample& r : results)
+    out.insert(out.end(), r[0].data.begin(), r[0].data.end());
   return out;
 }
 

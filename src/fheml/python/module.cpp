@@ -3,17 +3,17 @@
 // library's: nanobind turns std::invalid_argument into ValueError with the same message.
 #include <nanobind/nanobind.h>
 #include <nanobind/ndarray.h>
+#include <nanobind/stl/filesystem.h>
 #include <nanobind/stl/map.h>
 #include <nanobind/stl/optional.h>
 #include <nanobind/stl/string.h>
-#include <nanobind/stl/filesystem.h>
 
 #include <cstdint>
 #include <cstdio>
 #include <filesystem>
 #include <map>
-#include <span>
 #include <optional>
+#include <span>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -151,8 +151,8 @@ class PyLinearModel {
                                   " outputs");
     }
     const std::size_t n = q.shape(0) * q.shape(1);
-    return to_numpy(model_->dequantize_output(std::vector<std::int64_t>(q.data(), q.data() + n),
-                                              q.shape(0)));
+    return to_numpy(
+        model_->dequantize_output(std::vector<std::int64_t>(q.data(), q.data() + n), q.shape(0)));
   }
 
   void keygen() {
@@ -179,8 +179,7 @@ class PyLinearModel {
     // The client's secret key is k*N binary coefficients (plus n for circuits with lookups).
     d["secret_key_bits"] = c.parameters.glwe_dimension.value * c.parameters.polynomial_size.value +
                            (c.has_lookups ? c.parameters.lwe_dimension.value : 0);
-    d["evaluation_key_bytes"] =
-        s.key_sizes.keyswitch_compressed + s.key_sizes.bootstrap_compressed;
+    d["evaluation_key_bytes"] = s.key_sizes.keyswitch_compressed + s.key_sizes.bootstrap_compressed;
     d["evaluation_key_bytes_server"] =
         s.key_sizes.keyswitch_expanded + s.key_sizes.bootstrap_fourier;
     d["input_bytes"] = s.input_bytes;
@@ -240,9 +239,10 @@ class PyClient {
   PyClient(const std::filesystem::path& artifact_dir, const std::filesystem::path& key_dir)
       : client_(artifact_dir, key_dir) {
     if (client_.spec().circuit.inputs.size() != 1) {
-      throw std::invalid_argument("the Python client takes models with one input tensor, this "
-                                  "one has " +
-                                  std::to_string(client_.spec().circuit.inputs.size()));
+      throw std::invalid_argument(
+          "the Python client takes models with one input tensor, this "
+          "one has " +
+          std::to_string(client_.spec().circuit.inputs.size()));
     }
   }
 
@@ -263,8 +263,8 @@ class PyClient {
     }
     std::vector<runtime::FloatSample> samples(x.shape(0));
     for (std::size_t r = 0; r < samples.size(); ++r) {
-      samples[r].emplace_back(input.shape,
-                              std::vector<double>(x.data() + r * width, x.data() + (r + 1) * width));
+      samples[r].emplace_back(
+          input.shape, std::vector<double>(x.data() + r * width, x.data() + (r + 1) * width));
     }
     std::vector<std::uint8_t> bytes;
     {
@@ -351,7 +351,8 @@ NB_MODULE(_core, m) {
       .def("quantize_input", &PyLinearModel::quantize_input, nb::arg("x"))
       .def("run_integers", &PyLinearModel::run_integers, nb::arg("q"), nb::arg("fhe") = "disable")
       .def("dequantize_output", &PyLinearModel::dequantize_output, nb::arg("q"))
-      .def("keygen", &PyLinearModel::keygen, "Generates the keys now (else the first execute does).")
+      .def("keygen", &PyLinearModel::keygen,
+           "Generates the keys now (else the first execute does).")
       .def("report", &PyLinearModel::report, "Per-node table, parameters and statistics.")
       .def("statistics", &PyLinearModel::statistics)
       .def_prop_ro("coef", &PyLinearModel::coef, nb::rv_policy::move,
@@ -365,8 +366,8 @@ NB_MODULE(_core, m) {
   nb::class_<PyClient>(m, "Client",
                        "The client side of a deployed model: keys (the secret key stays in "
                        "key_dir), encryption, decryption (deploy::Client).")
-      .def(nb::init<const std::filesystem::path&, const std::filesystem::path&>(),
-           nb::arg("path"), nb::arg("key_dir"))
+      .def(nb::init<const std::filesystem::path&, const std::filesystem::path&>(), nb::arg("path"),
+           nb::arg("key_dir"))
       .def("generate_keys", &PyClient::generate_keys, nb::arg("force") = false)
       .def("evaluation_keys", &PyClient::evaluation_keys)
       .def("quantize_encrypt_serialize", &PyClient::quantize_encrypt_serialize, nb::arg("x"))

@@ -219,9 +219,8 @@ struct ListSpec {
 };
 
 template <class Ciphertexts>
-std::size_t check_batches(const tfhe::PbsParameters& parameters,
-                          std::span<const Ciphertexts> lists, std::span<const ListSpec> specs,
-                          const char* what) {
+std::size_t check_batches(const tfhe::PbsParameters& parameters, std::span<const Ciphertexts> lists,
+                          std::span<const ListSpec> specs, const char* what) {
   if (lists.size() != specs.size()) {
     throw std::invalid_argument("expected " + std::to_string(specs.size()) + " encrypted " + what +
                                 "s, found " + std::to_string(lists.size()));
@@ -264,9 +263,9 @@ std::vector<ListSpec> list_specs(const compiler::Circuit& circuit,
                                  std::span<const ir::ValueId> nodes, const char* what) {
   std::vector<ListSpec> specs;
   for (std::size_t i = 0; i < nodes.size(); ++i) {
-    specs.push_back({std::string(what) + " " + std::to_string(i) + " (node " +
-                         node_name(nodes[i].index) + ")",
-                     circuit.graph.node(nodes[i]).shape});
+    specs.push_back(
+        {std::string(what) + " " + std::to_string(i) + " (node " + node_name(nodes[i].index) + ")",
+         circuit.graph.node(nodes[i]).shape});
   }
   return specs;
 }
@@ -291,8 +290,7 @@ tfhe::Csprng make_rng(const std::optional<tfhe::Seed>& seed, std::string_view la
 
 // The checks of encrypt and encrypt_expanded, then the plaintexts: one list per graph input, the
 // elements of sample 0 first.
-std::vector<std::vector<Torus>> encode_inputs(const ClientCircuit& circuit,
-                                              const ClientKeys& keys,
+std::vector<std::vector<Torus>> encode_inputs(const ClientCircuit& circuit, const ClientKeys& keys,
                                               std::span<const IntSample> samples) {
   check_client_key(circuit, keys);
   for (std::size_t s = 0; s < samples.size(); ++s) {
@@ -315,7 +313,8 @@ std::vector<std::vector<Torus>> encode_inputs(const ClientCircuit& circuit,
             ir::to_string(input.shape) + " with " + std::to_string(count) + " values, found " +
             ir::to_string(x.shape) + " with " + std::to_string(x.data.size()));
       }
-      for (const std::int64_t v : x.data) plaintexts[i].push_back(detail::encode_at(v, input.width));
+      for (const std::int64_t v : x.data)
+        plaintexts[i].push_back(detail::encode_at(v, input.width));
     }
   }
   return plaintexts;
@@ -329,8 +328,8 @@ std::vector<EncryptedOutput> run_inputs(const Program& program, const Evaluation
   check_keys(circuit, keys);
   const std::vector<ir::ValueId> input_ids = circuit.graph.inputs();
   // Counts are checked before expanding: a forged count must not allocate.
-  const std::size_t batch = check_batches<Input>(
-      circuit.parameters, inputs, list_specs(circuit, input_ids, "input"), "input");
+  const std::size_t batch = check_batches<Input>(circuit.parameters, inputs,
+                                                 list_specs(circuit, input_ids, "input"), "input");
   Evaluator evaluator(program, keys, batch, options);
   for (std::size_t i = 0; i < inputs.size(); ++i) {
     if constexpr (std::is_same_v<Input, EncryptedInput>) {
@@ -369,8 +368,7 @@ void validate(const ClientCircuit& circuit) {
       const TensorEncoding& t = tensors[i];
       const std::string name = std::string(what) + " " + std::to_string(i);
       if (t.width < 1 || t.width > 62) {
-        throw std::invalid_argument(name + ": width " + std::to_string(t.width) +
-                                    " outside 1..62");
+        throw std::invalid_argument(name + ": width " + std::to_string(t.width) + " outside 1..62");
       }
       if (t.range.lo > t.range.hi) {
         throw std::invalid_argument(name + ": empty range [" + std::to_string(t.range.lo) + ", " +

@@ -72,9 +72,9 @@ struct TensorEncoding {
 
 struct ClientCircuit {
   tfhe::PbsParameters parameters{};
-  bool has_lookups = false;              // whether keygen makes a server key
-  std::vector<TensorEncoding> inputs;    // graph inputs, in order
-  std::vector<TensorEncoding> outputs;   // graph outputs, in order
+  bool has_lookups = false;             // whether keygen makes a server key
+  std::vector<TensorEncoding> inputs;   // graph inputs, in order
+  std::vector<TensorEncoding> outputs;  // graph outputs, in order
   bool operator==(const ClientCircuit&) const = default;
 };
 
