@@ -3,7 +3,6 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
-#include <atomic>
 #include <cstdint>
 #include <filesystem>
 #include <string>
@@ -17,6 +16,7 @@
 #include "fheml/tfhe/csprng.h"
 #include "fheml/tfhe/serialization.h"
 #include "fheml/tfhe/wire.h"
+#include "test_helpers.h"
 
 namespace fheml::deploy {
 namespace {
@@ -67,32 +67,8 @@ std::vector<runtime::FloatSample> rows(std::size_t count, std::size_t features,
   return samples;
 }
 
-// A fresh directory per test under the system temp dir.
-class TempDir {
- public:
-  TempDir() {
-    static std::atomic<int> counter{0};
-    path_ = fs::temp_directory_path() /
-            ("fheml_deploy_test_" + std::to_string(::getpid()) + "_" + std::to_string(counter++));
-    fs::remove_all(path_);
-    fs::create_directories(path_);
-  }
-  ~TempDir() { fs::remove_all(path_); }
-  const fs::path& path() const { return path_; }
-
- private:
-  fs::path path_;
-};
-
-template <class F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const std::invalid_argument& e) {
-    return e.what();
-  }
-  return "(no exception)";
-}
+using fheml::test::error_of;
+using fheml::test::TempDir;
 
 TEST(Artifacts, ServerCircuitRoundTripsExactly) {
   for (const compiler::Circuit& c : {small_mlp(), small_linear()}) {
@@ -126,7 +102,7 @@ TEST(Artifacts, ClientSpecHoldsNoWeightsAndRoundTrips) {
 }
 
 TEST(Deploy, ClientServerEqualsLocalExecution) {
-  const TempDir dir;
+  const TempDir dir("deploy");
   const compiler::Circuit c = small_mlp();
   save_artifacts(dir.path() / "model", c, "identity", "{}");
   Client client(dir.path() / "model", dir.path() / "keys");
@@ -148,7 +124,7 @@ TEST(Deploy, ClientServerEqualsLocalExecution) {
 }
 
 TEST(Deploy, LinearModelsAreExactThroughFilesAndKeysPersist) {
-  const TempDir dir;
+  const TempDir dir("deploy");
   const compiler::Circuit c = small_linear();
   save_artifacts(dir.path(), c, "softmax");
   std::vector<std::uint8_t> evaluation;
@@ -174,7 +150,7 @@ TEST(Deploy, LinearModelsAreExactThroughFilesAndKeysPersist) {
 }
 
 TEST(Deploy, TheSecretKeyIsInNoArtifactAndNoServerInput) {
-  const TempDir dir;
+  const TempDir dir("deploy");
   save_artifacts(dir.path() / "model", small_mlp());
   Client client(dir.path() / "model", dir.path() / "keys");
   client.generate_private_and_evaluation_keys();
@@ -199,7 +175,7 @@ TEST(Deploy, TheSecretKeyIsInNoArtifactAndNoServerInput) {
 }
 
 TEST(Deploy, BadBytesAreRefusedWithNamedErrors) {
-  const TempDir dir;
+  const TempDir dir("deploy");
   const compiler::Circuit c = small_linear();
   save_artifacts(dir.path(), c);
   Client client(dir.path(), "");

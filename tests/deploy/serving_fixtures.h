@@ -9,9 +9,7 @@
 #pragma once
 
 #include <gtest/gtest.h>
-#include <unistd.h>
 
-#include <atomic>
 #include <filesystem>
 #include <map>
 #include <memory>
@@ -25,30 +23,11 @@
 #include "fheml/deploy/deploy.h"
 #include "fheml/ir/float_graph.h"
 #include "fheml/runtime/runtime.h"
+#include "test_helpers.h"
 
 namespace fheml::deploy::test {
 
-// A fresh directory under the system's temporary directory, deleted with its content at the end.
-class TempDir {
- public:
-  explicit TempDir(const std::string& label) {
-    static std::atomic<unsigned> counter{0};
-    path_ = std::filesystem::temp_directory_path() /
-            ("fheml-" + label + "-" + std::to_string(::getpid()) + "-" + std::to_string(counter++));
-    std::filesystem::remove_all(path_);
-    std::filesystem::create_directories(path_);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  const std::filesystem::path& path() const { return path_; }
-
- private:
-  std::filesystem::path path_;
-};
+using fheml::test::TempDir;
 
 inline ir::FloatTensor uniform_tensor(const ir::Shape& shape, std::mt19937& rng, double lo,
                                       double hi) {

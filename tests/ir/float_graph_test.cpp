@@ -12,6 +12,8 @@
 #include <string>
 #include <vector>
 
+#include "test_helpers.h"
+
 namespace fheml::ir {
 namespace {
 
@@ -44,16 +46,7 @@ void expect_close(const FloatTensor& actual, const FloatTensor& expected,
   }
 }
 
-// The message of the std::invalid_argument that `f` throws ("" when it does not throw).
-template <class F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const std::invalid_argument& e) {
-    return e.what();
-  }
-  return "";
-}
+using fheml::test::error_of;
 
 FloatAttributes with_axes(std::vector<std::int64_t> axes, bool keepdims = false) {
   FloatAttributes a;

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "fheml/ir/float_graph.h"
+#include "test_helpers.h"
 
 namespace fheml::ir {
 namespace {
@@ -27,15 +28,7 @@ FloatTensor random_tensor(const Shape& shape, std::mt19937& rng) {
   return t;
 }
 
-template <class F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const std::invalid_argument& e) {
-    return e.what();
-  }
-  return "";
-}
+using fheml::test::error_of;
 
 struct Slots {
   std::vector<const FloatTensor*> constants;

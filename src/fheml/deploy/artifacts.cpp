@@ -596,36 +596,41 @@ std::vector<std::uint8_t> serialize(const EncryptedOutputs& outputs) {
                          [](const tfhe::LweCiphertextList& l) { return tfhe::serialize(l); });
 }
 
+namespace {
+
+// The payload of EncryptedInputs / EncryptedOutputs: circuit id, then (batch, nested list) pairs.
+template <class Message, class List, class Deserialize>
+Message deserialize_lists(std::span<const std::uint8_t> bytes, ObjectType type,
+                          const tfhe::DeserializeOptions& options,
+                          std::vector<List> Message::*lists, Deserialize deserialize) {
+  return open_payload(bytes, type, options, [&](Reader& r, std::uint64_t) {
+    Message message;
+    message.circuit_id = r.u64();
+    const std::uint64_t count = tfhe::wire::read_count(r, 0, 2 * 8, "ciphertext list");
+    for (std::uint64_t i = 0; i < count; ++i) {
+      const auto batch = static_cast<std::size_t>(r.u64());
+      (message.*lists).push_back(List{batch, deserialize(read_nested(r, "ciphertext list"))});
+    }
+    return message;
+  });
+}
+
+}  // namespace
+
 EncryptedInputs deserialize_encrypted_inputs(std::span<const std::uint8_t> bytes,
                                              const tfhe::DeserializeOptions& options) {
-  return open_payload(bytes, ObjectType::kEncryptedInputs, options, [&](Reader& r, std::uint64_t) {
-    EncryptedInputs in;
-    in.circuit_id = r.u64();
-    const std::uint64_t count = tfhe::wire::read_count(r, 0, 2 * 8, "encrypted input");
-    for (std::uint64_t i = 0; i < count; ++i) {
-      const std::uint64_t batch = r.u64();
-      in.inputs.push_back(runtime::EncryptedInput{
-          static_cast<std::size_t>(batch),
-          tfhe::deserialize_seeded_lwe_ciphertext_list(read_nested(r, "input list"), options)});
-    }
-    return in;
-  });
+  return deserialize_lists(bytes, ObjectType::kEncryptedInputs, options, &EncryptedInputs::inputs,
+                           [&](std::span<const std::uint8_t> list) {
+                             return tfhe::deserialize_seeded_lwe_ciphertext_list(list, options);
+                           });
 }
 
 EncryptedOutputs deserialize_encrypted_outputs(std::span<const std::uint8_t> bytes,
                                                const tfhe::DeserializeOptions& options) {
-  return open_payload(bytes, ObjectType::kEncryptedOutputs, options, [&](Reader& r, std::uint64_t) {
-    EncryptedOutputs out;
-    out.circuit_id = r.u64();
-    const std::uint64_t count = tfhe::wire::read_count(r, 0, 2 * 8, "encrypted output");
-    for (std::uint64_t i = 0; i < count; ++i) {
-      const std::uint64_t batch = r.u64();
-      out.outputs.push_back(runtime::EncryptedOutput{
-          static_cast<std::size_t>(batch),
-          tfhe::deserialize_lwe_ciphertext_list(read_nested(r, "output list"), options)});
-    }
-    return out;
-  });
+  return deserialize_lists(bytes, ObjectType::kEncryptedOutputs, options,
+                           &EncryptedOutputs::outputs, [&](std::span<const std::uint8_t> list) {
+                             return tfhe::deserialize_lwe_ciphertext_list(list, options);
+                           });
 }
 
 }  // namespace fheml::deploy
