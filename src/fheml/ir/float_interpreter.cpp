@@ -65,19 +65,10 @@ FloatTensor gemm(const FloatNode& node, std::span<const FloatTensor* const> in) 
 }
 
 FloatTensor matmul(const FloatNode& node, std::span<const FloatTensor* const> in) {
-  const Shape& sa = in[0]->shape;
-  const Shape& sb = in[1]->shape;
-  const Shape a2 = sa.size() == 1 ? Shape{1, sa[0]} : sa;
-  const Shape b2 = sb.size() == 1 ? Shape{sb[0], 1} : sb;
-  const std::size_t m_count = a2[a2.size() - 2];
-  const std::size_t k_count = a2.back();
-  const std::size_t n_count = b2.back();
-  const Shape a_batch(a2.begin(), a2.end() - 2);
-  const Shape b_batch(b2.begin(), b2.end() - 2);
-  const Shape batch(node.shape.begin(), node.shape.begin() + static_cast<std::ptrdiff_t>(std::max(
-                                                                 a_batch.size(), b_batch.size())));
-  const auto a_offsets = broadcast_index(a_batch, batch);
-  const auto b_offsets = broadcast_index(b_batch, batch);
+  const MatmulGeometry g = matmul_geometry(in[0]->shape, in[1]->shape, node.shape);
+  const std::size_t m_count = g.m, k_count = g.k, n_count = g.n;
+  const std::vector<std::size_t>& a_offsets = g.a_matrix;
+  const std::vector<std::size_t>& b_offsets = g.b_matrix;
   FloatTensor out(node.shape);
   for (std::size_t t = 0; t < a_offsets.size(); ++t) {
     const double* pa = in[0]->data.data() + a_offsets[t] * m_count * k_count;

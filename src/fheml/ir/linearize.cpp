@@ -121,17 +121,10 @@ LinearMap matmul(const FloatNode& node, std::span<const FloatTensor* const> cons
     fail(node, "A and B are both variables: their product is not linear (one must be constant)");
   }
   // 1-D operands are promoted to [1,K] and [K,1]: same elements, same order.
-  const Shape a2 = shapes[0].size() == 1 ? Shape{1, shapes[0][0]} : shapes[0];
-  const Shape b2 = shapes[1].size() == 1 ? Shape{shapes[1][0], 1} : shapes[1];
-  const std::size_t m_count = a2[a2.size() - 2];
-  const std::size_t k_count = a2.back();
-  const std::size_t n_count = b2.back();
-  const Shape a_batch(a2.begin(), a2.end() - 2);
-  const Shape b_batch(b2.begin(), b2.end() - 2);
-  const Shape batch(node.shape.begin(), node.shape.begin() + static_cast<std::ptrdiff_t>(std::max(
-                                                                 a_batch.size(), b_batch.size())));
-  const auto a_index = broadcast_index(a_batch, batch);
-  const auto b_index = broadcast_index(b_batch, batch);
+  const MatmulGeometry g = matmul_geometry(shapes[0], shapes[1], node.shape);
+  const std::size_t m_count = g.m, k_count = g.k, n_count = g.n;
+  const std::vector<std::size_t>& a_index = g.a_matrix;
+  const std::vector<std::size_t>& b_index = g.b_matrix;
   RowBuilder rows(constants, element_count(node.shape));
   for (std::size_t t = 0; t < a_index.size(); ++t) {
     for (std::size_t m = 0; m < m_count; ++m) {

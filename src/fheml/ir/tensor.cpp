@@ -1,5 +1,7 @@
 #include "fheml/ir/tensor.h"
 
+#include <algorithm>
+
 namespace fheml::ir {
 
 std::size_t element_count(const Shape& shape) {
@@ -42,6 +44,17 @@ std::vector<std::size_t> broadcast_index(const Shape& in, const Shape& out) {
     index[e] = offset;
   }
   return index;
+}
+
+MatmulGeometry matmul_geometry(const Shape& a, const Shape& b, const Shape& out) {
+  const Shape a2 = a.size() == 1 ? Shape{1, a[0]} : a;
+  const Shape b2 = b.size() == 1 ? Shape{b[0], 1} : b;
+  const Shape a_batch(a2.begin(), a2.end() - 2);
+  const Shape b_batch(b2.begin(), b2.end() - 2);
+  const Shape batch(out.begin(), out.begin() + static_cast<std::ptrdiff_t>(
+                                                   std::max(a_batch.size(), b_batch.size())));
+  return {a2[a2.size() - 2], a2.back(), b2.back(), broadcast_index(a_batch, batch),
+          broadcast_index(b_batch, batch)};
 }
 
 }  // namespace fheml::ir

@@ -19,6 +19,15 @@ std::vector<std::size_t> strides_of(const Shape& shape);
 // numpy broadcasting of `in` to `out`: for each element of `out`, the element of `in` it reads.
 std::vector<std::size_t> broadcast_index(const Shape& in, const Shape& out);
 
+// A matmul of operands shaped `a` and `b` (numpy semantics: 1-D operands promoted to [1,K] and
+// [K,1], leading batch dimensions broadcast) into `out`: matrix t of the output multiplies
+// matrix a_matrix[t] of A ([m, k]) by matrix b_matrix[t] of B ([k, n]).
+struct MatmulGeometry {
+  std::size_t m = 0, k = 0, n = 0;
+  std::vector<std::size_t> a_matrix, b_matrix;  // one entry per output matrix
+};
+MatmulGeometry matmul_geometry(const Shape& a, const Shape& b, const Shape& out);
+
 template <class T>
 struct Tensor {
   Shape shape;
