@@ -1,0 +1,333 @@
+// Quantizer: integer nodes and their calibration values, lookups and rounding.
+#include <algorithm>
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <limits>
+#include <map>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "fheml/quant/quantize_internal.h"
+
+namespace fheml::quant::detail {
+
+// ---- integer nodes and their calibration values ----
+
+ValueId Quantizer::add_node(IntNode node) {
+  const ValueId id = result_.graph.add(std::move(node));
+  const IntNode& n = result_.graph.node(id);
+  if (n.op != IntOp::kInput) {
+    std::vector<ir::IntTensor> values(samples_.size());
+    std::vector<const ir::IntTensor*> operands;
+    for (std::size_t s = 0; s < samples_.size(); ++s) {
+      operands.clear();
+      for (const ValueId in : n.inputs) operands.push_back(&calibration_[in.index][s]);
+      values[s] = ir::evaluate_node(n, operands);
+    }
+    calibration_.push_back(std::move(values));
+  }
+  return id;
+}
+
+IntRange Quantizer::observed(ValueId id) const {
+  IntRange r{std::numeric_limits<std::int64_t>::max(), std::numeric_limits<std::int64_t>::min()};
+  for (const auto& t : calibration_[id.index]) {
+    for (const auto v : t.data) {
+      r.lo = std::min(r.lo, v);
+      r.hi = std::max(r.hi, v);
+    }
+  }
+  return r;
+}
+
+Affine Quantizer::build_linear(std::vector<std::vector<Term>> rows, std::vector<double> constants,
+                               const Shape& shape, const std::string& origin, bool integer_rows) {
+  const std::size_t count = rows.size();
+  // Compose: a term on a linear node expands into that node's row.
+  for (std::size_t r = 0; r < count; ++r) {
+    std::vector<Term> expanded;
+    for (const Term& t : rows[r]) {
+      const IntNode& n = result_.graph.nodes[t.node];
+      if (n.op != IntOp::kLinear) {
+        expanded.push_back(t);
+        continue;
+      }
+      constants[r] += t.weight * static_cast<double>(n.linear.bias[t.element]);
+      for (std::size_t k = n.linear.row_begin[t.element]; k < n.linear.row_begin[t.element + 1];
+           ++k) {
+        const auto& e = n.linear.entries[k];
+        expanded.push_back(
+            {n.inputs[e.source].index, e.element, t.weight * static_cast<double>(e.coefficient)});
+      }
+    }
+    std::sort(expanded.begin(), expanded.end(), [](const Term& a, const Term& b) {
+      return std::pair{a.node, a.element} < std::pair{b.node, b.element};
+    });
+    std::vector<Term> merged;
+    for (const Term& t : expanded) {
+      if (!merged.empty() && merged.back().node == t.node && merged.back().element == t.element) {
+        merged.back().weight += t.weight;
+      } else {
+        merged.push_back(t);
+      }
+    }
+    std::erase_if(merged, [](const Term& t) { return t.weight == 0.0; });
+    rows[r] = std::move(merged);
+  }
+
+  // Identity on one node: reuse it.
+  const bool has_integer_bias = integer_rows && std::any_of(constants.begin(), constants.end(),
+                                                            [](double c) { return c != 0.0; });
+  if (count > 0 && !rows[0].empty() && !has_integer_bias) {
+    const std::uint32_t node = rows[0][0].node;
+    bool identity = ir::element_count(result_.graph.nodes[node].shape) == count;
+    for (std::size_t r = 0; identity && r < count; ++r) {
+      identity = rows[r].size() == 1 && rows[r][0].node == node && rows[r][0].element == r;
+    }
+    if (identity) {
+      Affine a{ValueId{node}, std::vector<double>(count), std::move(constants)};
+      for (std::size_t r = 0; r < count; ++r) a.scale[r] = rows[r][0].weight;
+      return a;
+    }
+  }
+
+  const double qmax = std::ldexp(1.0, static_cast<int>(options_.n_bits.op_weights) - 1) - 1;
+  std::vector<double> scale(count, 1.0);
+  std::vector<bool> exact(count, true);
+  for (std::size_t r = 0; r < count; ++r) {
+    double smallest = std::numeric_limits<double>::infinity(), largest = 0.0;
+    for (const Term& t : rows[r]) {
+      smallest = std::min(smallest, std::abs(t.weight));
+      largest = std::max(largest, std::abs(t.weight));
+    }
+    if (rows[r].empty()) continue;
+    if (integer_rows) continue;  // scale 1
+    bool integral = largest / smallest <= qmax;
+    for (const Term& t : rows[r]) {
+      const double ratio = t.weight / smallest;
+      integral = integral && std::abs(ratio - std::nearbyint(ratio)) <= 1e-9 * std::abs(ratio);
+    }
+    exact[r] = integral;
+    scale[r] = integral ? smallest : largest / qmax;
+  }
+  if (!options_.per_channel_weights && !integer_rows) {
+    // One scale for the op, unless every row is exact with the same one.
+    const bool all_exact = std::all_of(exact.begin(), exact.end(), [](bool b) { return b; });
+    double common = 0.0;
+    bool same = true;
+    for (std::size_t r = 0; r < count; ++r) {
+      if (rows[r].empty()) continue;
+      if (common == 0.0) common = scale[r];
+      same = same && scale[r] == common;
+    }
+    if (!(all_exact && same)) {
+      double largest = 0.0;
+      for (const auto& row : rows) {
+        for (const Term& t : row) largest = std::max(largest, std::abs(t.weight));
+      }
+      std::fill(scale.begin(), scale.end(), largest > 0 ? largest / qmax : 1.0);
+    }
+  }
+
+  IntNode node;
+  node.op = IntOp::kLinear;
+  node.shape = shape;
+  node.origin = origin;
+  node.linear.row_begin.push_back(0);
+  node.linear.bias.assign(count, 0);
+  if (integer_rows) {
+    for (std::size_t r = 0; r < count; ++r) {
+      node.linear.bias[r] = static_cast<std::int64_t>(constants[r]);
+      constants[r] = 0.0;
+    }
+  }
+  std::map<std::uint32_t, std::uint32_t> source_index;
+  double magnitude = 0.0;
+  std::int64_t ilo = std::numeric_limits<std::int64_t>::max();
+  std::int64_t ihi = std::numeric_limits<std::int64_t>::min();
+  for (std::size_t r = 0; r < count; ++r) {
+    magnitude = std::abs(static_cast<double>(node.linear.bias[r]));
+    std::int64_t row_lo = node.linear.bias[r], row_hi = node.linear.bias[r];
+    for (const Term& t : rows[r]) {
+      const double w = std::nearbyint(t.weight / scale[r]);
+      if (w == 0.0) continue;
+      auto [it, inserted] =
+          source_index.try_emplace(t.node, static_cast<std::uint32_t>(node.inputs.size()));
+      if (inserted) node.inputs.push_back(ValueId{t.node});
+      const auto c = static_cast<std::int64_t>(w);
+      node.linear.entries.push_back({it->second, t.element, c});
+      const IntRange src = result_.graph.nodes[t.node].range;
+      magnitude += std::abs(w) * std::max(std::abs(static_cast<double>(src.lo)),
+                                          std::abs(static_cast<double>(src.hi)));
+      if (magnitude > std::ldexp(1.0, 61)) {
+        fail(origin + ": an accumulator exceeds 2^61 in the worst case; lower n_bits");
+      }
+      row_lo += c > 0 ? c * src.lo : c * src.hi;
+      row_hi += c > 0 ? c * src.hi : c * src.lo;
+    }
+    node.linear.row_begin.push_back(node.linear.entries.size());
+    ilo = std::min(ilo, row_lo);
+    ihi = std::max(ihi, row_hi);
+  }
+  node.range = {ilo, ihi};
+  const ValueId id = add_node(std::move(node));
+  return Affine{id, std::move(scale), std::move(constants)};
+}
+
+// ---- lookups ----
+
+ValueId Quantizer::build_lookup(ValueId source, const std::string& origin,
+                                const std::function<std::int64_t(std::size_t, double)>& table_value,
+                                bool distinct_per_element) {
+  // Copies: rounding below adds nodes, which moves the graph's storage.
+  const Shape shape = result_.graph.node(source).shape;
+  const IntRange worst = result_.graph.node(source).range;
+  IntRange seen = observed(source);
+  const auto margin = static_cast<std::int64_t>(
+      std::ceil(options_.calibration_margin * static_cast<double>(seen.hi - seen.lo)));
+  seen = {std::max(worst.lo, seen.lo - margin), std::min(worst.hi, seen.hi + margin)};
+  const IntRange range = worst.bits() <= seen.bits() ? worst : seen;
+  const std::uint32_t bits = range.bits();
+  const std::uint32_t limit = options_.max_lookup_bits;
+  const std::size_t count = ir::element_count(shape);
+
+  std::int64_t offset = 0;
+  std::uint32_t shift = 0;
+  std::uint32_t p = bits;
+  bool approximate = false;
+  ValueId input = source;
+  if (bits <= limit) {
+    const std::int64_t slack = (std::int64_t{1} << bits) - (range.hi - range.lo + 1);
+    offset = -range.lo + slack / 2;
+  } else if (options_.rounding_threshold_bits &&
+             options_.rounding_method == RoundingMethod::kApproximate) {
+    // Nearest index m = round((x - lo) / 2^shift); the top value must round below 2^p even
+    // with half a box of noise: hi - lo < 2^(p+shift) - 2^shift.
+    p = *options_.rounding_threshold_bits;
+    shift = bits - p;
+    const std::int64_t width = range.hi - range.lo;
+    while (width >= (std::int64_t{1} << (p + shift)) - (std::int64_t{1} << shift)) ++shift;
+    // Centred: near misses of the calibrated range still read the function.
+    const std::int64_t slack =
+        (std::int64_t{1} << (p + shift)) - (std::int64_t{1} << shift) - 1 - width;
+    offset = -range.lo + slack / 2;
+    approximate = true;
+  } else if (options_.rounding_threshold_bits) {
+    p = *options_.rounding_threshold_bits;
+    shift = bits - p;
+    offset = -range.lo + ((std::int64_t{1} << bits) - (range.hi - range.lo + 1)) / 2;
+    input = round_low_bits(source, offset, shift, p, origin);
+  } else {
+    fail("lookup on %" + std::to_string(source.index) + " (" + origin + "): input needs " +
+         std::to_string(bits) + " bits (range [" + std::to_string(range.lo) + ", " +
+         std::to_string(range.hi) + "]); lookups take at most " + std::to_string(limit) +
+         ": lower n_bits (op_inputs, op_weights) or set rounding_threshold_bits <= " +
+         std::to_string(limit));
+  }
+
+  IntNode node;
+  node.op = IntOp::kLookup;
+  node.inputs = {input};
+  node.shape = shape;
+  node.origin = origin;
+  node.lookup.offset = offset;
+  node.lookup.shift = shift;
+  node.lookup.bits = p;
+  node.lookup.round_to_nearest = approximate;
+  node.lookup.table_of_element.resize(count);
+  const std::size_t entries = std::size_t{1} << p;
+  std::map<std::vector<std::int64_t>, std::uint32_t> distinct;
+  std::vector<std::int64_t> table(entries);
+  std::int64_t lo = std::numeric_limits<std::int64_t>::max();
+  std::int64_t hi = std::numeric_limits<std::int64_t>::min();
+  for (std::size_t e = 0; e < count; ++e) {
+    if (!distinct_per_element && e > 0) {
+      node.lookup.table_of_element[e] = 0;
+      continue;
+    }
+    for (std::size_t m = 0; m < entries; ++m) {
+      // The integer input this entry stands for; with rounding, the centre of its interval
+      // (exact: [m 2^shift, (m+1) 2^shift); approximate: m 2^shift +- half of it).
+      double x =
+          std::ldexp(static_cast<double>(m), static_cast<int>(shift)) - static_cast<double>(offset);
+      if (shift > 0 && !approximate) x += std::ldexp(1.0, static_cast<int>(shift) - 1) - 0.5;
+      table[m] = table_value(e, x);
+      lo = std::min(lo, table[m]);
+      hi = std::max(hi, table[m]);
+    }
+    auto [it, inserted] =
+        distinct.try_emplace(table, static_cast<std::uint32_t>(node.lookup.tables.size()));
+    if (inserted) node.lookup.tables.push_back(table);
+    node.lookup.table_of_element[e] = it->second;
+  }
+  node.range = {lo, hi};
+  return add_node(std::move(node));
+}
+
+ValueId Quantizer::round_low_bits(ValueId source, std::int64_t offset, std::uint32_t shift,
+                                  std::uint32_t p, const std::string& origin) {
+  const Shape shape = result_.graph.node(source).shape;
+  const std::size_t count = ir::element_count(shape);
+  ValueId current = source;  // source - (low bits removed so far)
+  std::vector<ValueId> chunks;
+  for (std::uint32_t done = 0; done < shift;) {
+    const std::uint32_t c = std::min(p, shift - done);
+    const std::int64_t half_top = std::int64_t{1} << (done + c - 1);
+    // Bootstrap 1: +-2^(done+c-1) by the bit at position done+c of (current + offset).
+    const ValueId sign = raw_lookup(current, offset, done, c, shape, origin + " round:sign",
+                                    [&](std::size_t) { return half_top; }, {-half_top, half_top});
+    // cleared = current - 2^(done+c-1) + sign: that bit is now zero.
+    std::vector<std::vector<Term>> rows(count);
+    for (std::size_t e = 0; e < count; ++e) {
+      rows[e] = {{current.index, static_cast<std::uint32_t>(e), 1.0},
+                 {sign.index, static_cast<std::uint32_t>(e), 1.0}};
+    }
+    const ValueId cleared =
+        integer_linear(std::move(rows), std::vector<double>(count, static_cast<double>(-half_top)),
+                       shape, origin + " round:clear");
+    // Bootstrap 2: the chunk's value, in place.
+    chunks.push_back(raw_lookup(cleared, offset, done, c, shape, origin + " round:chunk",
+                                [&](std::size_t m) { return static_cast<std::int64_t>(m) << done; },
+                                {0, ((std::int64_t{1} << c) - 1) << done}));
+    std::vector<std::vector<Term>> cur_rows(count);
+    for (std::size_t e = 0; e < count; ++e) {
+      cur_rows[e] = {{source.index, static_cast<std::uint32_t>(e), 1.0}};
+      for (const ValueId k : chunks)
+        cur_rows[e].push_back({k.index, static_cast<std::uint32_t>(e), -1.0});
+    }
+    current = integer_linear(std::move(cur_rows), std::vector<double>(count, 0.0), shape,
+                             origin + " round");
+    done += c;
+  }
+  return current;
+}
+
+ValueId Quantizer::integer_linear(std::vector<std::vector<Term>> rows, std::vector<double> bias,
+                                  const Shape& shape, const std::string& origin) {
+  return build_linear(std::move(rows), std::move(bias), shape, origin, true).node;
+}
+
+ValueId Quantizer::raw_lookup(ValueId input, std::int64_t offset, std::uint32_t shift,
+                              std::uint32_t bits, const Shape& shape, const std::string& origin,
+                              const std::function<std::int64_t(std::size_t)>& entry,
+                              IntRange range) {
+  IntNode node;
+  node.op = IntOp::kLookup;
+  node.inputs = {input};
+  node.shape = shape;
+  node.origin = origin;
+  node.range = range;
+  node.lookup.offset = offset;
+  node.lookup.shift = shift;
+  node.lookup.bits = bits;
+  std::vector<std::int64_t> table(std::size_t{1} << bits);
+  for (std::size_t m = 0; m < table.size(); ++m) table[m] = entry(m);
+  node.lookup.tables = {std::move(table)};
+  node.lookup.table_of_element.assign(ir::element_count(shape), 0);
+  return add_node(std::move(node));
+}
+
+}  // namespace fheml::quant::detail
