@@ -1,3 +1,4 @@
+#include <algorithm>
 #include <chrono>
 #include <memory>
 #include <stdexcept>
@@ -59,8 +60,7 @@ std::vector<IntSample> FheCircuit::run_integers(std::span<const IntSample> sampl
       // Client and server share this process: the inputs never travel, so they are encrypted
       // expanded and their masks generated once (runtime.h, ExpandedInput).
       auto start = Clock::now();
-      const std::vector<ExpandedInput> inputs =
-          encrypt_expanded(circuit(), *client_keys_, samples, noise_rng_);
+      const std::vector<ExpandedInput> inputs = encrypt_on_pool(samples);
       timings.encrypt_s = seconds_since(start);
       start = Clock::now();
       const std::vector<EncryptedOutput> outputs =
@@ -75,6 +75,35 @@ std::vector<IntSample> FheCircuit::run_integers(std::span<const IntSample> sampl
   }
   last_run_ = timings;
   return results;
+}
+
+// Generating the masks is most of the client's time (all of it for a linear circuit), so the
+// samples are split across the pool: each part encrypted with its own noise stream, a child of
+// the circuit's, then the lists joined in sample order.
+std::vector<ExpandedInput> FheCircuit::encrypt_on_pool(std::span<const IntSample> samples) {
+  tfhe::ThreadPool& pool = pool_ ? *pool_ : tfhe::ThreadPool::global();
+  const std::size_t parts = std::min(pool.size(), samples.size());
+  if (parts <= 1) return encrypt_expanded(circuit(), *client_keys_, samples, noise_rng_);
+  std::vector<tfhe::Seed> seeds;
+  for (std::size_t p = 0; p < parts; ++p) seeds.push_back(noise_rng_.derive_seed());
+  std::vector<std::vector<ExpandedInput>> encrypted(parts);
+  pool.parallel_for(parts, [&](std::size_t p, std::size_t) {
+    const std::size_t begin = samples.size() * p / parts;
+    const std::size_t end = samples.size() * (p + 1) / parts;
+    tfhe::Csprng noise(seeds[p]);
+    encrypted[p] =
+        encrypt_expanded(circuit(), *client_keys_, samples.subspan(begin, end - begin), noise);
+  });
+  std::vector<ExpandedInput> joined = std::move(encrypted[0]);
+  for (std::size_t p = 1; p < parts; ++p) {
+    for (std::size_t i = 0; i < joined.size(); ++i) {
+      joined[i].batch += encrypted[p][i].batch;
+      std::vector<tfhe::Torus>& data = joined[i].ciphertexts.data;
+      const std::vector<tfhe::Torus>& more = encrypted[p][i].ciphertexts.data;
+      data.insert(data.end(), more.begin(), more.end());
+    }
+  }
+  return joined;
 }
 
 std::vector<FloatSample> FheCircuit::predict(std::span<const FloatSample> samples, Mode mode) {

@@ -221,8 +221,8 @@ class FheCircuit {
 
   // Quantizes each sample with circuit.inputs, runs the batch in `mode`, dequantizes with
   // circuit.outputs. kExecute generates the keys on first use and keeps them; it encrypts
-  // with encrypt_expanded (client and server share the process: no seeded form to send) and
-  // runs on the circuit's pool (FheCircuitOptions::threads).
+  // with encrypt_expanded (client and server share the process: no seeded form to send), the
+  // samples split across the circuit's pool (FheCircuitOptions::threads), and runs on it.
   std::vector<FloatSample> predict(std::span<const FloatSample> samples, Mode mode);
   // The same on already quantized samples.
   std::vector<IntSample> run_integers(std::span<const IntSample> samples, Mode mode);
@@ -237,6 +237,8 @@ class FheCircuit {
   std::size_t threads() const;
 
  private:
+  std::vector<ExpandedInput> encrypt_on_pool(std::span<const IntSample> samples);
+
   Program program_;
   FheCircuitOptions options_;
   tfhe::Seed seed_;
