@@ -35,20 +35,25 @@ def _run(name: str, model, X, y, metric: str, threads: int) -> bool:
     model, float_model = model.fit_benchmark(X_train, y_train)
     model.compile(X_train, threads=threads)
     model.fhe_circuit.keygen()
-    start = time.perf_counter()
-    encrypted = model.predict(X_test, fhe="execute")
-    per_row_ms = (time.perf_counter() - start) / len(X_test) * 1e3
     clear = model.predict(X_test, fhe="disable")
+    # Three encrypted passes over the test rows (fresh encryptions each time): the median time,
+    # and every pass checked against the clear quantized model.
+    times, same = [], len(X_test)
+    for _ in range(3):
+        start = time.perf_counter()
+        encrypted = model.predict(X_test, fhe="execute")
+        times.append((time.perf_counter() - start) / len(X_test) * 1e3)
+        same = min(same, int(np.sum(encrypted == clear)))
+    per_row_ms = sorted(times)[1]
     score = (lambda p: np.mean(p == y_test)) if metric == "accuracy" else (
         lambda p: 1 - np.sum((y_test - p) ** 2) / np.sum((y_test - y_test.mean()) ** 2))
-    same = int(np.sum(encrypted == clear))
     stats = model.fhe_circuit.statistics()
     print(f"{name}: {type(model).__name__}(n_bits={model.n_bits}), {X.shape[1]} features, "
           f"{len(X_test)} test rows")
     print(f"  {metric:>8}: float {score(float_model.predict(X_test)):.4f}   quantized "
           f"{score(clear):.4f}   FHE {score(encrypted):.4f}")
-    print(f"  FHE == clear quantized on {same} of {len(X_test)} rows")
-    print(f"  latency: {per_row_ms:.3f} ms per row (encrypt + run + decrypt, "
+    print(f"  FHE == clear quantized on {same} of {len(X_test)} rows (each of 3 passes)")
+    print(f"  latency: {per_row_ms:.3f} ms per row (median of 3 passes; encrypt + run + decrypt, "
           f"{'all cores' if threads == 0 else f'{threads} thread(s)'})")
     print(f"  keys: secret key {stats['secret_key_bits']} bits (stays with the client), "
           f"evaluation keys {_size(stats['evaluation_key_bytes'])}; per row: "
