@@ -1,4 +1,4 @@
-"""scikit-learn linear models whose decision function runs on encrypted data.
+"""scikit-learn linear and tree models that run on encrypted data.
 
 Each class takes its scikit-learn twin's hyper-parameters (same names, same defaults, read from
 the installed scikit-learn) plus ``n_bits``. ``fit`` trains the twin in the clear and quantizes
@@ -7,6 +7,12 @@ it; ``compile`` builds the TFHE circuit; ``predict``, ``predict_proba`` and
 ``X @ coef + intercept`` runs encrypted; links (sigmoid, softmax, exp) and the argmax run on the
 client after decryption. The circuit has no bootstrap, so ``execute`` returns exactly what
 ``disable`` does, on every row.
+
+Tree models (decision trees, random forests, extra trees, gradient boosting and histogram
+gradient boosting) take ``n_bits`` as the bits of each feature's input grid (6 by default) or a
+dict {"model_inputs": ..., "model_outputs": ...} (the second: bits of the leaf values). Their
+splits cost no bootstrap; each block of leaves costs one, and the sum over trees is computed
+encrypted (one ciphertext per output).
 """
 from __future__ import annotations
 
@@ -14,19 +20,25 @@ import inspect
 from typing import Any
 
 import numpy as np
+import sklearn.ensemble as _ens
 import sklearn.linear_model as _lm
 import sklearn.svm as _svm
+import sklearn.tree as _tree
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_is_fitted, validate_data
 from tqdm.auto import tqdm
 
 from fheml import _core
+from fheml._trees import TreeModelMixin
 
 __all__ = [
-    "ElasticNet", "GammaRegressor", "Lasso", "LinearRegression", "LinearSVC", "LinearSVR",
-    "LogisticRegression", "PoissonRegressor", "Ridge", "SGDClassifier", "SGDRegressor",
-    "TweedieRegressor",
+    "DecisionTreeClassifier", "DecisionTreeRegressor", "ElasticNet", "ExtraTreesClassifier",
+    "ExtraTreesRegressor", "GammaRegressor", "GradientBoostingClassifier",
+    "GradientBoostingRegressor", "HistGradientBoostingClassifier",
+    "HistGradientBoostingRegressor", "Lasso", "LinearRegression", "LinearSVC", "LinearSVR",
+    "LogisticRegression", "PoissonRegressor", "RandomForestClassifier", "RandomForestRegressor",
+    "Ridge", "SGDClassifier", "SGDRegressor", "TweedieRegressor",
 ]
 
 _MODES = ("disable", "simulate", "execute")
@@ -48,8 +60,8 @@ def _n_bits_roles(n_bits) -> dict[str, int]:
                      f"found {type(n_bits).__name__}")
 
 
-def _with_sklearn_signature(sklearn_class: type):
-    """Gives an estimator the __init__ of `sklearn_class` plus a leading ``n_bits=8``.
+def _with_sklearn_signature(sklearn_class: type, n_bits_default=8, n_bits_doc=None):
+    """Gives an estimator the __init__ of `sklearn_class` plus a leading ``n_bits``.
 
     scikit-learn's get_params/clone read the __init__ signature; taking it from the installed
     scikit-learn keeps the parameters and defaults right across its versions.
@@ -60,7 +72,7 @@ def _with_sklearn_signature(sklearn_class: type):
     names = [p.name for p in theirs]
     defaults = {p.name: p.default for p in theirs}
 
-    def __init__(self, n_bits=8, **params):
+    def __init__(self, n_bits=n_bits_default, **params):
         unknown = set(params) - set(names)
         if unknown:
             raise TypeError(f"{type(self).__name__}() got unexpected parameters "
@@ -70,22 +82,26 @@ def _with_sklearn_signature(sklearn_class: type):
             setattr(self, name, params.get(name, defaults[name]))
 
     __init__.__signature__ = inspect.Signature(
-        [P("self", P.POSITIONAL_OR_KEYWORD), P("n_bits", P.POSITIONAL_OR_KEYWORD, default=8)]
+        [P("self", P.POSITIONAL_OR_KEYWORD),
+         P("n_bits", P.POSITIONAL_OR_KEYWORD, default=n_bits_default)]
         + [p.replace(kind=P.KEYWORD_ONLY) for p in theirs])
 
     def decorate(cls):
         cls.__init__ = __init__
         cls._sklearn_class = sklearn_class
+        doc = n_bits_doc or f"n_bits (int, or dict per role {_ROLES})"
         cls.__doc__ = (f"{sklearn_class.__name__} from scikit-learn, run on encrypted data.\n\n"
-                       f"Parameters: n_bits (int, or dict per role {_ROLES}), then those of "
+                       f"Parameters: {doc}, then those of "
                        f"sklearn {sklearn_class.__module__}.{sklearn_class.__name__}.")
         return cls
 
     return decorate
 
 
-class _FheLinearModel(BaseEstimator):
-    """Shared logic of the 12 estimators (not public)."""
+class _FheModel(BaseEstimator):
+    """Shared logic of the estimators (not public). Subclasses say how a fitted scikit-learn
+    model becomes a compiled C++ model: _check_n_bits, _adopt (after fit) and _build (the C++
+    object from what _adopt kept, again at compile and unpickling)."""
 
     _sklearn_class: type
 
@@ -93,6 +109,19 @@ class _FheLinearModel(BaseEstimator):
 
     def _link(self, n_outputs: int) -> str:
         return "identity"
+
+    def _check_n_bits(self, n_bits) -> None:
+        _n_bits_roles(n_bits)
+
+    def _execute_chunk(self) -> int:
+        """Rows per encrypted call."""
+        return _EXECUTE_CHUNK
+
+    def _adopt(self, model, X: np.ndarray) -> None:
+        raise NotImplementedError
+
+    def _build(self) -> None:
+        raise NotImplementedError
 
     # --- Training and compilation.
 
@@ -106,7 +135,7 @@ class _FheLinearModel(BaseEstimator):
 
         After fit, ``fhe="disable"`` works; ``compile`` is needed for simulate and execute.
         """
-        _n_bits_roles(self.n_bits)  # refuse a malformed n_bits before training
+        self._check_n_bits(self.n_bits)  # refuse a malformed n_bits before training
         X, y = validate_data(self, X, y, dtype=np.float64, multi_output=True, y_numeric=False)
         model = self._sklearn_class(**self._sklearn_params())
         if sample_weight is None:
@@ -134,45 +163,13 @@ class _FheLinearModel(BaseEstimator):
             raise ValueError("from_sklearn_model needs X: rows whose ranges calibrate the input "
                              "quantizers (the training set, or a representative sample)")
         ours = cls(n_bits=n_bits, **sklearn_model.get_params(deep=False))
-        _n_bits_roles(n_bits)
+        ours._check_n_bits(n_bits)
         X = validate_data(ours, X, dtype=np.float64)
         if X.shape[1] != sklearn_model.n_features_in_:
             raise ValueError(f"X has {X.shape[1]} features, the model "
                              f"{sklearn_model.n_features_in_}")
         ours._adopt(sklearn_model, X)
         return ours
-
-    def _adopt(self, model, X: np.ndarray) -> None:
-        """Copies the fitted attributes of `model` and quantizes it (calibrated on X)."""
-        self.sklearn_model_ = model
-        for name in ("classes_", "n_iter_"):
-            if getattr(model, name, None) is not None:  # Ridge's n_iter_ is None for most solvers
-                setattr(self, name, getattr(model, name))
-        coef = np.asarray(model.coef_, dtype=np.float64)
-        self.coef_ = model.coef_
-        self.intercept_ = model.intercept_
-        self._single_output = coef.ndim == 1  # a regressor fitted on y [N] (not [N, 1])
-        weights = np.ascontiguousarray(np.atleast_2d(coef).T)  # [F, C]
-        self._bias = np.ascontiguousarray(
-            np.broadcast_to(np.asarray(model.intercept_, dtype=np.float64).ravel(),
-                            (weights.shape[1],)))
-        self._compile_options = {"p_error": None, "global_p_error": None, "threads": 0}
-        self._compiled = False
-        # The training rows calibrate the inputs (each feature's range) and steer the rounding
-        # of the weights (error feedback); what remains is the weights on the grid and the
-        # ranges, from which the same circuit is rebuilt (compile, unpickling).
-        self._calibration = np.ascontiguousarray(X)
-        self._weights = weights
-        self._build(optimize_rounding=True)
-        self._weights = self._fhe_model.coef
-        self._calibration = np.ascontiguousarray(np.vstack([X.min(axis=0), X.max(axis=0)]))
-
-    def _build(self, optimize_rounding: bool = False) -> None:
-        o = self._compile_options
-        self._fhe_model = _core.LinearModel(
-            self._weights, self._bias, self._link(self._weights.shape[1]), self._calibration,
-            _n_bits_roles(self.n_bits), p_error=o["p_error"], global_p_error=o["global_p_error"],
-            optimize_rounding=optimize_rounding, threads=o["threads"])
 
     def compile(self, X, p_error: float | None = None, global_p_error: float | None = None,
                 threads: int = 0):
@@ -212,7 +209,7 @@ class _FheLinearModel(BaseEstimator):
 
     def __setstate__(self, state):
         self.__dict__.update(state)
-        if "_weights" in state:
+        if "sklearn_model_" in state:
             self._build()
 
     # --- The client's steps, one by one.
@@ -253,13 +250,13 @@ class _FheLinearModel(BaseEstimator):
         check_is_fitted(self, "sklearn_model_")
         self._check_mode(fhe)
         X = validate_data(self, X, dtype=np.float64, reset=False, order="C")
-        if fhe != "execute" or len(X) <= _EXECUTE_CHUNK:
+        chunk = self._execute_chunk()
+        if fhe != "execute" or len(X) <= chunk:
             return self._fhe_model.decision_function(X, fhe)
         parts = []
         with tqdm(total=len(X), desc="FHE", unit="row", delay=1.0, leave=False) as bar:
-            for start in range(0, len(X), _EXECUTE_CHUNK):
-                parts.append(self._fhe_model.decision_function(X[start:start + _EXECUTE_CHUNK],
-                                                               fhe))
+            for start in range(0, len(X), chunk):
+                parts.append(self._fhe_model.decision_function(X[start:start + chunk], fhe))
                 bar.update(len(parts[-1]))
         return np.vstack(parts)
 
@@ -273,7 +270,43 @@ class _FheLinearModel(BaseEstimator):
         return hasattr(self, "sklearn_model_")
 
 
-class _FheRegressor(RegressorMixin, _FheLinearModel):
+class _FheLinearModel(_FheModel):
+    """x @ coef + intercept: the 12 linear estimators."""
+
+    def _adopt(self, model, X: np.ndarray) -> None:
+        """Copies the fitted attributes of `model` and quantizes it (calibrated on X)."""
+        self.sklearn_model_ = model
+        for name in ("classes_", "n_iter_"):
+            if getattr(model, name, None) is not None:  # Ridge's n_iter_ is None for most solvers
+                setattr(self, name, getattr(model, name))
+        coef = np.asarray(model.coef_, dtype=np.float64)
+        self.coef_ = model.coef_
+        self.intercept_ = model.intercept_
+        self._single_output = coef.ndim == 1  # a regressor fitted on y [N] (not [N, 1])
+        weights = np.ascontiguousarray(np.atleast_2d(coef).T)  # [F, C]
+        self._bias = np.ascontiguousarray(
+            np.broadcast_to(np.asarray(model.intercept_, dtype=np.float64).ravel(),
+                            (weights.shape[1],)))
+        self._compile_options = {"p_error": None, "global_p_error": None, "threads": 0}
+        self._compiled = False
+        # The training rows calibrate the inputs (each feature's range) and steer the rounding
+        # of the weights (error feedback); what remains is the weights on the grid and the
+        # ranges, from which the same circuit is rebuilt (compile, unpickling).
+        self._calibration = np.ascontiguousarray(X)
+        self._weights = weights
+        self._build(optimize_rounding=True)
+        self._weights = self._fhe_model.coef
+        self._calibration = np.ascontiguousarray(np.vstack([X.min(axis=0), X.max(axis=0)]))
+
+    def _build(self, optimize_rounding: bool = False) -> None:
+        o = self._compile_options
+        self._fhe_model = _core.LinearModel(
+            self._weights, self._bias, self._link(self._weights.shape[1]), self._calibration,
+            _n_bits_roles(self.n_bits), p_error=o["p_error"], global_p_error=o["global_p_error"],
+            optimize_rounding=optimize_rounding, threads=o["threads"])
+
+
+class _FheRegressor(RegressorMixin, _FheModel):
     def predict(self, X, fhe: str = "disable") -> np.ndarray:
         """Predictions [N] (or [N, C] for several targets), with the link applied."""
         d = self._decision(X, fhe)
@@ -281,7 +314,7 @@ class _FheRegressor(RegressorMixin, _FheLinearModel):
         return y.ravel() if self._single_output else y
 
 
-class _FheClassifier(ClassifierMixin, _FheLinearModel):
+class _FheClassifier(ClassifierMixin, _FheModel):
     def _link(self, n_outputs: int) -> str:
         return "identity"  # no probabilities (hinge losses); subclasses with them override
 
@@ -301,56 +334,66 @@ class _FheClassifier(ClassifierMixin, _FheLinearModel):
 
     def predict(self, X, fhe: str = "disable") -> np.ndarray:
         d = self._decision(X, fhe)
-        index = (d[:, 0] > 0).astype(int) if d.shape[1] == 1 else d.argmax(axis=1)
+        # One column: a score (positive class above 0) or a probability (above 1/2).
+        threshold = 0.5 if self._link(d.shape[1]) == "probability" else 0.0
+        index = (d[:, 0] > threshold).astype(int) if d.shape[1] == 1 else d.argmax(axis=1)
         return self.classes_[index]
+
+
+class _LinearRegressor(_FheRegressor, _FheLinearModel):
+    pass
+
+
+class _LinearClassifier(_FheClassifier, _FheLinearModel):
+    pass
 
 
 # --- The twelve estimators.
 
 @_with_sklearn_signature(_lm.LinearRegression)
-class LinearRegression(_FheRegressor):
+class LinearRegression(_LinearRegressor):
     pass
 
 
 @_with_sklearn_signature(_lm.Ridge)
-class Ridge(_FheRegressor):
+class Ridge(_LinearRegressor):
     pass
 
 
 @_with_sklearn_signature(_lm.Lasso)
-class Lasso(_FheRegressor):
+class Lasso(_LinearRegressor):
     pass
 
 
 @_with_sklearn_signature(_lm.ElasticNet)
-class ElasticNet(_FheRegressor):
+class ElasticNet(_LinearRegressor):
     pass
 
 
 @_with_sklearn_signature(_svm.LinearSVR)
-class LinearSVR(_FheRegressor):
+class LinearSVR(_LinearRegressor):
     pass
 
 
 @_with_sklearn_signature(_lm.SGDRegressor)
-class SGDRegressor(_FheRegressor):
+class SGDRegressor(_LinearRegressor):
     pass
 
 
 @_with_sklearn_signature(_lm.PoissonRegressor)
-class PoissonRegressor(_FheRegressor):
+class PoissonRegressor(_LinearRegressor):
     def _link(self, n_outputs: int) -> str:
         return "exp"
 
 
 @_with_sklearn_signature(_lm.GammaRegressor)
-class GammaRegressor(_FheRegressor):
+class GammaRegressor(_LinearRegressor):
     def _link(self, n_outputs: int) -> str:
         return "exp"
 
 
 @_with_sklearn_signature(_lm.TweedieRegressor)
-class TweedieRegressor(_FheRegressor):
+class TweedieRegressor(_LinearRegressor):
     def _link(self, n_outputs: int) -> str:
         # scikit-learn: link="auto" is identity for power <= 0, log otherwise.
         link = self.link if self.link != "auto" else ("identity" if self.power <= 0 else "log")
@@ -358,18 +401,86 @@ class TweedieRegressor(_FheRegressor):
 
 
 @_with_sklearn_signature(_lm.LogisticRegression)
-class LogisticRegression(_FheClassifier):
+class LogisticRegression(_LinearClassifier):
     def _link(self, n_outputs: int) -> str:
         return "sigmoid" if n_outputs == 1 else "softmax"
 
 
 @_with_sklearn_signature(_svm.LinearSVC)
-class LinearSVC(_FheClassifier):
+class LinearSVC(_LinearClassifier):
     pass
 
 
 @_with_sklearn_signature(_lm.SGDClassifier)
-class SGDClassifier(_FheClassifier):
+class SGDClassifier(_LinearClassifier):
     def _link(self, n_outputs: int) -> str:
         return {"log_loss": "ovr_sigmoid", "modified_huber": "modified_huber"}.get(self.loss,
                                                                                   "identity")
+
+
+# --- Tree models.
+
+_TREE_N_BITS = ("n_bits (int: bits of each feature's input grid, 6 by default; or a dict with "
+                "model_inputs and model_outputs, the bits of the leaf values, 8 by default)")
+
+
+def _tree_estimator(sklearn_class):
+    return _with_sklearn_signature(sklearn_class, n_bits_default=6, n_bits_doc=_TREE_N_BITS)
+
+
+class _TreeRegressor(TreeModelMixin, _FheRegressor):
+    pass
+
+
+class _TreeClassifier(TreeModelMixin, _FheClassifier):
+    pass
+
+
+@_tree_estimator(_tree.DecisionTreeClassifier)
+class DecisionTreeClassifier(_TreeClassifier):
+    pass
+
+
+@_tree_estimator(_tree.DecisionTreeRegressor)
+class DecisionTreeRegressor(_TreeRegressor):
+    pass
+
+
+@_tree_estimator(_ens.RandomForestClassifier)
+class RandomForestClassifier(_TreeClassifier):
+    pass
+
+
+@_tree_estimator(_ens.RandomForestRegressor)
+class RandomForestRegressor(_TreeRegressor):
+    pass
+
+
+@_tree_estimator(_ens.ExtraTreesClassifier)
+class ExtraTreesClassifier(_TreeClassifier):
+    pass
+
+
+@_tree_estimator(_ens.ExtraTreesRegressor)
+class ExtraTreesRegressor(_TreeRegressor):
+    pass
+
+
+@_tree_estimator(_ens.GradientBoostingClassifier)
+class GradientBoostingClassifier(_TreeClassifier):
+    pass
+
+
+@_tree_estimator(_ens.GradientBoostingRegressor)
+class GradientBoostingRegressor(_TreeRegressor):
+    pass
+
+
+@_tree_estimator(_ens.HistGradientBoostingClassifier)
+class HistGradientBoostingClassifier(_TreeClassifier):
+    pass
+
+
+@_tree_estimator(_ens.HistGradientBoostingRegressor)
+class HistGradientBoostingRegressor(_TreeRegressor):
+    pass

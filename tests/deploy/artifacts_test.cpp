@@ -213,16 +213,22 @@ TEST(Deploy, BadBytesAreRefusedWithNamedErrors) {
   EXPECT_NE(error_of([&] { deserialize_client_spec(circuit); }).find("ClientSpec"),
             std::string::npos);
 
-  // Another artifact format version: re-sealed with a valid checksum, refused by its version.
-  std::vector<std::uint8_t> payload(spec.begin() + tfhe::kEnvelopeHeaderBytes,
-                                    spec.end() - tfhe::kEnvelopeChecksumBytes);
-  payload[0] = 2;
-  tfhe::wire::Writer w = tfhe::wire::begin_envelope(
-      tfhe::ObjectType::kClientSpec, tfhe::fingerprint(c.parameters), payload.size());
-  w.bytes(payload);
-  const std::vector<std::uint8_t> v2 = tfhe::wire::finish_envelope(std::move(w), payload.size());
-  EXPECT_NE(error_of([&] { deserialize_client_spec(v2); }).find("artifact format version 2"),
-            std::string::npos);
+  // Another artifact format version (an older one, 1, before input encodings; a newer one):
+  // re-sealed with a valid checksum, refused by its version.
+  for (const std::uint64_t version : {std::uint64_t{1}, kArtifactFormatVersion + 1}) {
+    std::vector<std::uint8_t> payload(spec.begin() + tfhe::kEnvelopeHeaderBytes,
+                                      spec.end() - tfhe::kEnvelopeChecksumBytes);
+    payload[0] = static_cast<std::uint8_t>(version);
+    tfhe::wire::Writer w = tfhe::wire::begin_envelope(
+        tfhe::ObjectType::kClientSpec, tfhe::fingerprint(c.parameters), payload.size());
+    w.bytes(payload);
+    const std::vector<std::uint8_t> other_version =
+        tfhe::wire::finish_envelope(std::move(w), payload.size());
+    EXPECT_NE(error_of([&] { deserialize_client_spec(other_version); })
+                  .find("artifact format version " + std::to_string(version) +
+                        ", this fheml reads " + std::to_string(kArtifactFormatVersion)),
+              std::string::npos);
+  }
 
   // A missing artifact names its path; the good request still runs after all of this.
   EXPECT_NE(error_of([&] { Server(dir.path() / "nowhere"); }).find("nowhere"), std::string::npos);

@@ -146,6 +146,7 @@ void write_input_quantizer(Writer& w, const quant::InputQuantizer& q) {
   write_doubles(w, q.zero_point);
   w.u64(q.bits);
   write_i64(w, q.headroom);
+  w.u64(static_cast<std::uint64_t>(q.encoding));
 }
 
 quant::InputQuantizer read_input_quantizer(Reader& r) {
@@ -168,6 +169,23 @@ quant::InputQuantizer read_input_quantizer(Reader& r) {
   if (q.headroom < 0 || q.headroom > (std::int64_t{16} << bits)) {
     fail(r.context(), "input quantizer headroom " + std::to_string(q.headroom) + " outside 0.." +
                           std::to_string(std::int64_t{16} << bits));
+  }
+  const std::uint64_t encoding = r.u64();
+  if (encoding > static_cast<std::uint64_t>(quant::InputEncoding::kThermometer)) {
+    fail(r.context(), "input quantizer encoding " + std::to_string(encoding) +
+                          " unknown (0: integer, 1: thermometer)");
+  }
+  q.encoding = static_cast<quant::InputEncoding>(encoding);
+  if (q.encoding == quant::InputEncoding::kThermometer) {
+    if (bits > quant::kMaxThermometerBits || q.headroom != 0) {
+      fail(r.context(), "thermometer input quantizer with " + std::to_string(bits) +
+                            " bits and headroom " + std::to_string(q.headroom) + " (at most " +
+                            std::to_string(quant::kMaxThermometerBits) + " bits, no headroom)");
+    }
+    if (ir::element_count(q.shape) * q.levels() > kMaxElements) {
+      fail(r.context(), "thermometer input quantizer: more than " + std::to_string(kMaxElements) +
+                            " encoded elements");
+    }
   }
   return q;
 }
@@ -452,7 +470,7 @@ compiler::Circuit deserialize_server_circuit(std::span<const std::uint8_t> bytes
                       std::to_string(c.graph.outputs.size()) + " outputs");
   }
   for (std::size_t i = 0; i < inputs.size(); ++i) {
-    if (c.inputs[i].shape != c.graph.node(inputs[i]).shape)
+    if (c.inputs[i].encoded_shape() != c.graph.node(inputs[i]).shape)
       fail(context, "input quantizer " + std::to_string(i) + " has the wrong shape");
   }
   for (std::size_t o = 0; o < c.outputs.size(); ++o) {
@@ -519,7 +537,7 @@ ClientSpec deserialize_client_spec(std::span<const std::uint8_t> bytes,
     }
     for (std::uint64_t i = 0; i < inputs; ++i) {
       spec.input_quantizers.push_back(read_input_quantizer(r));
-      if (spec.input_quantizers.back().shape != spec.circuit.inputs[i].shape)
+      if (spec.input_quantizers.back().encoded_shape() != spec.circuit.inputs[i].shape)
         fail(r.context(), "input quantizer " + std::to_string(i) + " has the wrong shape");
     }
     const std::uint64_t outputs = tfhe::wire::read_count(r, 0, 8, "output dequantizer");

@@ -30,7 +30,8 @@ namespace fheml::deploy {
 
 // Version of the payload layouts below (the envelope has its own). A loader refuses any other
 // with a message naming both; bump it whenever a layout changes.
-inline constexpr std::uint64_t kArtifactFormatVersion = 1;
+// 2: input quantizers carry their encoding (integer or thermometer).
+inline constexpr std::uint64_t kArtifactFormatVersion = 2;
 
 // What the client holds.
 struct ClientSpec {

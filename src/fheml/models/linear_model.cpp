@@ -10,23 +10,15 @@
 namespace fheml::models {
 namespace {
 
-constexpr std::array<std::pair<Link, std::string_view>, 6> kLinkNames{{
+constexpr std::array<std::pair<Link, std::string_view>, 7> kLinkNames{{
     {Link::kIdentity, "identity"},
     {Link::kExp, "exp"},
     {Link::kSigmoid, "sigmoid"},
     {Link::kSoftmax, "softmax"},
     {Link::kOvrSigmoid, "ovr_sigmoid"},
     {Link::kModifiedHuber, "modified_huber"},
+    {Link::kProbability, "probability"},
 }};
-
-void check_matrix(const Matrix& m, const char* what) {
-  if (m.data.size() != m.rows * m.cols) {
-    throw std::invalid_argument(std::string(what) + ": " + std::to_string(m.rows) + " x " +
-                                std::to_string(m.cols) + " needs " +
-                                std::to_string(m.rows * m.cols) + " values, found " +
-                                std::to_string(m.data.size()));
-  }
-}
 
 double sigmoid(double d) { return 1.0 / (1.0 + std::exp(-d)); }
 
@@ -53,30 +45,6 @@ Matrix two_columns(const Matrix& d, double (*p)(double)) {
 }
 
 double modified_huber(double d) { return (std::clamp(d, -1.0, 1.0) + 1.0) / 2.0; }
-
-// Each feature's minimum and maximum over the calibration rows (checked finite).
-std::pair<std::vector<double>, std::vector<double>> feature_ranges(const Matrix& calibration,
-                                                                   std::size_t features) {
-  check_matrix(calibration, "calibration");
-  if (calibration.cols != features) {
-    throw std::invalid_argument("calibration rows have " + std::to_string(calibration.cols) +
-                                " features, the model " + std::to_string(features));
-  }
-  if (calibration.rows == 0) throw std::invalid_argument("calibration: no rows");
-  std::vector<double> lo(features, INFINITY), hi(features, -INFINITY);
-  for (std::size_t r = 0; r < calibration.rows; ++r) {
-    for (std::size_t f = 0; f < features; ++f) {
-      const double v = calibration.data[r * features + f];
-      if (!std::isfinite(v)) {
-        throw std::invalid_argument("calibration[" + std::to_string(r) + ", " + std::to_string(f) +
-                                    "] is " + (std::isnan(v) ? "NaN" : "infinite"));
-      }
-      lo[f] = std::min(lo[f], v);
-      hi[f] = std::max(hi[f], v);
-    }
-  }
-  return {std::move(lo), std::move(hi)};
-}
 
 // The input quantizer's scale per feature, by the rule of quant::quantize (per feature, or one
 // over all features when per_tensor).
@@ -184,8 +152,8 @@ Link parse_link(std::string_view name) {
 }
 
 std::size_t link_output_count(Link link, std::size_t outputs) {
-  const bool binary_probability =
-      link == Link::kSigmoid || link == Link::kOvrSigmoid || link == Link::kModifiedHuber;
+  const bool binary_probability = link == Link::kSigmoid || link == Link::kOvrSigmoid ||
+                                  link == Link::kModifiedHuber || link == Link::kProbability;
   return binary_probability && outputs == 1 ? 2 : outputs;
 }
 
@@ -224,6 +192,9 @@ Matrix apply_link(Link link, const Matrix& decision) {
       if (out.cols == 1) return two_columns(decision, sigmoid);
       for (double& v : out.data) v = sigmoid(v);
       normalize_rows(out);
+      break;
+    case Link::kProbability:
+      if (out.cols == 1) return two_columns(decision, [](double p) { return p; });
       break;
     case Link::kModifiedHuber:
       if (out.cols == 1) return two_columns(decision, modified_huber);
@@ -352,24 +323,8 @@ LinearModel::LinearModel(const Matrix& coef, std::span<const double> intercept, 
   }
 }
 
-void LinearModel::check_rows(const Matrix& x) const {
-  check_matrix(x, "X");
-  if (x.cols != features_) {
-    throw std::invalid_argument("X has " + std::to_string(x.cols) + " features, the model " +
-                                std::to_string(features_));
-  }
-  for (std::size_t i = 0; i < x.data.size(); ++i) {
-    if (!std::isfinite(x.data[i])) {
-      throw std::invalid_argument("X[" + std::to_string(i / x.cols) + ", " +
-                                  std::to_string(i % x.cols) + "] is " +
-                                  (std::isnan(x.data[i]) ? "NaN" : "infinite") +
-                                  ": encrypted models take finite values only");
-    }
-  }
-}
-
 std::vector<std::int64_t> LinearModel::quantize_input(const Matrix& x) const {
-  check_rows(x);
+  check_rows(x, features_);
   const quant::InputQuantizer& quantizer = circuit_.circuit().inputs.at(0);
   std::vector<std::int64_t> q;
   q.reserve(x.data.size());

@@ -18,6 +18,7 @@
 
 #include "fheml/compiler/compile.h"
 #include "fheml/ir/float_graph.h"
+#include "fheml/models/matrix.h"
 #include "fheml/runtime/runtime.h"
 
 namespace fheml::models {
@@ -30,19 +31,13 @@ enum class Link {
   kSoftmax,        // multinomial classifier: softmax over the C scores
   kOvrSigmoid,     // one-vs-rest: s(d_c) / sum_c s(d_c); C = 1 as kSigmoid
   kModifiedHuber,  // SGD modified_huber: (clip(d, -1, 1) + 1) / 2, normalized like kOvrSigmoid
+  kProbability,    // d already holds probabilities (forests); C = 1: [1 - d, d]
 };
 
-// "identity", "exp", "sigmoid", "softmax", "ovr_sigmoid", "modified_huber".
+// "identity", "exp", "sigmoid", "softmax", "ovr_sigmoid", "modified_huber", "probability".
 std::string_view to_string(Link link);
 // Throws std::invalid_argument naming the accepted names.
 Link parse_link(std::string_view name);
-
-// Row-major matrices with their sizes; every builder checks sizes against data.size().
-struct Matrix {
-  std::size_t rows = 0;
-  std::size_t cols = 0;
-  std::vector<double> data;
-};
 
 // Columns after post-processing: 2 for a binary probability link, else C.
 std::size_t link_output_count(Link link, std::size_t outputs);
@@ -119,8 +114,6 @@ class LinearModel {
   const runtime::FheCircuit& circuit() const { return circuit_; }
 
  private:
-  void check_rows(const Matrix& x) const;
-
   std::size_t features_ = 0;
   std::size_t outputs_ = 0;
   Link link_ = Link::kIdentity;

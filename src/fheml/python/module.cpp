@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <filesystem>
+#include <limits>
 #include <map>
 #include <optional>
 #include <span>
@@ -20,6 +21,7 @@
 
 #include "fheml/deploy/deploy.h"
 #include "fheml/models/linear_model.h"
+#include "fheml/models/tree_ensemble.h"
 #include "fheml/runtime/statistics.h"
 
 namespace nb = nanobind;
@@ -86,27 +88,45 @@ quant::NBits parse_n_bits(const std::map<std::string, std::int64_t>& roles) {
   return bits;
 }
 
-class PyLinearModel {
- public:
-  PyLinearModel(const InMatrix& coef, const InVector& intercept, const std::string& link,
-                const InMatrix& calibration, const std::map<std::string, std::int64_t>& n_bits,
-                std::optional<double> p_error, std::optional<double> global_p_error,
-                bool per_tensor_inputs, bool optimize_rounding, unsigned threads) {
-    models::LinearModelOptions options;
-    options.compile.quantization.n_bits = parse_n_bits(n_bits);
-    options.compile.p_error = p_error;
-    options.compile.global_p_error = global_p_error;
-    options.per_tensor_inputs = per_tensor_inputs;
-    options.optimize_rounding = optimize_rounding;
-    options.runtime.threads = threads;
-    const models::Matrix w = to_matrix(coef);
-    const std::vector<double> b(intercept.data(), intercept.data() + intercept.shape(0));
-    const models::Link l = models::parse_link(link);
-    const models::Matrix rows = to_matrix(calibration);
-    nb::gil_scoped_release release;
-    model_.emplace(w, b, l, rows, options);
+// What a data scientist asks about a compiled model: sizes, precision, parameters, timings.
+nb::dict statistics_of(const runtime::FheCircuit& fhe) {
+  const runtime::Statistics s = fhe.statistics();
+  const compiler::Circuit& c = fhe.circuit();
+  nb::dict d;
+  d["bootstraps"] = s.bootstraps;
+  d["linear_ops"] = s.linear_ops;
+  d["max_bit_width"] = s.max_bit_width;
+  d["max_width"] = s.max_width;
+  d["polynomial_size"] = c.parameters.polynomial_size.value;
+  d["glwe_dimension"] = c.parameters.glwe_dimension.value;
+  d["global_p_error"] = c.global_p_error;
+  // The client's secret key is k*N binary coefficients (plus n for circuits with lookups).
+  d["secret_key_bits"] = c.parameters.glwe_dimension.value * c.parameters.polynomial_size.value +
+                         (c.has_lookups ? c.parameters.lwe_dimension.value : 0);
+  d["evaluation_key_bytes"] = s.key_sizes.keyswitch_compressed + s.key_sizes.bootstrap_compressed;
+  d["evaluation_key_bytes_server"] = s.key_sizes.keyswitch_expanded + s.key_sizes.bootstrap_fourier;
+  d["input_bytes"] = s.input_bytes;
+  d["output_bytes"] = s.output_bytes;
+  d["threads"] = s.threads;
+  if (s.last_run) {
+    nb::dict t;
+    t["mode"] = std::string(runtime::mode_name(s.last_run->mode));
+    t["samples"] = s.last_run->samples;
+    t["keygen_s"] = s.last_run->keygen_s;
+    t["encrypt_s"] = s.last_run->encrypt_s;
+    t["run_s"] = s.last_run->run_s;
+    t["decrypt_s"] = s.last_run->decrypt_s;
+    d["last_run"] = t;
   }
+  return d;
+}
 
+// What every compiled model offers Python: the modes, the client's steps one by one, keys,
+// reports and deployment artifacts. Model is a models:: builder with decision_function,
+// quantize_input, run_integers, dequantize_output, circuit(), link(), features(), outputs().
+template <class Model>
+class PyModel {
+ public:
   OutMatrix<double> decision_function(const InMatrix& x, const std::string& fhe) {
     const runtime::Mode mode = parse_mode(fhe);
     models::Matrix rows = to_matrix(x);
@@ -164,44 +184,8 @@ class PyLinearModel {
     return runtime::report(model_->circuit().circuit(), model_->circuit().statistics());
   }
 
-  // What a data scientist asks about a compiled model: sizes, precision, parameters, timings.
-  nb::dict statistics() const {
-    const runtime::Statistics s = model_->circuit().statistics();
-    const compiler::Circuit& c = model_->circuit().circuit();
-    nb::dict d;
-    d["bootstraps"] = s.bootstraps;
-    d["linear_ops"] = s.linear_ops;
-    d["max_bit_width"] = s.max_bit_width;
-    d["max_width"] = s.max_width;
-    d["polynomial_size"] = c.parameters.polynomial_size.value;
-    d["glwe_dimension"] = c.parameters.glwe_dimension.value;
-    d["global_p_error"] = c.global_p_error;
-    // The client's secret key is k*N binary coefficients (plus n for circuits with lookups).
-    d["secret_key_bits"] = c.parameters.glwe_dimension.value * c.parameters.polynomial_size.value +
-                           (c.has_lookups ? c.parameters.lwe_dimension.value : 0);
-    d["evaluation_key_bytes"] = s.key_sizes.keyswitch_compressed + s.key_sizes.bootstrap_compressed;
-    d["evaluation_key_bytes_server"] =
-        s.key_sizes.keyswitch_expanded + s.key_sizes.bootstrap_fourier;
-    d["input_bytes"] = s.input_bytes;
-    d["output_bytes"] = s.output_bytes;
-    d["threads"] = s.threads;
-    if (s.last_run) {
-      nb::dict t;
-      t["mode"] = std::string(runtime::mode_name(s.last_run->mode));
-      t["samples"] = s.last_run->samples;
-      t["keygen_s"] = s.last_run->keygen_s;
-      t["encrypt_s"] = s.last_run->encrypt_s;
-      t["run_s"] = s.last_run->run_s;
-      t["decrypt_s"] = s.last_run->decrypt_s;
-      d["last_run"] = t;
-    }
-    return d;
-  }
+  nb::dict statistics() const { return statistics_of(model_->circuit()); }
 
-  OutMatrix<double> coef() const {
-    models::Matrix c = model_->coef();
-    return to_numpy(std::move(c));
-  }
   // Writes dir/server.fheml and dir/client.fheml (deploy::save_artifacts), the link as the
   // client's post-processing.
   void save(const std::filesystem::path& dir, const std::string& metadata) const {
@@ -214,8 +198,172 @@ class PyLinearModel {
   std::size_t outputs() const { return model_->outputs(); }
   std::string link() const { return std::string(models::to_string(model_->link())); }
 
- private:
-  std::optional<models::LinearModel> model_;
+ protected:
+  std::optional<Model> model_;
+};
+
+template <class Py>
+nb::class_<Py>& def_model_methods(nb::class_<Py>& c) {
+  return c
+      .def("decision_function", &Py::decision_function, nb::arg("x"), nb::arg("fhe") = "disable",
+           "Rows [N, F] -> the model's raw outputs [N, C] (before the link) in mode fhe.")
+      .def("post_processing", &Py::post_processing, nb::arg("decision"),
+           "The link applied to decrypted outputs [N, C].")
+      .def("quantize_input", &Py::quantize_input, nb::arg("x"),
+           "Rows [N, F] -> integer grid levels [N, F].")
+      .def("run_integers", &Py::run_integers, nb::arg("q"), nb::arg("fhe") = "disable")
+      .def("dequantize_output", &Py::dequantize_output, nb::arg("q"))
+      .def("keygen", &Py::keygen, "Generates the keys now (else the first execute does).")
+      .def("report", &Py::report, "Per-node table, parameters and statistics.")
+      .def("statistics", &Py::statistics)
+      .def("save", &Py::save, nb::arg("path"), nb::arg("metadata") = "{}",
+           "Writes the deployment artifacts path/server.fheml and path/client.fheml.")
+      .def_prop_ro("features", &Py::features)
+      .def_prop_ro("outputs", &Py::outputs)
+      .def_prop_ro("link", &Py::link);
+}
+
+class PyLinearModel : public PyModel<models::LinearModel> {
+ public:
+  PyLinearModel(const InMatrix& coef, const InVector& intercept, const std::string& link,
+                const InMatrix& calibration, const std::map<std::string, std::int64_t>& n_bits,
+                std::optional<double> p_error, std::optional<double> global_p_error,
+                bool per_tensor_inputs, bool optimize_rounding, unsigned threads) {
+    models::LinearModelOptions options;
+    options.compile.quantization.n_bits = parse_n_bits(n_bits);
+    options.compile.p_error = p_error;
+    options.compile.global_p_error = global_p_error;
+    options.per_tensor_inputs = per_tensor_inputs;
+    options.optimize_rounding = optimize_rounding;
+    options.runtime.threads = threads;
+    const models::Matrix w = to_matrix(coef);
+    const std::vector<double> b(intercept.data(), intercept.data() + intercept.shape(0));
+    const models::Link l = models::parse_link(link);
+    const models::Matrix rows = to_matrix(calibration);
+    nb::gil_scoped_release release;
+    model_.emplace(w, b, l, rows, options);
+  }
+
+  OutMatrix<double> coef() const {
+    models::Matrix c = model_->coef();
+    return to_numpy(std::move(c));
+  }
+};
+
+using InIntVector = nb::ndarray<const std::int64_t, nb::ndim<1>, nb::c_contig, nb::device::cpu>;
+
+// Trees as flat arrays (what fheml's Python adapters read from scikit-learn, XGBoost and
+// LightGBM): node n of tree t is row tree_offsets[t] + n; children are indices within the tree;
+// feature -1 marks a leaf, whose row of `value` holds its outputs.
+models::TreeEnsembleSpec tree_spec(std::size_t features, const InIntVector& tree_offsets,
+                                   const InIntVector& feature, const InVector& threshold,
+                                   const InIntVector& left, const InIntVector& right,
+                                   const InMatrix& value, const std::string& split,
+                                   const std::string& aggregation, const InVector& base_score,
+                                   const std::string& link) {
+  const std::size_t nodes = feature.shape(0);
+  if (threshold.shape(0) != nodes || left.shape(0) != nodes || right.shape(0) != nodes ||
+      value.shape(0) != nodes) {
+    throw std::invalid_argument(
+        "tree arrays: feature, threshold, left, right and value need one "
+        "row per node");
+  }
+  if (tree_offsets.shape(0) < 2) throw std::invalid_argument("tree_offsets: no tree");
+  models::TreeEnsembleSpec spec;
+  spec.features = features;
+  spec.outputs = value.shape(1);
+  if (split == "<=") {
+    spec.split = models::SplitRule::kLessEqual;
+  } else if (split == "<") {
+    spec.split = models::SplitRule::kLess;
+  } else {
+    throw std::invalid_argument("split must be '<=' or '<', found '" + split + "'");
+  }
+  if (aggregation == "sum") {
+    spec.aggregation = models::Aggregation::kSum;
+  } else if (aggregation == "mean") {
+    spec.aggregation = models::Aggregation::kMean;
+  } else {
+    throw std::invalid_argument("aggregation must be 'sum' or 'mean', found '" + aggregation + "'");
+  }
+  spec.base_score.assign(base_score.data(), base_score.data() + base_score.shape(0));
+  spec.link = models::parse_link(link);
+  for (std::size_t t = 0; t + 1 < tree_offsets.shape(0); ++t) {
+    const std::int64_t begin = tree_offsets(t), end = tree_offsets(t + 1);
+    if (begin < 0 || end < begin || static_cast<std::size_t>(end) > nodes) {
+      throw std::invalid_argument("tree_offsets[" + std::to_string(t) + "] out of order or range");
+    }
+    models::Tree tree;
+    for (std::int64_t i = begin; i < end; ++i) {
+      const auto r = static_cast<std::size_t>(i);
+      models::TreeNode node;
+      const auto narrow = [&](std::int64_t v, const char* what) {
+        if (v < -1 || v > std::numeric_limits<std::int32_t>::max())
+          throw std::invalid_argument(std::string(what) + " out of range in tree " +
+                                      std::to_string(t));
+        return static_cast<std::int32_t>(v);
+      };
+      node.feature = narrow(feature(r), "feature");
+      if (node.feature == models::TreeNode::kLeaf) {
+        node.value.assign(value.data() + r * spec.outputs, value.data() + (r + 1) * spec.outputs);
+      } else {
+        node.threshold = threshold(r);
+        node.left = narrow(left(r), "left child");
+        node.right = narrow(right(r), "right child");
+      }
+      tree.nodes.push_back(std::move(node));
+    }
+    spec.trees.push_back(std::move(tree));
+  }
+  return spec;
+}
+
+class PyTreeEnsemble : public PyModel<models::TreeEnsemble> {
+ public:
+  PyTreeEnsemble(std::size_t features, const InIntVector& tree_offsets, const InIntVector& feature,
+                 const InVector& threshold, const InIntVector& left, const InIntVector& right,
+                 const InMatrix& value, const std::string& split, const std::string& aggregation,
+                 const InVector& base_score, const std::string& link, const InMatrix& calibration,
+                 unsigned n_bits, unsigned leaf_bits, unsigned max_lookup_bits,
+                 std::optional<double> p_error, std::optional<double> global_p_error,
+                 unsigned threads) {
+    const models::TreeEnsembleSpec spec =
+        tree_spec(features, tree_offsets, feature, threshold, left, right, value, split,
+                  aggregation, base_score, link);
+    models::TreeEnsembleOptions options;
+    options.n_bits = n_bits;
+    options.leaf_bits = leaf_bits;
+    options.max_lookup_bits = max_lookup_bits;
+    options.compile.p_error = p_error;
+    options.compile.global_p_error = global_p_error;
+    options.runtime.threads = threads;
+    const models::Matrix rows = to_matrix(calibration);
+    nb::gil_scoped_release release;
+    model_.emplace(spec, rows, options);
+  }
+
+  OutMatrix<double> float_decision_function(const InMatrix& x) const {
+    return to_numpy(model_->float_decision_function(to_matrix(x)));
+  }
+
+  nb::dict tree_statistics() const {
+    const models::TreeCircuitStats& s = model_->stats();
+    nb::dict d;
+    d["trees"] = s.trees;
+    d["internal_nodes"] = s.internal_nodes;
+    d["leaves"] = s.leaves;
+    d["distinct_splits"] = s.distinct_splits;
+    d["lookups"] = s.lookups;
+    d["lookup_bits"] = s.lookup_bits;
+    d["leaf_bits"] = s.leaf_bits;
+    d["value_blocks"] = s.value_blocks;
+    d["reach_indicators"] = s.reach_indicators;
+    d["lookup_depth"] = s.lookup_depth;
+    d["concrete_ml_bootstraps"] = s.concrete_ml_bootstraps();
+    return d;
+  }
+
+  std::string to_text() const { return models::to_text(model_->spec()); }
 };
 
 std::string hex_id(std::uint64_t id) {
@@ -254,7 +402,8 @@ class PyClient {
   nb::bytes evaluation_keys() const { return to_bytes(client_.serialized_evaluation_keys()); }
 
   nb::bytes quantize_encrypt_serialize(const InMatrix& x) {
-    const runtime::TensorEncoding& input = client_.spec().circuit.inputs[0];
+    // The float input's shape (a thermometer-coded input travels as more integers than this).
+    const quant::InputQuantizer& input = client_.spec().input_quantizers[0];
     const std::size_t width = ir::element_count(input.shape);
     if (x.shape(1) != width) {
       throw std::invalid_argument("X has " + std::to_string(x.shape(1)) +
@@ -330,10 +479,11 @@ NB_MODULE(_core, m) {
   m.doc() = "fheml's C++ core: models compiled to TFHE circuits (use fheml.sklearn)";
   m.attr("__version__") = "0.1.0";
 
-  nb::class_<PyLinearModel>(
+  nb::class_<PyLinearModel> linear(
       m, "LinearModel",
       "x @ coef + intercept quantized and compiled to a TFHE circuit without bootstrap; the link "
-      "(sigmoid, softmax, exp...) runs on the client after decryption.")
+      "(sigmoid, softmax, exp...) runs on the client after decryption.");
+  linear
       .def(nb::init<const InMatrix&, const InVector&, const std::string&, const InMatrix&,
                     const std::map<std::string, std::int64_t>&, std::optional<double>,
                     std::optional<double>, bool, bool, unsigned>(),
@@ -344,24 +494,36 @@ NB_MODULE(_core, m) {
            "coef [F, C], intercept [C], calibration rows [N, F] (their ranges calibrate the "
            "inputs; optimize_rounding rounds the weights with error feedback on them); n_bits "
            "per role. Raises ValueError when the model cannot be compiled.")
-      .def("decision_function", &PyLinearModel::decision_function, nb::arg("x"),
-           nb::arg("fhe") = "disable", "Rows [N, F] -> scores [N, C] in mode fhe.")
-      .def("post_processing", &PyLinearModel::post_processing, nb::arg("decision"),
-           "The link applied to decrypted scores [N, C].")
-      .def("quantize_input", &PyLinearModel::quantize_input, nb::arg("x"))
-      .def("run_integers", &PyLinearModel::run_integers, nb::arg("q"), nb::arg("fhe") = "disable")
-      .def("dequantize_output", &PyLinearModel::dequantize_output, nb::arg("q"))
-      .def("keygen", &PyLinearModel::keygen,
-           "Generates the keys now (else the first execute does).")
-      .def("report", &PyLinearModel::report, "Per-node table, parameters and statistics.")
-      .def("statistics", &PyLinearModel::statistics)
       .def_prop_ro("coef", &PyLinearModel::coef, nb::rv_policy::move,
-                   "Weights [F, C] on the quantizer's grid (after optimized rounding).")
-      .def("save", &PyLinearModel::save, nb::arg("path"), nb::arg("metadata") = "{}",
-           "Writes the deployment artifacts path/server.fheml and path/client.fheml.")
-      .def_prop_ro("features", &PyLinearModel::features)
-      .def_prop_ro("outputs", &PyLinearModel::outputs)
-      .def_prop_ro("link", &PyLinearModel::link);
+                   "Weights [F, C] on the quantizer's grid (after optimized rounding).");
+  def_model_methods(linear);
+
+  nb::class_<PyTreeEnsemble> trees(
+      m, "TreeEnsemble",
+      "Decision trees, forests and boosted ensembles compiled to a TFHE circuit: inputs as "
+      "thermometer codes (splits cost no bootstrap), one lookup per block of leaves, the sum over "
+      "trees encrypted; the link runs on the client.");
+  trees
+      .def(nb::init<std::size_t, const InIntVector&, const InIntVector&, const InVector&,
+                    const InIntVector&, const InIntVector&, const InMatrix&, const std::string&,
+                    const std::string&, const InVector&, const std::string&, const InMatrix&,
+                    unsigned, unsigned, unsigned, std::optional<double>, std::optional<double>,
+                    unsigned>(),
+           nb::arg("features"), nb::arg("tree_offsets"), nb::arg("feature"), nb::arg("threshold"),
+           nb::arg("left"), nb::arg("right"), nb::arg("value"), nb::arg("split"),
+           nb::arg("aggregation"), nb::arg("base_score"), nb::arg("link"), nb::arg("calibration"),
+           nb::arg("n_bits") = 6, nb::arg("leaf_bits") = 8, nb::arg("max_lookup_bits") = 4,
+           nb::arg("p_error").none() = nb::none(), nb::arg("global_p_error").none() = nb::none(),
+           nb::arg("threads") = 0,
+           "Flat tree arrays (node n of tree t at row tree_offsets[t] + n; feature -1 marks a "
+           "leaf), split '<=' or '<', aggregation 'sum' or 'mean', calibration rows [N, F]. "
+           "Raises ValueError on a malformed ensemble or when it cannot be compiled.")
+      .def("float_decision_function", &PyTreeEnsemble::float_decision_function, nb::arg("x"),
+           "The float trees on rows [N, F] (no quantization), before the link.")
+      .def("tree_statistics", &PyTreeEnsemble::tree_statistics,
+           "Trees, nodes, leaves, lookups per row and their width, Concrete ML's count.")
+      .def("to_text", &PyTreeEnsemble::to_text, "The ensemble in fheml's text form.");
+  def_model_methods(trees);
 
   nb::class_<PyClient>(m, "Client",
                        "The client side of a deployed model: keys (the secret key stays in "

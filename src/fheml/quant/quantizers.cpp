@@ -6,7 +6,28 @@
 
 namespace fheml::quant {
 
+std::size_t InputQuantizer::levels() const {
+  if (encoding == InputEncoding::kInteger) return 1;
+  if (bits < 1 || bits > kMaxThermometerBits) {
+    throw std::invalid_argument("input \"" + name + "\": a thermometer code takes 1.." +
+                                std::to_string(kMaxThermometerBits) + " bits, found " +
+                                std::to_string(bits));
+  }
+  return (std::size_t{1} << bits) - 1;
+}
+
+ir::Shape InputQuantizer::encoded_shape() const {
+  if (encoding == InputEncoding::kInteger) return shape;
+  ir::Shape s = shape;
+  s.push_back(levels());
+  return s;
+}
+
 ir::IntTensor InputQuantizer::quantize(const ir::FloatTensor& x) const {
+  return encode(quantize_levels(x));
+}
+
+ir::IntTensor InputQuantizer::quantize_levels(const ir::FloatTensor& x) const {
   if (x.shape != shape || x.data.size() != ir::element_count(shape)) {
     throw std::invalid_argument("input \"" + name + "\": expected shape " + ir::to_string(shape) +
                                 ", found " + ir::to_string(x.shape));
@@ -20,6 +41,7 @@ ir::IntTensor InputQuantizer::quantize(const ir::FloatTensor& x) const {
   }
   ir::IntTensor q(shape);
   const double top = std::ldexp(1.0, static_cast<int>(bits)) - 1;
+  const auto h = static_cast<double>(headroom);
   for (std::size_t i = 0; i < x.data.size(); ++i) {
     const double v = x.data[i];
     if (!std::isfinite(v)) {
@@ -27,11 +49,29 @@ ir::IntTensor InputQuantizer::quantize(const ir::FloatTensor& x) const {
                                   std::to_string(v) +
                                   "; inputs must be finite (impute or drop NaN/inf first)");
     }
-    const auto h = static_cast<double>(headroom);
     q.data[i] = static_cast<std::int64_t>(
         std::clamp(std::nearbyint(v / scale_of(i) + zero_point_of(i)), -h, top + h));
   }
   return q;
+}
+
+ir::IntTensor InputQuantizer::encode(const ir::IntTensor& levels_in) const {
+  if (levels_in.shape != shape || levels_in.data.size() != ir::element_count(shape)) {
+    throw std::invalid_argument("input \"" + name + "\": expected levels of shape " +
+                                ir::to_string(shape) + ", found " + ir::to_string(levels_in.shape));
+  }
+  if (encoding == InputEncoding::kInteger) return levels_in;
+  const std::size_t per_element = levels();
+  if (headroom != 0) {
+    throw std::invalid_argument("input \"" + name + "\": a thermometer code has no headroom");
+  }
+  ir::IntTensor code(encoded_shape());
+  for (std::size_t i = 0; i < levels_in.data.size(); ++i) {
+    std::int64_t* bits_of = code.data.data() + i * per_element;
+    for (std::size_t j = 0; j < per_element; ++j)
+      bits_of[j] = levels_in.data[i] >= static_cast<std::int64_t>(j + 1) ? 1 : 0;
+  }
+  return code;
 }
 
 ir::FloatTensor OutputDequantizer::dequantize(const ir::IntTensor& q) const {

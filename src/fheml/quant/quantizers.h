@@ -10,6 +10,19 @@
 
 namespace fheml::quant {
 
+// How the integers of one input travel (each is one ciphertext).
+//   kInteger      one integer q per element;
+//   kThermometer  per element the 2^bits - 1 bits [q >= 1], [q >= 2], ..., [q >= 2^bits - 1]
+//                 (unary code), element e's bit j - 1 at e * (2^bits - 1) + j - 1. Every
+//                 comparison of q with a constant is then a linear function of one bit, so a
+//                 circuit made of comparisons (tree ensembles) needs no bootstrap to compare. The
+//                 code depends on the quantizer only, never on the model: the client learns
+//                 nothing of the thresholds it serves.
+enum class InputEncoding : std::uint8_t { kInteger = 0, kThermometer = 1 };
+
+// Thermometer codes are refused above this many bits (2^10 - 1 ciphertexts per element).
+inline constexpr std::uint32_t kMaxThermometerBits = 10;
+
 // Affine quantization of one graph input: q = clamp(round(x / scale + zero_point), 0,
 // 2^bits - 1), so that x ~ scale * (q - zero_point), with one scale and zero point for the
 // tensor or one per element (per channel). Zero points are real: nothing downstream needs them
@@ -24,6 +37,12 @@ struct InputQuantizer {
   // (test rows outside the training data's) keep their value up to `headroom` steps instead of
   // clipping at the ends (QuantizeOptions::input_headroom).
   std::int64_t headroom = 0;
+  InputEncoding encoding = InputEncoding::kInteger;  // kThermometer: headroom must be 0
+  // Bits per element on the wire: 1 (kInteger) or 2^bits - 1 (kThermometer).
+  std::size_t levels() const;
+  // Shape of the integer tensor quantize() returns (the graph input's): `shape`, or `shape`
+  // with a last dimension of levels() appended for kThermometer.
+  ir::Shape encoded_shape() const;
   double scale_of(std::size_t element) const {
     return scale.size() == 1 ? scale[0] : scale[element];
   }
@@ -31,7 +50,13 @@ struct InputQuantizer {
     return zero_point.size() == 1 ? zero_point[0] : zero_point[element];
   }
   // Throws std::invalid_argument on a wrong shape or a NaN/inf value (naming the element).
+  // Returns a tensor of encoded_shape(): encode(quantize_levels(x)).
   ir::IntTensor quantize(const ir::FloatTensor& x) const;
+  // The grid level of each element (a tensor of `shape`), before the encoding.
+  ir::IntTensor quantize_levels(const ir::FloatTensor& x) const;
+  // Levels (a tensor of `shape`) -> the encoded tensor; throws std::invalid_argument on a
+  // wrong shape.
+  ir::IntTensor encode(const ir::IntTensor& levels) const;
   double dequantize(std::int64_t q, std::size_t element = 0) const {
     return scale_of(element) * (static_cast<double>(q) - zero_point_of(element));
   }

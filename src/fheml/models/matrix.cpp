@@ -1,0 +1,57 @@
+#include "fheml/models/matrix.h"
+
+#include <cmath>
+#include <stdexcept>
+#include <string>
+
+namespace fheml::models {
+
+void check_matrix(const Matrix& m, const char* what) {
+  if (m.data.size() != m.rows * m.cols) {
+    throw std::invalid_argument(std::string(what) + ": " + std::to_string(m.rows) + " x " +
+                                std::to_string(m.cols) + " needs " +
+                                std::to_string(m.rows * m.cols) + " values, found " +
+                                std::to_string(m.data.size()));
+  }
+}
+
+std::pair<std::vector<double>, std::vector<double>> feature_ranges(const Matrix& calibration,
+                                                                   std::size_t features) {
+  check_matrix(calibration, "calibration");
+  if (calibration.cols != features) {
+    throw std::invalid_argument("calibration rows have " + std::to_string(calibration.cols) +
+                                " features, the model " + std::to_string(features));
+  }
+  if (calibration.rows == 0) throw std::invalid_argument("calibration: no rows");
+  std::vector<double> lo(features, INFINITY), hi(features, -INFINITY);
+  for (std::size_t r = 0; r < calibration.rows; ++r) {
+    for (std::size_t f = 0; f < features; ++f) {
+      const double v = calibration.data[r * features + f];
+      if (!std::isfinite(v)) {
+        throw std::invalid_argument("calibration[" + std::to_string(r) + ", " + std::to_string(f) +
+                                    "] is " + (std::isnan(v) ? "NaN" : "infinite"));
+      }
+      lo[f] = std::min(lo[f], v);
+      hi[f] = std::max(hi[f], v);
+    }
+  }
+  return {std::move(lo), std::move(hi)};
+}
+
+void check_rows(const Matrix& x, std::size_t features) {
+  check_matrix(x, "X");
+  if (x.cols != features) {
+    throw std::invalid_argument("X has " + std::to_string(x.cols) + " features, the model " +
+                                std::to_string(features));
+  }
+  for (std::size_t i = 0; i < x.data.size(); ++i) {
+    if (!std::isfinite(x.data[i])) {
+      throw std::invalid_argument("X[" + std::to_string(i / x.cols) + ", " +
+                                  std::to_string(i % x.cols) + "] is " +
+                                  (std::isnan(x.data[i]) ? "NaN" : "infinite") +
+                                  ": encrypted models take finite values only");
+    }
+  }
+}
+
+}  // namespace fheml::models

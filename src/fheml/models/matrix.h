@@ -1,0 +1,29 @@
+// Row-major float matrices as the model builders take them, and the checks every builder makes
+// on them (sizes, finite values, calibration ranges).
+#pragma once
+
+#include <cstddef>
+#include <utility>
+#include <vector>
+
+namespace fheml::models {
+
+struct Matrix {
+  std::size_t rows = 0;
+  std::size_t cols = 0;
+  std::vector<double> data;
+};
+
+// Throws std::invalid_argument when data.size() != rows * cols (naming `what`).
+void check_matrix(const Matrix& m, const char* what);
+
+// Each feature's minimum and maximum over the calibration rows. Throws std::invalid_argument on
+// a column count other than `features`, no rows, or a NaN/inf value (row and column named).
+std::pair<std::vector<double>, std::vector<double>> feature_ranges(const Matrix& calibration,
+                                                                   std::size_t features);
+
+// Rows to predict on: `features` columns of finite values, else std::invalid_argument naming
+// the first bad row and column.
+void check_rows(const Matrix& x, std::size_t features);
+
+}  // namespace fheml::models
