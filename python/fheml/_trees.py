@@ -133,6 +133,9 @@ def from_sklearn(model, X: np.ndarray) -> FlatTrees:
         return flat
     if isinstance(model, (ensemble.HistGradientBoostingClassifier,
                           ensemble.HistGradientBoostingRegressor)):
+        if getattr(model, "is_categorical_", None) is not None and np.any(model.is_categorical_):
+            raise ValueError(f"{name} with categorical features: not supported (one-hot encode "
+                             "the categories, or fit with categorical_features=None)")
         K = len(model._predictors[0])
         link = "identity"
         if hasattr(model, "classes_"):
@@ -271,10 +274,9 @@ class TreeModelMixin:
             except AttributeError:
                 continue
             setattr(self, name, value)
-        if getattr(model, "n_outputs_", 1) > 1 and not hasattr(model, "classes_"):
-            self._single_output = False
-        else:
-            self._single_output = True
+        # A regressor fitted on y [N] predicts [N] (classifiers' outputs are per class).
+        self._single_output = (not hasattr(model, "classes_")
+                               and getattr(model, "n_outputs_", 1) == 1)
         flat = self._flat_trees(model, X)
         check_reproduces(flat, raw_output(model, flat.link), X, type(model).__name__)
         self._trees = flat.arrays()

@@ -110,8 +110,12 @@ class FHEModelClient:
         if classes is None:
             y = self._client.post_processing(d)
             return y.ravel() if self.metadata.get("single_output") else y
-        index = (d[:, 0] > 0).astype(int) if d.shape[1] == 1 else d.argmax(axis=1)
-        return np.asarray(classes)[index]
+        if d.shape[1] > 1:
+            index = d.argmax(axis=1)
+        else:  # one column: a score (above 0) or, post-processed into two, a probability
+            y = self._client.post_processing(d)
+            index = (y[:, 1] > y[:, 0]) if y.shape[1] == 2 else (d[:, 0] > 0)
+        return np.asarray(classes)[index.astype(int)]
 
 
 class FHEModelServer:

@@ -60,6 +60,31 @@ def test_client_server_round_trip_equals_the_model(make, tmp_path):
     np.testing.assert_array_equal(client.predict(reply), model.predict(X[:20]))
 
 
+@pytest.mark.parametrize("make", [
+    lambda: (fsk.RandomForestClassifier(n_estimators=4, max_depth=3, random_state=0),
+             load_breast_cancer, "predict_proba"),
+    lambda: (fsk.GradientBoostingClassifier(n_estimators=3, max_depth=2, random_state=0),
+             load_iris, "predict_proba"),
+    lambda: (fsk.DecisionTreeRegressor(max_depth=4, random_state=0), load_diabetes, "predict"),
+], ids=["cancer-forest", "iris-boosting", "diabetes-tree"])
+def test_tree_models_deploy(make, tmp_path):
+    """Tree models (thermometer-coded inputs, bootstrapped leaves) through the artifacts."""
+    model, loader, method = make()
+    X, y = _data(loader)
+    model.fit(X, y).compile(X)
+    FHEModelDev(tmp_path / "model", model).save()
+    client = FHEModelClient(tmp_path / "model", key_dir=tmp_path / "keys")
+    client.generate_private_and_evaluation_keys()
+    reply = FHEModelServer(tmp_path / "model").run(client.quantize_encrypt_serialize(X[:6]),
+                                                   client.get_serialized_evaluation_keys())
+    np.testing.assert_array_equal(client.deserialize_decrypt_dequantize(reply),
+                                  getattr(model, method)(X[:6], fhe="disable"))
+    np.testing.assert_array_equal(client.predict(reply), model.predict(X[:6]))
+    # The float width is asked for, not the thermometer code's.
+    with pytest.raises(ValueError, match=f"takes {X.shape[1]}$"):
+        client.quantize_encrypt_serialize(np.zeros((1, X.shape[1] + 1)))
+
+
 def test_keys_persist_and_the_secret_key_stays_with_the_client(iris_model, tmp_path):
     model, X = iris_model
     FHEModelDev(tmp_path / "model", model).save()
