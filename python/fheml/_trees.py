@@ -30,8 +30,9 @@ class FlatTrees:
     aggregation: str  # "sum" or "mean"
     link: str
     base_score: np.ndarray = None
-    # scikit-learn's DecisionTree-based models compare float32(x) with their thresholds.
-    float32_inputs: bool = False
+    # The library's output before its link (check_reproduces compares with it); None: the
+    # scikit-learn method raw_output() names.
+    raw_output: object = None
     tree_offsets: list = field(default_factory=lambda: [0])
     feature: list = field(default_factory=list)
     threshold: list = field(default_factory=list)
@@ -65,10 +66,37 @@ class FlatTrees:
             link=self.link)
 
 
+def float32_equivalent(threshold, rule: str) -> np.ndarray:
+    """Thresholds t' such that ``x rule t'`` on a float64 x holds exactly when
+    ``float32(x) rule t`` does: what a library that casts its inputs to float32 (scikit-learn's
+    decision trees, XGBoost) decides, as the float64 comparison fheml's grid is mapped with.
+    float32(x) rounds to nearest, ties to even, so the boundary is the midpoint between two
+    neighbouring float32 values, on one side or the other of it by the parity of the first."""
+    t = np.asarray(threshold, dtype=np.float64)
+    f32 = np.float32
+    if rule == "<=":  # float32(x) <= t  <=>  float32(x) <= u, u the largest float32 <= t
+        u = t.astype(f32)
+        u = np.where(u.astype(np.float64) > t, np.nextafter(u, f32(-np.inf)), u)
+        above = np.nextafter(u, f32(np.inf))
+        mid = (u.astype(np.float64) + above.astype(np.float64)) / 2
+        even = (u.view(np.uint32) & 1) == 0  # mid rounds to u: left at mid
+        return np.where(even, mid, np.nextafter(mid, -np.inf))
+    # float32(x) < t  <=>  float32(x) < u, u the smallest float32 >= t
+    u = t.astype(f32)
+    u = np.where(u.astype(np.float64) < t, np.nextafter(u, f32(np.inf)), u)
+    below = np.nextafter(u, f32(-np.inf))
+    mid = (below.astype(np.float64) + u.astype(np.float64)) / 2
+    even = (u.view(np.uint32) & 1) == 0  # mid rounds to u: right at mid
+    return np.where(even, mid, np.nextafter(mid, np.inf))
+
+
 def sklearn_tree(flat: FlatTrees, tree, value: np.ndarray, scale: float = 1.0) -> None:
-    """Adds a fitted sklearn.tree._tree.Tree; `value` [nodes, outputs] are its node values."""
+    """Adds a fitted sklearn.tree._tree.Tree; `value` [nodes, outputs] are its node values.
+    Its thresholds are taken as float64 thresholds on the inputs (scikit-learn compares
+    float32(x) with them)."""
     leaf = tree.children_left < 0
-    flat.add_tree(np.where(leaf, -1, tree.feature), np.where(leaf, 0.0, tree.threshold),
+    threshold = float32_equivalent(np.where(leaf, 0.0, tree.threshold), "<=")
+    flat.add_tree(np.where(leaf, -1, tree.feature), np.where(leaf, 0.0, threshold),
                   np.where(leaf, -1, tree.children_left), np.where(leaf, -1, tree.children_right),
                   value * scale)
 
@@ -104,12 +132,12 @@ def from_sklearn(model, X: np.ndarray) -> FlatTrees:
         if classifier:
             binary = len(model.classes_) == 2
             flat = FlatTrees(F, 1 if binary else len(model.classes_), "<=",
-                             "mean", "probability", float32_inputs=True)
+                             "mean", "probability")
             for t in trees:
                 sklearn_tree(flat, t.tree_, classifier_values(t.tree_, binary))
         else:
             flat = FlatTrees(F, model.n_outputs_, "<=", "mean", "identity",
-                             float32_inputs=True)
+                             )
             for t in trees:
                 sklearn_tree(flat, t.tree_, t.tree_.value[:, :, 0])
         return flat
@@ -122,14 +150,14 @@ def from_sklearn(model, X: np.ndarray) -> FlatTrees:
         link = "identity"
         if hasattr(model, "classes_"):
             link = "sigmoid" if K == 1 else "softmax"
-        flat = FlatTrees(F, K, "<=", "sum", link, float32_inputs=True)
+        flat = FlatTrees(F, K, "<=", "sum", link)
         for stage in range(stages):
             for k in range(K):
                 t = model.estimators_[stage, k].tree_
                 v = np.zeros((t.node_count, K))
                 v[:, k] = t.value[:, 0, 0]
                 sklearn_tree(flat, t, v, scale=model.learning_rate)
-        flat.base_score = _base_from(raw_output(model, link), flat, X)
+        flat.base_score = base_from(raw_output(model, link), flat, X)
         return flat
     if isinstance(model, (ensemble.HistGradientBoostingClassifier,
                           ensemble.HistGradientBoostingRegressor)):
@@ -156,7 +184,7 @@ def from_sklearn(model, X: np.ndarray) -> FlatTrees:
                               np.where(leaf, 0.0, nodes["num_threshold"]),
                               np.where(leaf, -1, nodes["left"]), np.where(leaf, -1, nodes["right"]),
                               v)
-        flat.base_score = _base_from(raw_output(model, link), flat, X)
+        flat.base_score = base_from(raw_output(model, link), flat, X)
         return flat
     raise ValueError(f"{name} is not a tree model fheml reads")
 
@@ -175,8 +203,6 @@ def raw_output(model, link: str):
 
 def traverse(flat: FlatTrees, X: np.ndarray) -> np.ndarray:
     """The flat trees' aggregate without base score [N, outputs], in float (numpy)."""
-    if flat.float32_inputs:
-        X = X.astype(np.float32).astype(np.float64)
     out = np.zeros((len(X), flat.outputs))
     feature, threshold = np.asarray(flat.feature), np.asarray(flat.threshold)
     left, right = np.asarray(flat.left), np.asarray(flat.right)
@@ -199,7 +225,7 @@ def traverse(flat: FlatTrees, X: np.ndarray) -> np.ndarray:
     return out
 
 
-def _base_from(raw_predict, flat: FlatTrees, X: np.ndarray) -> np.ndarray:
+def base_from(raw_predict, flat: FlatTrees, X: np.ndarray) -> np.ndarray:
     """The constant the library adds to its trees (prior, base score), from its raw prediction
     on calibration rows: refused when it is not constant (an estimator-based init)."""
     rows = X[: min(len(X), 64)]
@@ -246,7 +272,7 @@ def tree_n_bits(n_bits) -> tuple[int, int]:
             roles[k] = int(v)
     else:
         raise ValueError(f"n_bits must be an int or a dict, found {type(n_bits).__name__}")
-    inputs = roles.get("model_inputs", 6)
+    inputs = roles.get("model_inputs", 6)  # a dict without it: scikit-learn trees' default
     leaves = roles.get("model_outputs", 8)
     if not 1 <= inputs <= 10:
         raise ValueError(f"n_bits (model_inputs) of a tree model must be in 1..10, found {inputs}")
@@ -278,7 +304,8 @@ class TreeModelMixin:
         self._single_output = (not hasattr(model, "classes_")
                                and getattr(model, "n_outputs_", 1) == 1)
         flat = self._flat_trees(model, X)
-        check_reproduces(flat, raw_output(model, flat.link), X, type(model).__name__)
+        raw = flat.raw_output or raw_output(model, flat.link)
+        check_reproduces(flat, raw, X, type(model).__name__)
         self._trees = flat.arrays()
         self._calibration = np.ascontiguousarray(np.vstack([X.min(axis=0), X.max(axis=0)]))
         self._compile_options = {"p_error": None, "global_p_error": None, "threads": 0}
@@ -302,3 +329,31 @@ class TreeModelMixin:
 
     def _has_proba(self) -> bool:
         return True
+
+
+def add_nested_tree(flat: FlatTrees, root, read) -> None:
+    """Adds a tree given as nested nodes (XGBoost's and LightGBM's JSON dumps), numbered in
+    preorder so that children follow their parent. read(node) -> ("leaf", values) or
+    ("split", feature, threshold, left_node, right_node)."""
+    feature, threshold, left, right, value = [], [], [], [], []
+    pending = [(root, -1, False)]
+    while pending:
+        node, parent, is_left = pending.pop()
+        index = len(feature)
+        if parent >= 0:
+            (left if is_left else right)[parent] = index
+        kind = read(node)
+        left.append(-1)
+        right.append(-1)
+        if kind[0] == "leaf":
+            feature.append(-1)
+            threshold.append(0.0)
+            value.append(np.asarray(kind[1], dtype=np.float64))
+        else:
+            _, f, t, l_node, r_node = kind
+            feature.append(f)
+            threshold.append(t)
+            value.append(np.zeros(flat.outputs))
+            pending.append((r_node, index, False))
+            pending.append((l_node, index, True))
+    flat.add_tree(feature, threshold, left, right, np.array(value))

@@ -64,35 +64,65 @@ def _with_sklearn_signature(sklearn_class: type, n_bits_default=8, n_bits_doc=No
     """Gives an estimator the __init__ of `sklearn_class` plus a leading ``n_bits``.
 
     scikit-learn's get_params/clone read the __init__ signature; taking it from the installed
-    scikit-learn keeps the parameters and defaults right across its versions.
+    library keeps the parameters and defaults right across its versions. A twin whose __init__
+    takes **kwargs (XGBoost, LightGBM) adds the parameters its get_params reports, and extra
+    keyword arguments are kept and passed on as it does with them.
     """
     P = inspect.Parameter
-    theirs = [p for name, p in inspect.signature(sklearn_class.__init__).parameters.items()
-              if name != "self"]
+    signature = inspect.signature(sklearn_class.__init__).parameters
+    theirs = [p for name, p in signature.items()
+              if name != "self" and p.kind not in (P.VAR_KEYWORD, P.VAR_POSITIONAL)]
+    open_ended = any(p.kind == P.VAR_KEYWORD for p in signature.values())
+    if open_ended:
+        named = {p.name for p in theirs}
+        theirs += [P(name, P.KEYWORD_ONLY, default=value)
+                   for name, value in sklearn_class().get_params(deep=False).items()
+                   if name not in named]
     names = [p.name for p in theirs]
     defaults = {p.name: p.default for p in theirs}
 
     def __init__(self, n_bits=n_bits_default, **params):
         unknown = set(params) - set(names)
-        if unknown:
+        if unknown and not open_ended:
             raise TypeError(f"{type(self).__name__}() got unexpected parameters "
                             f"{sorted(unknown)}; accepted: n_bits, {', '.join(names)}")
         self.n_bits = n_bits
         for name in names:
             setattr(self, name, params.get(name, defaults[name]))
+        if open_ended:
+            self._other_params = {k: params[k] for k in sorted(unknown)}
+            for k, v in self._other_params.items():
+                setattr(self, k, v)
 
     __init__.__signature__ = inspect.Signature(
         [P("self", P.POSITIONAL_OR_KEYWORD),
          P("n_bits", P.POSITIONAL_OR_KEYWORD, default=n_bits_default)]
         + [p.replace(kind=P.KEYWORD_ONLY) for p in theirs])
 
+    def get_params(self, deep=True):
+        params = BaseEstimator.get_params(self, deep=deep)
+        params.update(getattr(self, "_other_params", {}))
+        return params
+
+    def set_params(self, **params):
+        other = getattr(self, "_other_params", {})
+        for key in [k for k in params if k not in names and k != "n_bits"]:
+            other[key] = params[key]
+            setattr(self, key, params.pop(key))
+        self._other_params = other
+        return BaseEstimator.set_params(self, **params)
+
     def decorate(cls):
         cls.__init__ = __init__
+        if open_ended:
+            cls.get_params = get_params
+            cls.set_params = set_params
         cls._sklearn_class = sklearn_class
         doc = n_bits_doc or f"n_bits (int, or dict per role {_ROLES})"
-        cls.__doc__ = (f"{sklearn_class.__name__} from scikit-learn, run on encrypted data.\n\n"
+        cls.__doc__ = (f"{sklearn_class.__name__} from {sklearn_class.__module__.split('.')[0]}, "
+                       f"run on encrypted data.\n\n"
                        f"Parameters: {doc}, then those of "
-                       f"sklearn {sklearn_class.__module__}.{sklearn_class.__name__}.")
+                       f"{sklearn_class.__module__}.{sklearn_class.__name__}.")
         return cls
 
     return decorate
@@ -151,9 +181,11 @@ class _FheModel(BaseEstimator):
         return self, self.sklearn_model_
 
     @classmethod
-    def from_sklearn_model(cls, sklearn_model, X, n_bits=8):
+    def from_sklearn_model(cls, sklearn_model, X, n_bits=None):
         """Wraps an already fitted scikit-learn model; X (training-like rows) calibrates the
-        input quantizers."""
+        input quantizers. n_bits: the class's default when None."""
+        if n_bits is None:
+            n_bits = inspect.signature(cls.__init__).parameters["n_bits"].default
         if not isinstance(sklearn_model, cls._sklearn_class):
             raise ValueError(f"{cls.__name__}.from_sklearn_model takes a fitted "
                              f"{cls._sklearn_class.__name__}, found "
@@ -424,63 +456,66 @@ _TREE_N_BITS = ("n_bits (int: bits of each feature's input grid, 6 by default; o
                 "model_inputs and model_outputs, the bits of the leaf values, 8 by default)")
 
 
-def _tree_estimator(sklearn_class):
-    return _with_sklearn_signature(sklearn_class, n_bits_default=6, n_bits_doc=_TREE_N_BITS)
+def tree_estimator(sklearn_class, n_bits_default=6):
+    """Class decorator of the tree estimators (also used by fheml.xgboost and fheml.lightgbm)."""
+    return _with_sklearn_signature(sklearn_class, n_bits_default=n_bits_default,
+                                   n_bits_doc=_TREE_N_BITS.replace("6 by default",
+                                                                   f"{n_bits_default} by default"))
 
 
-class _TreeRegressor(TreeModelMixin, _FheRegressor):
+class TreeRegressor(TreeModelMixin, _FheRegressor):
+    """Base of the tree regressors (fheml.xgboost and fheml.lightgbm derive from it)."""
+
+
+class TreeClassifier(TreeModelMixin, _FheClassifier):
+    """Base of the tree classifiers (fheml.xgboost and fheml.lightgbm derive from it)."""
+
+
+@tree_estimator(_tree.DecisionTreeClassifier)
+class DecisionTreeClassifier(TreeClassifier):
     pass
 
 
-class _TreeClassifier(TreeModelMixin, _FheClassifier):
+@tree_estimator(_tree.DecisionTreeRegressor)
+class DecisionTreeRegressor(TreeRegressor):
     pass
 
 
-@_tree_estimator(_tree.DecisionTreeClassifier)
-class DecisionTreeClassifier(_TreeClassifier):
+@tree_estimator(_ens.RandomForestClassifier)
+class RandomForestClassifier(TreeClassifier):
     pass
 
 
-@_tree_estimator(_tree.DecisionTreeRegressor)
-class DecisionTreeRegressor(_TreeRegressor):
+@tree_estimator(_ens.RandomForestRegressor)
+class RandomForestRegressor(TreeRegressor):
     pass
 
 
-@_tree_estimator(_ens.RandomForestClassifier)
-class RandomForestClassifier(_TreeClassifier):
+@tree_estimator(_ens.ExtraTreesClassifier)
+class ExtraTreesClassifier(TreeClassifier):
     pass
 
 
-@_tree_estimator(_ens.RandomForestRegressor)
-class RandomForestRegressor(_TreeRegressor):
+@tree_estimator(_ens.ExtraTreesRegressor)
+class ExtraTreesRegressor(TreeRegressor):
     pass
 
 
-@_tree_estimator(_ens.ExtraTreesClassifier)
-class ExtraTreesClassifier(_TreeClassifier):
+@tree_estimator(_ens.GradientBoostingClassifier)
+class GradientBoostingClassifier(TreeClassifier):
     pass
 
 
-@_tree_estimator(_ens.ExtraTreesRegressor)
-class ExtraTreesRegressor(_TreeRegressor):
+@tree_estimator(_ens.GradientBoostingRegressor)
+class GradientBoostingRegressor(TreeRegressor):
     pass
 
 
-@_tree_estimator(_ens.GradientBoostingClassifier)
-class GradientBoostingClassifier(_TreeClassifier):
+@tree_estimator(_ens.HistGradientBoostingClassifier)
+class HistGradientBoostingClassifier(TreeClassifier):
     pass
 
 
-@_tree_estimator(_ens.GradientBoostingRegressor)
-class GradientBoostingRegressor(_TreeRegressor):
-    pass
-
-
-@_tree_estimator(_ens.HistGradientBoostingClassifier)
-class HistGradientBoostingClassifier(_TreeClassifier):
-    pass
-
-
-@_tree_estimator(_ens.HistGradientBoostingRegressor)
-class HistGradientBoostingRegressor(_TreeRegressor):
+@tree_estimator(_ens.HistGradientBoostingRegressor)
+class HistGradientBoostingRegressor(TreeRegressor):
     pass
