@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from sklearn.datasets import load_breast_cancer, load_diabetes, load_iris
+from sklearn.datasets import load_breast_cancer, load_diabetes, load_iris, load_wine
 from sklearn.preprocessing import StandardScaler
 
 from fheml import sklearn as fsk
@@ -166,10 +166,19 @@ def _free_port():
         return s.getsockname()[1]
 
 
+@pytest.fixture(scope="module")
+def wine_forest():
+    X, y = _data(load_wine)
+    model = fsk.RandomForestClassifier(n_estimators=5, max_depth=3, random_state=0)
+    return model.fit(X, y).compile(X), X
+
+
 @needs_build
-def test_http_server_serves_python_artifacts(iris_model, tmp_path):
-    """Artifacts written by Python, served by the C++ `fheml serve`, called by the Python client."""
-    model, X = iris_model
+@pytest.mark.parametrize("fixture", ["iris_model", "wine_forest"])
+def test_http_server_serves_python_artifacts(fixture, request, tmp_path):
+    """Artifacts written by Python, served by the C++ `fheml serve`, called by the Python client:
+    a linear model and a tree ensemble (bootstraps on the server)."""
+    model, X = request.getfixturevalue(fixture)
     FHEModelDev(tmp_path / "model", model).save()
     port = _free_port()
     server = subprocess.Popen(

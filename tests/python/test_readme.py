@@ -59,3 +59,17 @@ def test_deployment_section_runs_as_written(tmp_path):
     assert re.match(r"\[[01] [01] [01] [01] [01]\] \[\[", out), out
     assert (tmp_path / "cancer_keys" / "client.key").exists()
     assert list((tmp_path / "cancer_model" / "keys").iterdir())  # the server kept the keys
+
+
+def test_tree_tutorial_runs_as_written(tmp_path):
+    section = _section("Tree models: decision trees, forests, gradient boosting, XGBoost, LightGBM")
+    (tutorial, ) = _blocks(section, "python")
+    script = tmp_path / "tree_tutorial.py"
+    script.write_text(tutorial)
+    result = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                            timeout=600, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    float_accuracy, circuit_accuracy = map(float, lines[0].split())
+    assert circuit_accuracy >= float_accuracy - 0.03  # one split of 171 rows: a row is 0.6 point
+    assert "concrete_ml_bootstraps" in lines[-1]

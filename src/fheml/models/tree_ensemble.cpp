@@ -682,77 +682,85 @@ TreeEnsemble::TreeEnsemble(const TreeEnsembleSpec& spec, const Matrix& calibrati
     return output;
   };
 
-  // One plan per lookup width (the compiler's latency estimate picks) and, within it, the
-  // widest leaf values whose sum decrypts under the failure budget: a leaf value multiplies a
-  // reach indicator's bootstrap noise, so wide leaves can need a lower-noise parameter set or
-  // none (bench/README.md, trees).
-  std::optional<compiler::Circuit> best;
-  double best_ms = INFINITY;
+  // A candidate circuit at one lookup width and one leaf width; nullopt with `why_not` set when
+  // no parameter set meets the budget, or with `too_deep` set when a tree needs wider lookups.
+  struct Candidate {
+    compiler::Circuit circuit;
+    TreeCircuitStats stats;
+    double ms = 0;
+  };
   std::string why_not;
   const TreeCircuitStats counted = stats_;
+  const auto build = [&](std::uint32_t bits, std::uint32_t leaf_bits,
+                         bool& too_deep) -> std::optional<Candidate> {
+    too_deep = false;
+    const quant::OutputDequantizer output = quantize_leaves(leaf_bits);
+    Plan plan;
+    plan.bits = bits;
+    plan.outputs.assign(C, Expr{});
+    plan.out_lo.assign(C, 0);
+    plan.out_hi.assign(C, 0);
+    plan.stats = counted;
+    for (const TreeContext& ctx : contexts) {
+      if (ctx.outputs.empty()) continue;
+      const auto [value_cost, height] = plan_value_blocks(ctx, bits);
+      const std::size_t indicators = indicator_cost(ctx, bits);
+      if (value_cost >= kInfeasible && indicators >= kInfeasible) {
+        too_deep = true;
+        why_not = "tree " + std::to_string(ctx.index) + " (depth " +
+                  std::to_string(ctx.shape.max_depth) + ") needs lookups wider than " +
+                  std::to_string(bits) + " bits";
+        return std::nullopt;
+      }
+      if (value_cost <= indicators) {
+        emit_value_blocks(ctx, height, plan);
+      } else {
+        emit_indicators(ctx, plan);
+      }
+      for (std::size_t o = 0; o < ctx.outputs.size(); ++o) {
+        std::int64_t lo = std::numeric_limits<std::int64_t>::max(), hi = -lo;
+        for (const auto& values : ctx.leaf) {
+          if (values.empty()) continue;
+          lo = std::min(lo, values[o]);
+          hi = std::max(hi, values[o]);
+        }
+        plan.out_lo[ctx.outputs[o]] += lo;
+        plan.out_hi[ctx.outputs[o]] += hi;
+      }
+    }
+    if (plan.stages.empty()) {
+      bad("the ensemble (" + tree_label(spec_) +
+          ") has no split that changes its output: it predicts a constant, nothing to compute "
+          "on encrypted data");
+    }
+    for (const Stage& s : plan.stages) plan.stats.lookups += s.values.size() + s.checkpoints.size();
+    plan.stats.lookup_bits = bits;
+    plan.stats.leaf_bits = leaf_bits;
+    plan.stats.lookup_depth = plan.stages.size();
+    Candidate c;
+    c.stats = plan.stats;
+    try {
+      c.circuit = compiler::compile(assemble(plan, input, output), options.compile);
+    } catch (const std::invalid_argument& e) {
+      why_not = "at " + std::to_string(bits) + "-bit lookups and " + std::to_string(leaf_bits) +
+                "-bit leaves: " + e.what();
+      return std::nullopt;
+    }
+    c.ms = runtime::compute_statistics(c.circuit).estimated_latency_ms;
+    return c;
+  };
+
+  // 1. Per lookup width (the compiler's latency estimate picks one), the widest leaf values
+  //    whose sum decrypts under the failure budget: a leaf value multiplies a reach indicator's
+  //    bootstrap noise, so wide leaves can need a lower-noise parameter set, or find none.
+  std::optional<Candidate> best;
   for (std::uint32_t bits = 1; bits <= options.max_lookup_bits; ++bits) {
     for (std::uint32_t leaf_bits = options.leaf_bits; leaf_bits >= kMinLeafBits; --leaf_bits) {
-      const quant::OutputDequantizer output = quantize_leaves(leaf_bits);
-      Plan plan;
-      plan.bits = bits;
-      plan.outputs.assign(C, Expr{});
-      plan.out_lo.assign(C, 0);
-      plan.out_hi.assign(C, 0);
-      plan.stats = counted;
-      bool feasible = true;
-      for (const TreeContext& ctx : contexts) {
-        if (ctx.outputs.empty()) continue;
-        const auto [value_cost, height] = plan_value_blocks(ctx, bits);
-        const std::size_t indicators = indicator_cost(ctx, bits);
-        if (value_cost >= kInfeasible && indicators >= kInfeasible) {
-          feasible = false;
-          why_not = "tree " + std::to_string(ctx.index) + " (depth " +
-                    std::to_string(ctx.shape.max_depth) + ") needs lookups wider than " +
-                    std::to_string(bits) + " bits";
-          break;
-        }
-        if (value_cost <= indicators) {
-          emit_value_blocks(ctx, height, plan);
-        } else {
-          emit_indicators(ctx, plan);
-        }
-        for (std::size_t o = 0; o < ctx.outputs.size(); ++o) {
-          std::int64_t lo = std::numeric_limits<std::int64_t>::max(), hi = -lo;
-          for (const auto& values : ctx.leaf) {
-            if (values.empty()) continue;
-            lo = std::min(lo, values[o]);
-            hi = std::max(hi, values[o]);
-          }
-          plan.out_lo[ctx.outputs[o]] += lo;
-          plan.out_hi[ctx.outputs[o]] += hi;
-        }
-      }
-      if (!feasible) break;  // narrower leaves do not make the trees shallower
-      if (plan.stages.empty()) {
-        bad("the ensemble (" + tree_label(spec_) +
-            ") has no split that changes its output: it predicts a constant, nothing to compute "
-            "on encrypted data");
-      }
-      for (const Stage& s : plan.stages)
-        plan.stats.lookups += s.values.size() + s.checkpoints.size();
-      plan.stats.lookup_bits = bits;
-      plan.stats.leaf_bits = leaf_bits;
-      plan.stats.lookup_depth = plan.stages.size();
-      const TreeCircuitStats candidate_stats = plan.stats;
-      compiler::Circuit circuit;
-      try {
-        circuit = compiler::compile(assemble(plan, input, output), options.compile);
-      } catch (const std::invalid_argument& e) {
-        why_not = "at " + std::to_string(bits) + "-bit lookups and " + std::to_string(leaf_bits) +
-                  "-bit leaves: " + e.what();
-        continue;
-      }
-      const double ms = runtime::compute_statistics(circuit).estimated_latency_ms;
-      if (ms < best_ms) {
-        best_ms = ms;
-        best = std::move(circuit);
-        stats_ = candidate_stats;
-      }
+      bool too_deep = false;
+      std::optional<Candidate> c = build(bits, leaf_bits, too_deep);
+      if (too_deep) break;  // narrower leaves do not make the trees shallower
+      if (!c) continue;
+      if (!best || c->ms < best->ms) best = std::move(c);
       break;
     }
   }
@@ -761,7 +769,20 @@ TreeEnsemble::TreeEnsemble(const TreeEnsembleSpec& spec, const Matrix& calibrati
         std::to_string(options.max_lookup_bits) + " bits: " + why_not +
         ". Raise max_lookup_bits or limit the trees' depth");
   }
-  circuit_ = std::make_unique<runtime::FheCircuit>(std::move(*best), options.runtime);
+  // 2. Up to kLeafBitsTradeoff bits fewer for the leaves where each bit buys at least 10% of
+  //    latency (a cheaper parameter set): on a 50-tree forest of 3 classes, 8 -> 6 bits cut the
+  //    bootstrap from 33 to 12 ms (bench/README.md, trees).
+  for (std::uint32_t leaf_bits = best->stats.leaf_bits - 1;
+       leaf_bits >=
+       std::max(kMinLeafBits, options.leaf_bits - std::min(options.leaf_bits, kLeafBitsTradeoff));
+       --leaf_bits) {
+    bool too_deep = false;
+    std::optional<Candidate> c = build(best->stats.lookup_bits, leaf_bits, too_deep);
+    if (!c || c->ms > 0.9 * best->ms) break;
+    best = std::move(c);
+  }
+  stats_ = best->stats;
+  circuit_ = std::make_unique<runtime::FheCircuit>(std::move(best->circuit), options.runtime);
 }
 
 void TreeEnsemble::check_rows(const Matrix& x) const { models::check_rows(x, spec_.features); }

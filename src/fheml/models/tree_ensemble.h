@@ -94,6 +94,9 @@ TreeEnsembleSpec read_tree_ensemble(std::istream& in);
 std::string to_text(const TreeEnsembleSpec& spec);
 
 inline constexpr std::uint32_t kMinLeafBits = 3;
+// Leaf bits the builder may give up below TreeEnsembleOptions::leaf_bits for a faster
+// parameter set (at least 10% per bit), beyond those it must give up to find one at all.
+inline constexpr std::uint32_t kLeafBitsTradeoff = 2;
 
 struct TreeEnsembleOptions {
   // Bits of each feature's grid (2^n_bits - 1 thermometer ciphertexts per feature, encrypted
@@ -102,7 +105,8 @@ struct TreeEnsembleOptions {
   std::uint32_t n_bits = 6;
   // Bits of a leaf value, per output, over the largest spread of one tree's leaves (at most:
   // the builder narrows them, down to kMinLeafBits, until the sum decrypts under the failure
-  // budget). Leaf values ride out of the lookups for free (a lookup's width is its index's).
+  // budget, and by up to kLeafBitsTradeoff more where that makes the circuit 10% faster per
+  // bit). Leaf values ride out of the lookups for free (a lookup's width is its index's).
   std::uint32_t leaf_bits = 8;
   // Widest lookup allowed. Narrow lookups use faster parameters; the builder tries every width
   // up to this and keeps the one with the lowest estimated latency.
