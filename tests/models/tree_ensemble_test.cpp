@@ -295,5 +295,31 @@ TEST(TreeEnsemble, TextFormRoundTripsAndNamesBadLines) {
             std::string::npos);
 }
 
+TEST(TreeEnsemble, MangledTextIsRefusedWithAClearError) {
+  // Every truncation and many single-byte changes of a valid file either read as a valid
+  // ensemble or throw std::invalid_argument: never a crash, a hang or another exception (the
+  // sanitizer build runs this too).
+  const std::string text = to_text(random_ensemble(2, 3, 3, 2, 81));
+  std::size_t refused = 0;
+  const auto attempt = [&](const std::string& mangled) {
+    std::istringstream in(mangled);
+    try {
+      const TreeEnsembleSpec spec = read_tree_ensemble(in);
+      validate(spec);
+    } catch (const std::invalid_argument&) {
+      ++refused;
+    }
+  };
+  for (std::size_t cut = 0; cut < text.size(); cut += 3) attempt(text.substr(0, cut));
+  tfhe::Csprng rng(tfhe::test_seed(82));
+  const std::string bytes = "0123456789-+.e <=#\n\tsplitleaf\x01\xff";
+  for (int i = 0; i < 600; ++i) {
+    std::string mangled = text;
+    mangled[rng.next_u64() % mangled.size()] = bytes[rng.next_u64() % bytes.size()];
+    attempt(mangled);
+  }
+  EXPECT_GT(refused, text.size() / 3);
+}
+
 }  // namespace
 }  // namespace fheml::models

@@ -117,14 +117,21 @@ def test_disable_is_the_float_model_on_the_grid():
 @pytest.mark.parametrize("ours,kw,loader", [
     (fsk.DecisionTreeClassifier, {"max_depth": 4}, load_breast_cancer),
     (fsk.RandomForestClassifier, {"n_estimators": 3, "max_depth": 3}, load_wine),
+    (fsk.ExtraTreesClassifier, {"n_estimators": 2, "max_depth": 3}, load_breast_cancer),
     (fsk.GradientBoostingClassifier, {"n_estimators": 3, "max_depth": 2}, load_iris),
+    (fsk.HistGradientBoostingClassifier, {"max_iter": 3, "max_depth": 3}, load_wine),
+    (fsk.DecisionTreeRegressor, {"max_depth": 4}, load_diabetes),
+    (fsk.RandomForestRegressor, {"n_estimators": 2, "max_depth": 3}, load_diabetes),
+    (fsk.ExtraTreesRegressor, {"n_estimators": 2, "max_depth": 3}, load_diabetes),
+    (fsk.GradientBoostingRegressor, {"n_estimators": 3, "max_depth": 2}, load_diabetes),
     (fsk.HistGradientBoostingRegressor, {"max_iter": 3, "max_depth": 3}, load_diabetes),
-], ids=["DT-cancer", "RF-wine", "GB-iris", "HGB-diabetes"])
+], ids=["DT-cancer", "RF-wine", "ET-cancer", "GB-iris", "HGB-wine", "DTR-diabetes",
+        "RFR-diabetes", "ETR-diabetes", "GBR-diabetes", "HGBR-diabetes"])
 def test_execute_equals_disable(ours, kw, loader):
     """Real FHE on a few rows: encrypted results equal the clear circuit's exactly."""
     X, y = loader(return_X_y=True)
     model = ours(random_state=0, **kw).fit(X, y).compile(X, threads=2)
-    rows = X[::max(1, len(X) // 3)][:3]
+    rows = X[::max(1, len(X) // 2)][:2]
     q = model.quantize_input(rows)
     np.testing.assert_array_equal(model.fhe_circuit.run_integers(q, "execute"),
                                   model.fhe_circuit.run_integers(q, "disable"))
