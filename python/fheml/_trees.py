@@ -40,6 +40,12 @@ class FlatTrees:
     right: list = field(default_factory=list)
     value: list = field(default_factory=list)
 
+    def set_raw_output(self, raw_predict, X: np.ndarray) -> None:
+        """The library's raw output (before its link): checks the trees against it and takes
+        the base score from it."""
+        self.raw_output = raw_predict
+        self.base_score = base_from(raw_predict, self, X)
+
     def add_tree(self, feature, threshold, left, right, value) -> None:
         """One tree: per node its feature (-1: leaf), threshold, children (indices within the
         tree) and leaf values [outputs]."""
@@ -157,7 +163,7 @@ def from_sklearn(model, X: np.ndarray) -> FlatTrees:
                 v = np.zeros((t.node_count, K))
                 v[:, k] = t.value[:, 0, 0]
                 sklearn_tree(flat, t, v, scale=model.learning_rate)
-        flat.base_score = base_from(raw_output(model, link), flat, X)
+        flat.set_raw_output(raw_output(model, link), X)
         return flat
     if isinstance(model, (ensemble.HistGradientBoostingClassifier,
                           ensemble.HistGradientBoostingRegressor)):
@@ -184,7 +190,7 @@ def from_sklearn(model, X: np.ndarray) -> FlatTrees:
                               np.where(leaf, 0.0, nodes["num_threshold"]),
                               np.where(leaf, -1, nodes["left"]), np.where(leaf, -1, nodes["right"]),
                               v)
-        flat.base_score = base_from(raw_output(model, link), flat, X)
+        flat.set_raw_output(raw_output(model, link), X)
         return flat
     raise ValueError(f"{name} is not a tree model fheml reads")
 

@@ -15,7 +15,7 @@ try:
 except ImportError as e:  # pragma: no cover - depends on the environment
     raise ImportError("fheml.lightgbm needs LightGBM: pip install 'fheml[lightgbm]'") from e
 
-from fheml._trees import FlatTrees, add_nested_tree, base_from
+from fheml._trees import FlatTrees, add_nested_tree
 from fheml.sklearn import TreeClassifier, TreeRegressor, tree_estimator
 
 # 7 input bits by default (6 for scikit-learn's trees): the library places its thresholds on
@@ -73,9 +73,7 @@ def _flat_trees(model, X: np.ndarray) -> FlatTrees:
                     node["left_child"], node["right_child"])
 
         add_nested_tree(flat, info["tree_structure"], read)
-    margin = lambda rows: model.predict(rows, raw_score=True)  # noqa: E731
-    flat.base_score = base_from(margin, flat, X)
-    flat.raw_output = margin
+    flat.set_raw_output(lambda rows: model.predict(rows, raw_score=True), X)
     return flat
 
 

@@ -18,7 +18,7 @@ try:
 except ImportError as e:  # pragma: no cover - depends on the environment
     raise ImportError("fheml.xgboost needs XGBoost: pip install 'fheml[xgboost]'") from e
 
-from fheml._trees import FlatTrees, add_nested_tree, base_from, float32_equivalent
+from fheml._trees import FlatTrees, add_nested_tree, float32_equivalent
 from fheml.sklearn import TreeClassifier, TreeRegressor, tree_estimator
 
 # 7 input bits by default (6 for scikit-learn's trees): the library places its thresholds on
@@ -73,9 +73,7 @@ def _flat_trees(model, X: np.ndarray) -> FlatTrees:
                     children[node["yes"]], children[node["no"]])
 
         add_nested_tree(flat, json.loads(dump), read)
-    margin = lambda rows: model.predict(rows, output_margin=True)  # noqa: E731
-    flat.base_score = base_from(margin, flat, X)
-    flat.raw_output = margin
+    flat.set_raw_output(lambda rows: model.predict(rows, output_margin=True), X)
     return flat
 
 

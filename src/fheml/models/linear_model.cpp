@@ -325,17 +325,7 @@ LinearModel::LinearModel(const Matrix& coef, std::span<const double> intercept, 
 
 std::vector<std::int64_t> LinearModel::quantize_input(const Matrix& x) const {
   check_rows(x, features_);
-  const quant::InputQuantizer& quantizer = circuit_.circuit().inputs.at(0);
-  std::vector<std::int64_t> q;
-  q.reserve(x.data.size());
-  ir::FloatTensor row({1, features_});
-  for (std::size_t r = 0; r < x.rows; ++r) {
-    std::copy_n(x.data.begin() + static_cast<std::ptrdiff_t>(r * features_), features_,
-                row.data.begin());
-    const ir::IntTensor t = quantizer.quantize(row);
-    q.insert(q.end(), t.data.begin(), t.data.end());
-  }
-  return q;
+  return quantize_rows(circuit_.circuit().inputs.at(0), x);
 }
 
 std::vector<std::int64_t> LinearModel::run_integers(std::span<const std::int64_t> q,
@@ -362,22 +352,7 @@ std::vector<std::int64_t> LinearModel::run_integers(std::span<const std::int64_t
 }
 
 Matrix LinearModel::dequantize_output(std::span<const std::int64_t> q, std::size_t rows) const {
-  if (q.size() != rows * outputs_) {
-    throw std::invalid_argument("quantized output: " + std::to_string(rows) + " rows of " +
-                                std::to_string(outputs_) + " outputs need " +
-                                std::to_string(rows * outputs_) + " values, found " +
-                                std::to_string(q.size()));
-  }
-  const quant::OutputDequantizer& dequantizer = circuit_.circuit().outputs.at(0);
-  Matrix out{rows, outputs_, {}};
-  out.data.reserve(rows * outputs_);
-  ir::IntTensor row({1, outputs_});
-  for (std::size_t r = 0; r < rows; ++r) {
-    std::copy_n(q.begin() + static_cast<std::ptrdiff_t>(r * outputs_), outputs_, row.data.begin());
-    const ir::FloatTensor f = dequantizer.dequantize(row);
-    out.data.insert(out.data.end(), f.data.begin(), f.data.end());
-  }
-  return out;
+  return dequantize_rows(circuit_.circuit().outputs.at(0), q, rows);
 }
 
 Matrix LinearModel::decision_function(const Matrix& x, runtime::Mode mode) {

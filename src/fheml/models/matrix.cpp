@@ -1,5 +1,6 @@
 #include "fheml/models/matrix.h"
 
+#include <algorithm>
 #include <cmath>
 #include <stdexcept>
 #include <string>
@@ -52,6 +53,38 @@ void check_rows(const Matrix& x, std::size_t features) {
                                   ": encrypted models take finite values only");
     }
   }
+}
+
+std::vector<std::int64_t> quantize_rows(const quant::InputQuantizer& input, const Matrix& x) {
+  std::vector<std::int64_t> q;
+  q.reserve(x.data.size());
+  ir::FloatTensor row({1, x.cols});
+  for (std::size_t r = 0; r < x.rows; ++r) {
+    std::copy_n(x.data.begin() + static_cast<std::ptrdiff_t>(r * x.cols), x.cols, row.data.begin());
+    const ir::IntTensor t = input.quantize_levels(row);
+    q.insert(q.end(), t.data.begin(), t.data.end());
+  }
+  return q;
+}
+
+Matrix dequantize_rows(const quant::OutputDequantizer& output, std::span<const std::int64_t> q,
+                       std::size_t rows) {
+  const std::size_t cols = ir::element_count(output.shape);
+  if (q.size() != rows * cols) {
+    throw std::invalid_argument("quantized output: " + std::to_string(rows) + " rows of " +
+                                std::to_string(cols) + " outputs need " +
+                                std::to_string(rows * cols) + " values, found " +
+                                std::to_string(q.size()));
+  }
+  Matrix out{rows, cols, {}};
+  out.data.reserve(rows * cols);
+  ir::IntTensor row(output.shape);
+  for (std::size_t r = 0; r < rows; ++r) {
+    std::copy_n(q.begin() + static_cast<std::ptrdiff_t>(r * cols), cols, row.data.begin());
+    const ir::FloatTensor f = output.dequantize(row);
+    out.data.insert(out.data.end(), f.data.begin(), f.data.end());
+  }
+  return out;
 }
 
 }  // namespace fheml::models

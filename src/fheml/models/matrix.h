@@ -3,8 +3,12 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
+#include <span>
 #include <utility>
 #include <vector>
+
+#include "fheml/quant/quantizers.h"
 
 namespace fheml::models {
 
@@ -25,5 +29,14 @@ std::pair<std::vector<double>, std::vector<double>> feature_ranges(const Matrix&
 // Rows to predict on: `features` columns of finite values, else std::invalid_argument naming
 // the first bad row and column.
 void check_rows(const Matrix& x, std::size_t features);
+
+// Rows [N, F] -> each row's grid levels through `input` (of shape [1, F]), concatenated
+// [N * F] (before any thermometer code). Throws std::invalid_argument as quantize_levels.
+std::vector<std::int64_t> quantize_rows(const quant::InputQuantizer& input, const Matrix& x);
+
+// Integers [rows * C] -> floats [rows, C] through `output` (of shape [1, C]). Throws
+// std::invalid_argument on a size other than rows * C.
+Matrix dequantize_rows(const quant::OutputDequantizer& output, std::span<const std::int64_t> q,
+                       std::size_t rows);
 
 }  // namespace fheml::models

@@ -834,17 +834,7 @@ Matrix TreeEnsemble::quantized_float_decision_function(const Matrix& x) const {
 
 std::vector<std::int64_t> TreeEnsemble::quantize_input(const Matrix& x) const {
   check_rows(x);
-  const quant::InputQuantizer& input = circuit_->circuit().inputs.at(0);
-  std::vector<std::int64_t> q;
-  q.reserve(x.data.size());
-  ir::FloatTensor row({1, spec_.features});
-  for (std::size_t r = 0; r < x.rows; ++r) {
-    std::copy_n(x.data.begin() + static_cast<std::ptrdiff_t>(r * spec_.features), spec_.features,
-                row.data.begin());
-    const ir::IntTensor t = input.quantize_levels(row);
-    q.insert(q.end(), t.data.begin(), t.data.end());
-  }
-  return q;
+  return quantize_rows(circuit_->circuit().inputs.at(0), x);
 }
 
 std::vector<std::int64_t> TreeEnsemble::run_integers(std::span<const std::int64_t> levels,
@@ -880,17 +870,7 @@ std::vector<std::int64_t> TreeEnsemble::run_integers(std::span<const std::int64_
 }
 
 Matrix TreeEnsemble::dequantize_output(std::span<const std::int64_t> q, std::size_t rows) const {
-  const std::size_t C = spec_.outputs;
-  if (q.size() != rows * C) {
-    throw std::invalid_argument("quantized output: " + std::to_string(rows) + " rows of " +
-                                std::to_string(C) + " outputs need " + std::to_string(rows * C) +
-                                " values, found " + std::to_string(q.size()));
-  }
-  const quant::OutputDequantizer& d = circuit_->circuit().outputs.at(0);
-  Matrix out{rows, C, std::vector<double>(rows * C)};
-  for (std::size_t i = 0; i < q.size(); ++i)
-    out.data[i] = d.scale[i % C] * static_cast<double>(q[i]) + d.bias[i % C];
-  return out;
+  return dequantize_rows(circuit_->circuit().outputs.at(0), q, rows);
 }
 
 Matrix TreeEnsemble::decision_function(const Matrix& x, runtime::Mode mode) {
