@@ -107,6 +107,27 @@ def test_keys_persist_and_the_secret_key_stays_with_the_client(iris_model, tmp_p
     assert needle not in client.quantize_encrypt_serialize(X[:2])
 
 
+def test_keys_of_another_model_are_refused_and_the_secret_key_is_kept(iris_model, tmp_path):
+    model, X = iris_model
+    FHEModelDev(tmp_path / "a", model).save()
+    other = fsk.LogisticRegression(n_bits=7, max_iter=1000).fit(X, model.predict(X)).compile(X)
+    FHEModelDev(tmp_path / "b", other).save()
+    client = FHEModelClient(tmp_path / "a", key_dir=tmp_path / "keys")
+    client.generate_private_and_evaluation_keys()
+    secret = (tmp_path / "keys" / "client.key").read_bytes()
+    with pytest.raises(ValueError, match="were made for model"):
+        FHEModelClient(tmp_path / "b", key_dir=tmp_path / "keys").generate_private_and_evaluation_keys()
+    # Evaluation keys lost: made again from the kept secret key.
+    (tmp_path / "keys" / "evaluation.keys").unlink()
+    again = FHEModelClient(tmp_path / "a", key_dir=tmp_path / "keys")
+    again.generate_private_and_evaluation_keys()
+    assert (tmp_path / "keys" / "client.key").read_bytes() == secret
+    # force: the old secret key moves aside, never deleted.
+    again.generate_private_and_evaluation_keys(force=True)
+    assert (tmp_path / "keys" / "client.key.replaced.1").read_bytes() == secret
+    assert (tmp_path / "keys" / "client.key").read_bytes() != secret
+
+
 def test_bad_inputs_are_refused(iris_model, tmp_path):
     model, X = iris_model
     with pytest.raises(ValueError, match="compiled model"):

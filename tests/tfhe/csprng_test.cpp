@@ -3,6 +3,10 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <set>
+#include <stdexcept>
+#include <thread>
+#include <utility>
 #include <vector>
 
 namespace fheml::tfhe {
@@ -67,6 +71,35 @@ TEST(Csprng, GaussianHasTheRequestedVariance) {
   EXPECT_NEAR(sum / samples / std.value, 0.0, 5 / std::sqrt(double(samples)));
   // Kurtosis 3 distinguishes a Gaussian from, e.g., a uniform of the same variance (1.8).
   EXPECT_NEAR(fourth / samples / (var * var), 3.0, 0.1);
+}
+
+TEST(Csprng, AMovedFromGeneratorRefusesToDraw) {
+  Csprng a(test_seed(9)), reference(test_seed(9));
+  const std::uint64_t first = a.next_u64();
+  EXPECT_EQ(first, reference.next_u64());
+  Csprng b = std::move(a);
+  EXPECT_EQ(b.next_u64(), reference.next_u64());  // the stream goes on in its new owner
+  EXPECT_THROW(a.next_u64(), std::logic_error);   // NOLINT(bugprone-use-after-move): tested
+  Csprng c(test_seed(10));
+  c = std::move(b);
+  EXPECT_EQ(c.next_u64(), reference.next_u64());
+  EXPECT_THROW(b.next_u64(), std::logic_error);  // NOLINT(bugprone-use-after-move)
+}
+
+TEST(NoiseSource, ConcurrentCallsGetDistinctStreams) {
+  NoiseSource source(test_seed(11));
+  constexpr int kThreads = 8, kCalls = 50;
+  std::vector<std::vector<std::uint64_t>> firsts(kThreads);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int c = 0; c < kCalls; ++c) firsts[t].push_back(source.next().next_u64());
+    });
+  }
+  for (std::thread& t : threads) t.join();
+  std::set<std::uint64_t> distinct;
+  for (const auto& f : firsts) distinct.insert(f.begin(), f.end());
+  EXPECT_EQ(distinct.size(), std::size_t{kThreads * kCalls});
 }
 
 }  // namespace

@@ -1,5 +1,9 @@
 #include "fheml/deploy/deploy.h"
 
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
 #include <fstream>
 #include <stdexcept>
 #include <string>
@@ -18,6 +22,10 @@ std::string hex_id(std::uint64_t id) {
   std::string s(16, '0');
   for (int i = 15; i >= 0; --i, id >>= 4) s[static_cast<std::size_t>(i)] = kDigits[id & 15];
   return s;
+}
+
+std::vector<std::uint8_t> as_bytes(const std::string& text) {
+  return std::vector<std::uint8_t>(text.begin(), text.end());
 }
 
 void check_circuit_id(std::uint64_t found, std::uint64_t expected, const char* what) {
@@ -48,20 +56,46 @@ std::vector<std::uint8_t> read_file(const fs::path& path, std::uint64_t max_byte
   return bytes;
 }
 
-void write_file(const fs::path& path, std::span<const std::uint8_t> bytes, bool private_file) {
+void write_file(const fs::path& path, std::span<const std::uint8_t> bytes, bool private_file,
+                bool replace) {
   const fs::path temporary = path.string() + ".tmp";
-  {
-    std::ofstream out(temporary, std::ios::binary | std::ios::trunc);
-    if (!out) throw std::invalid_argument("cannot write " + temporary.string());
-    if (private_file) {
-      // Owner-only before any byte is written.
-      fs::permissions(temporary, fs::perms::owner_read | fs::perms::owner_write,
-                      fs::perm_options::replace);
+  // POSIX open rather than an ofstream: a private file is created owner-only (0600) at open,
+  // never readable by others for an instant, and O_EXCL refuses a leftover temporary file
+  // (another writer, or a link planted there).
+  ::unlink(temporary.c_str());
+  const int fd = ::open(temporary.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC,
+                        private_file ? 0600 : 0644);
+  if (fd < 0) {
+    throw std::invalid_argument("cannot write " + temporary.string() + ": " +
+                                std::error_code(errno, std::generic_category()).message());
+  }
+  std::size_t done = 0;
+  while (done < bytes.size()) {
+    const ssize_t n = ::write(fd, bytes.data() + done, bytes.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      ::close(fd);
+      ::unlink(temporary.c_str());
+      throw std::invalid_argument("cannot write " + temporary.string());
     }
-    out.write(reinterpret_cast<const char*>(bytes.data()),
-              static_cast<std::streamsize>(bytes.size()));
-    out.flush();
-    if (!out) throw std::invalid_argument("cannot write " + temporary.string());
+    done += static_cast<std::size_t>(n);
+  }
+  if (::fsync(fd) != 0 || ::close(fd) != 0) {
+    ::unlink(temporary.c_str());
+    throw std::invalid_argument("cannot write " + temporary.string());
+  }
+  if (!replace) {
+    // link() never replaces an existing file: a secret key already there is never overwritten.
+    const int linked = ::link(temporary.c_str(), path.c_str());
+    const int error = errno;
+    ::unlink(temporary.c_str());
+    if (linked != 0) {
+      throw std::invalid_argument(
+          "cannot write " + path.string() + ": " +
+          (error == EEXIST ? std::string("it exists and is never overwritten")
+                           : std::error_code(error, std::generic_category()).message()));
+    }
+    return;
   }
   std::error_code error;
   fs::rename(temporary, path, error);
@@ -88,26 +122,75 @@ Client::Client(const fs::path& artifact_dir, fs::path key_dir)
              std::move(key_dir)) {}
 
 Client::Client(ClientSpec spec, fs::path key_dir)
-    : spec_(std::move(spec)), key_dir_(std::move(key_dir)), noise_rng_(tfhe::random_seed()) {
+    : spec_(std::move(spec)),
+      key_dir_(std::move(key_dir)),
+      noise_(std::make_unique<tfhe::NoiseSource>(tfhe::random_seed())) {
   runtime::validate(spec_.circuit);
 }
+
+namespace {
+
+// A file name beside `path` that does not exist yet: path.replaced.1, .2, ...
+fs::path aside_name(const fs::path& path) {
+  for (int i = 1;; ++i) {
+    fs::path candidate = path.string() + ".replaced." + std::to_string(i);
+    if (!fs::exists(candidate)) return candidate;
+  }
+}
+
+}  // namespace
 
 void Client::generate_private_and_evaluation_keys(bool force) {
   const fs::path secret_path = key_dir_ / kClientKeyFile;
   const fs::path evaluation_path = key_dir_ / kEvaluationKeysFile;
-  if (!force && !key_dir_.empty() && fs::exists(secret_path) && fs::exists(evaluation_path)) {
+  const fs::path id_path = key_dir_ / kKeysCircuitFile;
+  const std::string circuit = hex_id(spec_.circuit_id);
+  if (!key_dir_.empty() && fs::exists(secret_path) && force) {
+    // A secret key is never deleted nor overwritten: the old one (and whatever was made with it)
+    // moves aside, where it still decrypts earlier replies.
+    for (const fs::path& p : {secret_path, evaluation_path, id_path}) {
+      if (!fs::exists(p)) continue;
+      std::error_code error;
+      fs::rename(p, aside_name(p), error);
+      if (error) {
+        throw std::invalid_argument("cannot move " + p.string() + " aside: " + error.message());
+      }
+    }
+  } else if (!key_dir_.empty() && fs::exists(secret_path)) {
     // Keys of an earlier session: used only if they are this model's.
+    if (fs::exists(id_path)) {
+      std::vector<std::uint8_t> raw = read_file(id_path, 64);
+      std::string recorded(raw.begin(), raw.end());
+      while (!recorded.empty() && (recorded.back() == '\n' || recorded.back() == '\r'))
+        recorded.pop_back();
+      if (recorded != circuit) {
+        throw std::invalid_argument(
+            "the keys in " + key_dir_.string() + " were made for model (circuit) " + recorded +
+            ", this model is " + circuit +
+            ": give each model its own key directory (keys are never replaced silently; "
+            "force=True moves these aside and makes new ones)");
+      }
+    }
     tfhe::DeserializeOptions options;
     options.expected_parameters = &spec_.circuit.parameters;
     runtime::ClientKeys keys{tfhe::deserialize_client_key(read_file(secret_path), options)};
-    std::vector<std::uint8_t> evaluation = read_file(evaluation_path);
-    const runtime::CompressedEvaluationKeys parsed =
-        deserialize_evaluation_keys(evaluation, options);
-    if (spec_.circuit.has_lookups && !parsed.server_key) {
-      throw std::invalid_argument(evaluation_path.string() +
-                                  " holds no server key but the model needs one: regenerate the "
-                                  "keys (force)");
+    std::vector<std::uint8_t> evaluation;
+    if (fs::exists(evaluation_path)) {
+      evaluation = read_file(evaluation_path);
+      const runtime::CompressedEvaluationKeys parsed =
+          deserialize_evaluation_keys(evaluation, options);
+      if (spec_.circuit.has_lookups && !parsed.server_key) {
+        throw std::invalid_argument(evaluation_path.string() +
+                                    " holds no server key but the model needs one: delete that "
+                                    "file (the secret key is kept and new evaluation keys are "
+                                    "made from it)");
+      }
+    } else {
+      // The evaluation keys were lost: made again from the secret key, which is kept.
+      evaluation = serialize(runtime::evaluation_keys_for(spec_.circuit, keys));
+      write_file(evaluation_path, evaluation);
     }
+    if (!fs::exists(id_path)) write_file(id_path, as_bytes(circuit + "\n"));
     client_keys_ = std::move(keys);
     evaluation_keys_ = std::move(evaluation);
     return;
@@ -116,13 +199,15 @@ void Client::generate_private_and_evaluation_keys(bool force) {
   evaluation_keys_ = serialize(keys.evaluation);
   if (!key_dir_.empty()) {
     std::error_code error;
-    fs::create_directories(key_dir_, error);
+    const bool created = fs::create_directories(key_dir_, error);
     if (error) {
       throw std::invalid_argument("cannot create " + key_dir_.string() + ": " + error.message());
     }
-    fs::permissions(key_dir_, fs::perms::owner_all, fs::perm_options::replace, error);
-    write_file(secret_path, tfhe::serialize(keys.client.key), /*private_file=*/true);
+    if (created) fs::permissions(key_dir_, fs::perms::owner_all, fs::perm_options::replace, error);
+    write_file(secret_path, tfhe::serialize(keys.client.key), /*private_file=*/true,
+               /*replace=*/false);
     write_file(evaluation_path, evaluation_keys_);
+    write_file(id_path, as_bytes(circuit + "\n"));
   }
   client_keys_ = std::move(keys.client);
 }
@@ -140,8 +225,9 @@ const std::vector<std::uint8_t>& Client::serialized_evaluation_keys() const {
 
 std::vector<std::uint8_t> Client::encrypt_serialize(std::span<const runtime::IntSample> samples) {
   require_keys();
+  tfhe::Csprng noise = noise_->next();
   EncryptedInputs inputs{spec_.circuit_id,
-                         runtime::encrypt(spec_.circuit, *client_keys_, samples, noise_rng_)};
+                         runtime::encrypt(spec_.circuit, *client_keys_, samples, noise)};
   return serialize(inputs);
 }
 

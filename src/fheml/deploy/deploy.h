@@ -16,6 +16,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <memory>
 #include <optional>
 #include <span>
 #include <string>
@@ -30,6 +31,7 @@ inline constexpr const char* kClientFile = "client.fheml";
 inline constexpr const char* kServerFile = "server.fheml";
 inline constexpr const char* kClientKeyFile = "client.key";            // in the client's key_dir
 inline constexpr const char* kEvaluationKeysFile = "evaluation.keys";  // in the client's key_dir
+inline constexpr const char* kKeysCircuitFile = "circuit.id";  // the model the keys were made for
 
 // Writes dir/server.fheml and dir/client.fheml (dir created if missing; files replaced
 // atomically: written to a temporary name, then renamed).
@@ -41,9 +43,11 @@ void save_artifacts(const std::filesystem::path& dir, const compiler::Circuit& c
 // larger than max_bytes).
 std::vector<std::uint8_t> read_file(const std::filesystem::path& path,
                                     std::uint64_t max_bytes = std::uint64_t{8} << 30);
-// Writes atomically (temporary file + rename); `private_file` makes it readable by its owner only.
+// Writes atomically (temporary file + rename); `private_file` creates it readable by its owner
+// only (mode 0600 at creation). With `replace` false an existing file is never overwritten
+// (std::invalid_argument instead).
 void write_file(const std::filesystem::path& path, std::span<const std::uint8_t> bytes,
-                bool private_file = false);
+                bool private_file = false, bool replace = true);
 
 class Client {
  public:
@@ -54,9 +58,11 @@ class Client {
 
   const ClientSpec& spec() const { return spec_; }
 
-  // Loads the keys from key_dir when both files are there and match this model; otherwise (or
-  // with `force`) generates fresh ones and writes them there (the secret key readable by its
-  // owner only).
+  // Loads the keys from key_dir when its secret key is there: refused with both ids when
+  // key_dir/circuit.id names another model; evaluation keys missing from it are made again from
+  // the secret key. Otherwise generates fresh keys and writes them there (the secret key
+  // owner-only, in a directory created owner-only). A secret key is never overwritten nor
+  // deleted: `force` moves the existing files aside (client.key.replaced.N, ...) first.
   void generate_private_and_evaluation_keys(bool force = false);
   bool has_keys() const { return client_keys_.has_value(); }
 
@@ -76,7 +82,9 @@ class Client {
   std::filesystem::path key_dir_;
   std::optional<runtime::ClientKeys> client_keys_;
   std::vector<std::uint8_t> evaluation_keys_;
-  tfhe::Csprng noise_rng_;
+  // One child stream per encryption call: concurrent calls never share noise (a pointer: it
+  // cannot move).
+  std::unique_ptr<tfhe::NoiseSource> noise_;
 };
 
 class Server {

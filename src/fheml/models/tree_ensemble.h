@@ -13,13 +13,13 @@
 //    linear function of the inputs) equals d exactly then. A lookup on an index made of s_m and
 //    the split bits of a block of nodes below m (2^b * s_m + binary code) returns the quantized
 //    value of the leaf reached inside the block, and 0 when the row does not reach the block or
-//    leaves it below. Blocks are chosen per tree by dynamic programming under a lookup width;
-//    a block whose index takes two values (the root's own split) is affine: no lookup.
+//    leaves it below. Blocks are chosen per tree by dynamic programming under a lookup width.
 //  - Trees with leaf vectors (multi-class forests) use leaf-reach indicators instead when fewer:
 //    one lookup per left child [s_n + c_n = d_n + 1]; right children follow linearly
-//    (I(right) = I(parent) - I(left)), the root's children are affine.
+//    (I(right) = I(parent) - I(left)); deep trees get checkpoints (a second stage of lookups).
 //  - Leaf values are quantized per output (centred per tree, the centre folded into the output
-//    bias) and the sum over trees is a linear node: one ciphertext per output.
+//    bias) and the sum over trees is a linear node over lookups only (so that the wide output
+//    never shares an encoding class with a lookup's index): one ciphertext per output.
 //  - The lookup width is chosen among 1..max_lookup_bits by the compiler's cost estimate.
 // The link (sigmoid, softmax, ...) and the argmax run on the client after decryption.
 #pragma once

@@ -399,6 +399,19 @@ Keys keygen(const ClientCircuit& circuit, const KeygenOptions& options) {
   return keys;
 }
 
+CompressedEvaluationKeys evaluation_keys_for(const ClientCircuit& circuit, const ClientKeys& keys) {
+  if (!(keys.key.parameters == circuit.parameters)) {
+    throw std::invalid_argument("the client key was made for other parameters than this model's");
+  }
+  CompressedEvaluationKeys evaluation{circuit.parameters, std::nullopt};
+  if (circuit.has_lookups) {
+    tfhe::Csprng noise_rng(tfhe::random_seed());
+    evaluation.server_key =
+        tfhe::generate_compressed_server_key(keys.key, noise_rng, tfhe::random_seed());
+  }
+  return evaluation;
+}
+
 EvaluationKeys decompress(const CompressedEvaluationKeys& keys) {
   EvaluationKeys out{keys.parameters, std::nullopt};
   if (keys.server_key) {

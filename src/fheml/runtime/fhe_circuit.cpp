@@ -21,7 +21,9 @@ FheCircuit::FheCircuit(compiler::Circuit circuit, const FheCircuitOptions& optio
     : program_(std::move(circuit)),
       options_(options),
       seed_(options.seed ? *options.seed : tfhe::random_seed()),
-      noise_rng_(tfhe::derive_seed(seed_, "fheml runtime encryption and simulation noise")),
+      noise_(std::make_unique<tfhe::NoiseSource>(
+          tfhe::derive_seed(seed_, "fheml runtime encryption and simulation noise"))),
+      mutex_(std::make_unique<std::mutex>()),
       pool_(options.threads == 0 ? nullptr : std::make_unique<tfhe::ThreadPool>(options.threads)) {}
 
 std::size_t FheCircuit::threads() const {
@@ -29,6 +31,7 @@ std::size_t FheCircuit::threads() const {
 }
 
 void FheCircuit::keygen() {
+  std::lock_guard<std::mutex> lock(*mutex_);
   if (client_keys_) return;
   const auto start = Clock::now();
   Keys keys = runtime::keygen(
@@ -50,13 +53,17 @@ std::vector<IntSample> FheCircuit::run_integers(std::span<const IntSample> sampl
     }
     case Mode::kSimulate: {
       const auto start = Clock::now();
-      results = run_simulate(program_, samples, noise_rng_);
+      tfhe::Csprng noise = noise_->next();
+      results = run_simulate(program_, samples, noise);
       timings.run_s = seconds_since(start);
       break;
     }
     case Mode::kExecute: {
-      keygen();
-      timings.keygen_s = keygen_seconds_;
+      keygen();  // the keys never change once made: read without the lock from here on
+      {
+        std::lock_guard<std::mutex> lock(*mutex_);
+        timings.keygen_s = keygen_seconds_;
+      }
       // Client and server share this process: the inputs never travel, so they are encrypted
       // expanded and their masks generated once (runtime.h, ExpandedInput).
       auto start = Clock::now();
@@ -73,6 +80,7 @@ std::vector<IntSample> FheCircuit::run_integers(std::span<const IntSample> sampl
       break;
     }
   }
+  std::lock_guard<std::mutex> lock(*mutex_);
   last_run_ = timings;
   return results;
 }
@@ -83,9 +91,10 @@ std::vector<IntSample> FheCircuit::run_integers(std::span<const IntSample> sampl
 std::vector<ExpandedInput> FheCircuit::encrypt_on_pool(std::span<const IntSample> samples) {
   tfhe::ThreadPool& pool = pool_ ? *pool_ : tfhe::ThreadPool::global();
   const std::size_t parts = std::min(pool.size(), samples.size());
-  if (parts <= 1) return encrypt_expanded(circuit(), *client_keys_, samples, noise_rng_);
+  tfhe::Csprng call_noise = noise_->next();
+  if (parts <= 1) return encrypt_expanded(circuit(), *client_keys_, samples, call_noise);
   std::vector<tfhe::Seed> seeds;
-  for (std::size_t p = 0; p < parts; ++p) seeds.push_back(noise_rng_.derive_seed());
+  for (std::size_t p = 0; p < parts; ++p) seeds.push_back(call_noise.derive_seed());
   std::vector<std::vector<ExpandedInput>> encrypted(parts);
   pool.parallel_for(parts, [&](std::size_t p, std::size_t) {
     const std::size_t begin = samples.size() * p / parts;
@@ -139,13 +148,18 @@ std::vector<FloatSample> FheCircuit::predict(std::span<const FloatSample> sample
     for (std::size_t o = 0; o < r.size(); ++o) f.push_back(c.outputs[o].dequantize(r[o]));
     floats.push_back(std::move(f));
   }
-  last_run_->encrypt_s += quantize_s;
-  last_run_->decrypt_s += seconds_since(start);
+  // This call's own timings: another thread's run may have stored its own since.
+  std::lock_guard<std::mutex> lock(*mutex_);
+  if (last_run_) {
+    last_run_->encrypt_s += quantize_s;
+    last_run_->decrypt_s += seconds_since(start);
+  }
   return floats;
 }
 
 Statistics FheCircuit::statistics() const {
   Statistics s = compute_statistics(circuit(), threads());
+  std::lock_guard<std::mutex> lock(*mutex_);
   s.last_run = last_run_;
   return s;
 }

@@ -16,6 +16,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <span>
 #include <vector>
@@ -116,6 +117,10 @@ struct Keys {
 // compressed server key. Throws std::invalid_argument for parameters tfhe::validate refuses.
 Keys keygen(const compiler::Circuit& circuit, const KeygenOptions& options = {});
 Keys keygen(const ClientCircuit& circuit, const KeygenOptions& options = {});
+// Fresh evaluation keys for an existing client key (its evaluation keys lost: the secret key,
+// which nothing can replace, is kept). Throws std::invalid_argument when the key's parameters
+// are not the circuit's.
+CompressedEvaluationKeys evaluation_keys_for(const ClientCircuit& circuit, const ClientKeys& keys);
 // Server side: expands the key switching key and the bootstrap key (Fourier form). Throws
 // std::invalid_argument when the keys do not match their parameters.
 EvaluationKeys decompress(const CompressedEvaluationKeys& keys);
@@ -215,6 +220,8 @@ struct FheCircuitOptions {
   unsigned threads = 0;
 };
 
+// Thread-safe: concurrent calls on one object each draw their own noise stream; the keys are
+// made once, by whichever call needs them first.
 class FheCircuit {
  public:
   explicit FheCircuit(compiler::Circuit circuit, const FheCircuitOptions& options = {});
@@ -242,7 +249,9 @@ class FheCircuit {
   Program program_;
   FheCircuitOptions options_;
   tfhe::Seed seed_;
-  tfhe::Csprng noise_rng_;
+  // Pointers: neither a mutex nor a NoiseSource can move, FheCircuit can.
+  std::unique_ptr<tfhe::NoiseSource> noise_;  // one child stream per call
+  std::unique_ptr<std::mutex> mutex_;         // the keys (made once) and last_run_
   // Owned pool when options_.threads >= 1 (a pointer: a ThreadPool cannot move, FheCircuit can).
   std::unique_ptr<tfhe::ThreadPool> pool_;
   std::optional<ClientKeys> client_keys_;

@@ -8,6 +8,7 @@
 #include <numbers>
 #include <stdexcept>
 #include <string>
+#include <utility>
 
 namespace fheml::tfhe {
 namespace {
@@ -39,7 +40,29 @@ Csprng::Csprng(const Seed& seed, std::uint64_t stream) {
   for (std::size_t i = 0; i < 8; ++i) nonce_[i] = static_cast<std::uint8_t>(stream >> (8 * i));
 }
 
+Csprng::Csprng(Csprng&& other) noexcept { *this = std::move(other); }
+
+Csprng& Csprng::operator=(Csprng&& other) noexcept {
+  if (this == &other) return *this;
+  key_ = other.key_;
+  nonce_ = other.nonce_;
+  block_counter_ = other.block_counter_;
+  buffer_ = other.buffer_;
+  position_ = other.position_;
+  spare_gaussian_ = other.spare_gaussian_;
+  has_spare_gaussian_ = other.has_spare_gaussian_;
+  moved_from_ = other.moved_from_;
+  sodium_memzero(other.key_.data(), other.key_.size());
+  sodium_memzero(other.buffer_.data(), other.buffer_.size() * sizeof(std::uint64_t));
+  other.position_ = kBufferWords;  // the next draw refills, and refill refuses
+  other.has_spare_gaussian_ = false;
+  other.spare_gaussian_ = 0.0;
+  other.moved_from_ = true;
+  return *this;
+}
+
 void Csprng::refill() {
+  if (moved_from_) throw std::logic_error("Csprng: drawing from a moved-from generator");
   static_assert(std::endian::native == std::endian::little,
                 "keystream words are read little-endian; big-endian hosts need a byte swap here");
   static constexpr std::array<std::uint8_t, kBufferWords * 8> kZeros{};

@@ -9,6 +9,7 @@
 #include <array>
 #include <cstddef>
 #include <cstdint>
+#include <mutex>
 #include <span>
 #include <string_view>
 
@@ -36,8 +37,11 @@ class Csprng {
   // Not copyable: a copy of a noise generator would replay the same noise.
   Csprng(const Csprng&) = delete;
   Csprng& operator=(const Csprng&) = delete;
-  Csprng(Csprng&&) = default;
-  Csprng& operator=(Csprng&&) = default;
+  // Moving hands the stream over: the moved-from generator's key and buffer are wiped and any
+  // later draw from it throws std::logic_error (it would otherwise replay the new owner's
+  // stream).
+  Csprng(Csprng&& other) noexcept;
+  Csprng& operator=(Csprng&& other) noexcept;
   // Wipes the key and the buffered keystream.
   ~Csprng();
 
@@ -68,6 +72,29 @@ class Csprng {
   std::size_t position_ = kBufferWords;
   double spare_gaussian_ = 0.0;
   bool has_spare_gaussian_ = false;
+  bool moved_from_ = false;
+};
+
+// The noise of an object whose methods run concurrently (a model or a client called from
+// several threads, the Python bindings releasing the GIL): each call takes its own generator,
+// keyed by a seed drawn under a lock from the object's parent stream, so that no two calls
+// ever share a stream (two ciphertexts with the same noise and different masks would give a
+// noiseless linear equation on the secret key). Not movable: hold it by pointer.
+class NoiseSource {
+ public:
+  explicit NoiseSource(const Seed& seed) : parent_(seed) {}
+  NoiseSource(const NoiseSource&) = delete;
+  NoiseSource& operator=(const NoiseSource&) = delete;
+
+  // A generator for one call; thread-safe.
+  Csprng next() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return Csprng(parent_.derive_seed());
+  }
+
+ private:
+  std::mutex mutex_;
+  Csprng parent_;
 };
 
 }  // namespace fheml::tfhe
