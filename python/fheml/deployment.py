@@ -72,7 +72,10 @@ class FHEModelClient:
         return self._client.circuit_id
 
     def generate_private_and_evaluation_keys(self, force: bool = False) -> None:
-        """Loads the keys from key_dir if they are there (and this model's), else makes them."""
+        """Loads the keys from key_dir if they are there (refused, naming both models, when
+        they are another model's; lost evaluation keys are made again from the kept secret
+        key), else makes them. force=True moves existing keys aside (client.key.replaced.N),
+        never deletes them."""
         self._client.generate_keys(force)
 
     def get_serialized_evaluation_keys(self) -> bytes:
