@@ -12,6 +12,7 @@ packages=(
   libcli11-dev
   nlohmann-json3-dev      # JSON output of the CLI
   libcpp-httplib-dev      # HTTP server of `fheml serve`
+  libonnx-dev libprotobuf-dev protobuf-compiler # ONNX import: the ONNX project's protobuf classes
   clang libclang-rt-14-dev # libFuzzer targets
   clang-format
   python3-dev python3-venv # the Python package: headers for the extension, a venv (PEP 668)

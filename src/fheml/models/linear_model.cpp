@@ -10,7 +10,7 @@
 namespace fheml::models {
 namespace {
 
-constexpr std::array<std::pair<Link, std::string_view>, 7> kLinkNames{{
+constexpr std::array<std::pair<Link, std::string_view>, 9> kLinkNames{{
     {Link::kIdentity, "identity"},
     {Link::kExp, "exp"},
     {Link::kSigmoid, "sigmoid"},
@@ -18,6 +18,8 @@ constexpr std::array<std::pair<Link, std::string_view>, 7> kLinkNames{{
     {Link::kOvrSigmoid, "ovr_sigmoid"},
     {Link::kModifiedHuber, "modified_huber"},
     {Link::kProbability, "probability"},
+    {Link::kLogSoftmax, "log_softmax"},
+    {Link::kArgmax, "argmax"},
 }};
 
 double sigmoid(double d) { return 1.0 / (1.0 + std::exp(-d)); }
@@ -154,6 +156,7 @@ Link parse_link(std::string_view name) {
 std::size_t link_output_count(Link link, std::size_t outputs) {
   const bool binary_probability = link == Link::kSigmoid || link == Link::kOvrSigmoid ||
                                   link == Link::kModifiedHuber || link == Link::kProbability;
+  if (link == Link::kArgmax) return 1;
   return binary_probability && outputs == 1 ? 2 : outputs;
 }
 
@@ -188,6 +191,25 @@ Matrix apply_link(Link link, const Matrix& decision) {
       }
       normalize_rows(out);
       break;
+    case Link::kLogSoftmax:
+      // log(e^(d - top) / sum) = d - top - log(sum), stable for any scale of d.
+      for (std::size_t r = 0; r < out.rows && out.cols > 0; ++r) {
+        double* row = out.data.data() + r * out.cols;
+        const double top = *std::max_element(row, row + out.cols);
+        double sum = 0.0;
+        for (std::size_t c = 0; c < out.cols; ++c) sum += std::exp(row[c] - top);
+        const double log_sum = std::log(sum);
+        for (std::size_t c = 0; c < out.cols; ++c) row[c] = row[c] - top - log_sum;
+      }
+      break;
+    case Link::kArgmax: {
+      Matrix index{decision.rows, 1, std::vector<double>(decision.rows, 0.0)};
+      for (std::size_t r = 0; r < decision.rows && decision.cols > 0; ++r) {
+        const double* row = decision.data.data() + r * decision.cols;
+        index.data[r] = static_cast<double>(std::max_element(row, row + decision.cols) - row);
+      }
+      return index;
+    }
     case Link::kOvrSigmoid:
       if (out.cols == 1) return two_columns(decision, sigmoid);
       for (double& v : out.data) v = sigmoid(v);

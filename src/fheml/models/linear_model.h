@@ -32,14 +32,17 @@ enum class Link {
   kOvrSigmoid,     // one-vs-rest: s(d_c) / sum_c s(d_c); C = 1 as kSigmoid
   kModifiedHuber,  // SGD modified_huber: (clip(d, -1, 1) + 1) / 2, normalized like kOvrSigmoid
   kProbability,    // d already holds probabilities (forests); C = 1: [1 - d, d]
+  kLogSoftmax,     // an imported network's final LogSoftmax: log of the softmax over the C scores
+  kArgmax,         // an imported network's final ArgMax: [rows, 1], the first largest score's index
 };
 
-// "identity", "exp", "sigmoid", "softmax", "ovr_sigmoid", "modified_huber", "probability".
+// "identity", "exp", "sigmoid", "softmax", "ovr_sigmoid", "modified_huber", "probability",
+// "log_softmax", "argmax".
 std::string_view to_string(Link link);
 // Throws std::invalid_argument naming the accepted names.
 Link parse_link(std::string_view name);
 
-// Columns after post-processing: 2 for a binary probability link, else C.
+// Columns after post-processing: 2 for a binary probability link, 1 for argmax, else C.
 std::size_t link_output_count(Link link, std::size_t outputs);
 // Applies `link` to each row of d [rows, C]. Throws std::invalid_argument on NaN (a decrypted
 // score is never NaN; a caller's matrix may be).

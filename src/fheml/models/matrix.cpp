@@ -56,9 +56,14 @@ void check_rows(const Matrix& x, std::size_t features) {
 }
 
 std::vector<std::int64_t> quantize_rows(const quant::InputQuantizer& input, const Matrix& x) {
+  if (ir::element_count(input.shape) != x.cols) {
+    throw std::invalid_argument("rows have " + std::to_string(x.cols) + " values, the input " +
+                                ir::to_string(input.shape) + " takes " +
+                                std::to_string(ir::element_count(input.shape)));
+  }
   std::vector<std::int64_t> q;
   q.reserve(x.data.size());
-  ir::FloatTensor row({1, x.cols});
+  ir::FloatTensor row(input.shape);  // [1, F], or [1, C, H, W] for a network
   for (std::size_t r = 0; r < x.rows; ++r) {
     std::copy_n(x.data.begin() + static_cast<std::ptrdiff_t>(r * x.cols), x.cols, row.data.begin());
     const ir::IntTensor t = input.quantize_levels(row);

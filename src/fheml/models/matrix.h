@@ -30,7 +30,7 @@ std::pair<std::vector<double>, std::vector<double>> feature_ranges(const Matrix&
 // the first bad row and column.
 void check_rows(const Matrix& x, std::size_t features);
 
-// Rows [N, F] -> each row's grid levels through `input` (of shape [1, F]), concatenated
+// Rows [N, F] -> each row's grid levels through `input` (of F elements, any shape), concatenated
 // [N * F] (before any thermometer code). Throws std::invalid_argument as quantize_levels.
 std::vector<std::int64_t> quantize_rows(const quant::InputQuantizer& input, const Matrix& x);
 

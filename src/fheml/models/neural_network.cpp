@@ -1,0 +1,239 @@
+#include "fheml/models/neural_network.h"
+
+#include <algorithm>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <utility>
+
+#include "fheml/runtime/statistics.h"
+
+namespace fheml::models {
+namespace {
+
+ir::FloatGraph checked(ir::FloatGraph graph) {
+  const std::vector<ir::ValueId> inputs = graph.inputs();
+  if (inputs.size() != 1) {
+    throw std::invalid_argument("a network takes one input tensor, this graph has " +
+                                std::to_string(inputs.size()));
+  }
+  if (graph.outputs().size() != 1) {
+    throw std::invalid_argument("a network has one output tensor, this graph has " +
+                                std::to_string(graph.outputs().size()));
+  }
+  const ir::Shape& shape = graph.node(inputs[0]).shape;
+  if (shape.empty() || shape[0] != 1) {
+    throw std::invalid_argument("the network's input must be [1, ...] (one sample), found " +
+                                ir::to_string(shape));
+  }
+  return graph;
+}
+
+std::vector<quant::Sample> samples_of(const Matrix& x, const ir::Shape& shape) {
+  std::vector<quant::Sample> samples(x.rows);
+  for (std::size_t r = 0; r < x.rows; ++r) {
+    const auto first = x.data.begin() + static_cast<std::ptrdiff_t>(r * x.cols);
+    samples[r].emplace_back(
+        shape, std::vector<double>(first, first + static_cast<std::ptrdiff_t>(x.cols)));
+  }
+  return samples;
+}
+
+// Agreement of the quantized circuit (clear) with the float graph on `rows`.
+double agreement(const compiler::Circuit& circuit, const ir::FloatGraph& graph, const Matrix& rows,
+                 const ir::Shape& shape) {
+  runtime::FheCircuit fhe(circuit);
+  const std::vector<quant::Sample> samples = samples_of(rows, shape);
+  const std::vector<runtime::FloatSample> quantized = fhe.predict(samples, runtime::Mode::kDisable);
+  std::size_t same = 0;
+  double squared_error = 0, sum = 0, sum_squares = 0;
+  std::size_t values = 0;
+  for (std::size_t r = 0; r < samples.size(); ++r) {
+    const std::vector<double> f = ir::evaluate(graph, samples[r])[0].data;
+    const std::vector<double>& q = quantized[r][0].data;
+    if (f.size() > 1) {
+      same += std::max_element(f.begin(), f.end()) - f.begin() ==
+              std::max_element(q.begin(), q.end()) - q.begin();
+    }
+    for (std::size_t i = 0; i < f.size(); ++i) {
+      squared_error += (q[i] - f[i]) * (q[i] - f[i]);
+      sum += f[i];
+      sum_squares += f[i] * f[i];
+      ++values;
+    }
+  }
+  if (samples.empty()) return 0;
+  const std::size_t outputs = ir::element_count(graph.node(graph.outputs()[0]).shape);
+  if (outputs > 1) return static_cast<double>(same) / static_cast<double>(samples.size());
+  const double n = static_cast<double>(values);
+  const double variance = sum_squares / n - (sum / n) * (sum / n);
+  return variance > 0 ? 1.0 - (squared_error / n) / variance : (squared_error == 0 ? 1.0 : 0.0);
+}
+
+struct Compiled {
+  compiler::Circuit circuit;
+  std::vector<PrecisionTrial> trials;
+  std::size_t chosen = 0;
+};
+
+Compiled compile_network(const ir::FloatGraph& graph, const Matrix& calibration,
+                         const NeuralNetworkOptions& options) {
+  const ir::Shape& shape = graph.node(graph.inputs()[0]).shape;
+  feature_ranges(calibration, ir::element_count(shape));  // sizes and finite values
+  const std::vector<quant::Sample> samples = samples_of(calibration, shape);
+  if (!options.search.enabled) return {compiler::compile(graph, samples, options.compile), {}, 0};
+  const std::vector<PrecisionCandidate> candidates = options.search.candidates.empty()
+                                                         ? default_precision_candidates()
+                                                         : options.search.candidates;
+  Matrix rows = calibration;
+  if (rows.rows > options.search.max_rows) {
+    // Evenly spaced rows: the whole calibration set's spread, at a bounded cost.
+    Matrix picked{options.search.max_rows, rows.cols, {}};
+    for (std::size_t i = 0; i < picked.rows; ++i) {
+      const std::size_t r = i * rows.rows / picked.rows;
+      picked.data.insert(picked.data.end(),
+                         rows.data.begin() + static_cast<std::ptrdiff_t>(r * rows.cols),
+                         rows.data.begin() + static_cast<std::ptrdiff_t>((r + 1) * rows.cols));
+    }
+    rows = std::move(picked);
+  }
+  Compiled out;
+  std::optional<compiler::Circuit> best;
+  std::optional<std::size_t> best_index;
+  bool best_meets = false;
+  for (const PrecisionCandidate& candidate : candidates) {
+    compiler::CompileOptions c = options.compile;
+    c.quantization.n_bits = candidate.n_bits;
+    c.quantization.rounding_threshold_bits = candidate.rounding_threshold_bits;
+    PrecisionTrial trial{candidate, 0, 0, {}};
+    try {
+      compiler::Circuit circuit = compiler::compile(graph, samples, c);
+      trial.agreement = agreement(circuit, graph, rows, shape);
+      trial.estimated_latency_ms = runtime::compute_statistics(circuit).estimated_latency_ms;
+      const bool meets = trial.agreement >= options.search.min_agreement;
+      const PrecisionTrial* incumbent = best_index ? &out.trials[*best_index] : nullptr;
+      const bool better =
+          incumbent == nullptr || (meets && !best_meets) ||
+          (meets && best_meets && trial.estimated_latency_ms < incumbent->estimated_latency_ms) ||
+          (!meets && !best_meets && trial.agreement > incumbent->agreement);
+      if (better) {
+        best = std::move(circuit);
+        best_index = out.trials.size();
+        best_meets = meets;
+      }
+    } catch (const std::invalid_argument& e) {
+      trial.error = e.what();
+    }
+    out.trials.push_back(std::move(trial));
+  }
+  if (!best) {
+    throw std::invalid_argument("no precision candidate compiles; the first one's error: " +
+                                out.trials.front().error);
+  }
+  out.circuit = std::move(*best);
+  out.chosen = *best_index;
+  return out;
+}
+
+}  // namespace
+
+std::vector<PrecisionCandidate> default_precision_candidates() {
+  std::vector<PrecisionCandidate> out;
+  for (std::uint32_t bits = 3; bits <= 6; ++bits) {
+    for (std::uint32_t weights : {bits, bits + 2}) {
+      for (std::uint32_t extra = 0; extra <= 1; ++extra) {
+        PrecisionCandidate c;
+        c.n_bits = {8, bits, weights, 8};
+        c.rounding_threshold_bits = bits + extra;
+        out.push_back(c);
+      }
+    }
+  }
+  return out;
+}
+
+struct NeuralNetwork::Prepared {
+  ir::FloatGraph graph;
+  Compiled compiled;
+};
+
+NeuralNetwork::NeuralNetwork(ir::FloatGraph graph, Link link, const Matrix& calibration,
+                             const NeuralNetworkOptions& options)
+    : NeuralNetwork(
+          [&] {
+            Prepared p{checked(std::move(graph)), {}};
+            p.compiled = compile_network(p.graph, calibration, options);
+            return p;
+          }(),
+          link, options.runtime) {}
+
+NeuralNetwork::NeuralNetwork(Prepared&& prepared, Link link,
+                             const runtime::FheCircuitOptions& options)
+    : trials_(std::move(prepared.compiled.trials)),
+      chosen_(prepared.compiled.chosen),
+      graph_(std::move(prepared.graph)),
+      input_shape_(graph_.node(graph_.inputs()[0]).shape),
+      features_(ir::element_count(input_shape_)),
+      outputs_(ir::element_count(graph_.node(graph_.outputs()[0]).shape)),
+      link_(link),
+      circuit_(std::move(prepared.compiled.circuit), options) {
+  if (link_ == Link::kSigmoid && outputs_ != 1) {
+    throw std::invalid_argument("link sigmoid takes one output, the network has " +
+                                std::to_string(outputs_));
+  }
+}
+
+std::vector<std::int64_t> NeuralNetwork::quantize_input(const Matrix& x) const {
+  check_rows(x, features_);
+  return quantize_rows(circuit_.circuit().inputs.at(0), x);
+}
+
+std::vector<std::int64_t> NeuralNetwork::run_integers(std::span<const std::int64_t> q,
+                                                      std::size_t rows, runtime::Mode mode) {
+  const quant::InputQuantizer& input = circuit_.circuit().inputs.at(0);
+  const ir::Shape encoded = input.encoded_shape();
+  const std::size_t width = ir::element_count(encoded);
+  if (q.size() != rows * width) {
+    throw std::invalid_argument(
+        "quantized input: " + std::to_string(rows) + " rows of " + std::to_string(width) +
+        " values need " + std::to_string(rows * width) + ", found " + std::to_string(q.size()));
+  }
+  std::vector<runtime::IntSample> samples(rows);
+  for (std::size_t r = 0; r < rows; ++r) {
+    const auto first = q.begin() + static_cast<std::ptrdiff_t>(r * width);
+    samples[r].emplace_back(
+        encoded, std::vector<std::int64_t>(first, first + static_cast<std::ptrdiff_t>(width)));
+  }
+  const std::vector<runtime::IntSample> results = circuit_.run_integers(samples, mode);
+  std::vector<std::int64_t> out;
+  out.reserve(rows * outputs_);
+  for (const runtime::IntSample& r : results)
+    out.insert(out.end(), r[0].data.begin(), r[0].data.end());
+  return out;
+}
+
+Matrix NeuralNetwork::dequantize_output(std::span<const std::int64_t> q, std::size_t rows) const {
+  return dequantize_rows(circuit_.circuit().outputs.at(0), q, rows);
+}
+
+Matrix NeuralNetwork::decision_function(const Matrix& x, runtime::Mode mode) {
+  const std::vector<std::int64_t> q = quantize_input(x);
+  return dequantize_output(run_integers(q, x.rows, mode), x.rows);
+}
+
+Matrix NeuralNetwork::predict(const Matrix& x, runtime::Mode mode) {
+  return apply_link(link_, decision_function(x, mode));
+}
+
+Matrix NeuralNetwork::float_decision_function(const Matrix& x) const {
+  check_rows(x, features_);
+  Matrix out{x.rows, outputs_, {}};
+  out.data.reserve(x.rows * outputs_);
+  for (const quant::Sample& s : samples_of(x, input_shape_)) {
+    const std::vector<ir::FloatTensor> y = ir::evaluate(graph_, s);
+    out.data.insert(out.data.end(), y[0].data.begin(), y[0].data.end());
+  }
+  return out;
+}
+
+}  // namespace fheml::models
