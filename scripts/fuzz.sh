@@ -19,3 +19,15 @@ for target in fuzz/fuzz_deserialize_*.cpp; do
   "$out/$name" -max_total_time="$seconds" -max_len=65536 -artifact_prefix="$out/" -print_final_stats=0 "$work" 2>&1 | tail -n 2
   rm -rf "$work"
 done
+
+# The ONNX importer (models/onnx_import.cpp on the float graph), seeded with real models.
+onnx_sources=(src/fheml/models/onnx_import.cpp src/fheml/ir/*.cpp)
+clang++ -std=c++20 -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
+  -DONNX_ML=1 -DONNX_NAMESPACE=onnx -Isrc fuzz/fuzz_import_onnx.cpp "${onnx_sources[@]}" \
+  -lonnx_proto -lprotobuf -o "$out/fuzz_import_onnx"
+work=$(mktemp -d)
+cp tests/data/onnx/*.onnx "$work/"
+echo "fuzzing fuzz_import_onnx for ${seconds}s"
+"$out/fuzz_import_onnx" -max_total_time="$seconds" -max_len=65536 -rss_limit_mb=2048 \
+  -artifact_prefix="$out/" -print_final_stats=0 "$work" 2>&1 | tail -n 2
+rm -rf "$work"

@@ -80,7 +80,8 @@ class FheNetwork:
     def __init__(self, onnx_bytes: bytes, X_calib, n_bits="auto", rounding_threshold_bits="auto",
                  rounding_method: str = "approximate", max_lookup_bits: int = 8,
                  p_error: float | None = None, global_p_error: float | None = None,
-                 threads: int = 0, min_agreement: float = 0.99):
+                 threads: int = 0, min_agreement: float = 0.99,
+                 per_channel_activations: bool = True):
         if p_error is not None and global_p_error is not None:
             raise ValueError("set p_error or global_p_error, not both")
         for name, value in (("p_error", p_error), ("global_p_error", global_p_error)):
@@ -113,7 +114,8 @@ class FheNetwork:
             onnx_bytes, X, roles, rounding_threshold_bits=rounding_threshold_bits,
             rounding_method=rounding_method, max_lookup_bits=int(max_lookup_bits),
             p_error=p_error, global_p_error=global_p_error, threads=int(threads), search=search,
-            min_agreement=float(min_agreement))
+            min_agreement=float(min_agreement),
+            per_channel_activations=bool(per_channel_activations))
         chosen = [t for t in self._fhe_model.precision_trials() if t["chosen"]]
         self.n_bits = chosen[0]["n_bits"] if chosen else roles
         self.rounding_threshold_bits = (chosen[0]["rounding_threshold_bits"] if chosen

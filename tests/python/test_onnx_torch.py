@@ -1,7 +1,10 @@
 """Networks: the C++ ONNX importer against onnxruntime, torch networks compiled end to end,
 and every malformed model refused with a clear error."""
 import io
+import os
+import subprocess
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -322,3 +325,32 @@ def test_bad_inputs(cancer, cancer_mlp):
         compile_torch_model(cancer_mlp, Xtr, p_error=float("nan"))
     with pytest.raises(ValueError, match="must be a torch.nn.Module"):
         compile_torch_model("net", Xtr)
+
+
+@pytest.mark.skipif(not os.environ.get("FHEML_BUILD_DIR"), reason="FHEML_BUILD_DIR not set")
+def test_compile_onnx_cli_artifacts_serve_python_clients(tmp_path, cancer, small_mlp):
+    """`fheml compile-onnx` (no Python on the maker's side) -> artifacts the Python client and
+    server use; the same precision in Python gives the same circuit's results."""
+    Xtr, Xte, _, _ = cancer
+    (tmp_path / "net.onnx").write_bytes(export_onnx(small_mlp, (30,)))
+    np.save(tmp_path / "calib.npy", Xtr)
+    cli = Path(os.environ["FHEML_BUILD_DIR"]) / "fheml"
+    command = [str(cli), "compile-onnx", str(tmp_path / "net.onnx"), "--calibration",
+               str(tmp_path / "calib.npy"), "--out", str(tmp_path / "model"), "--bits", "3",
+               "--rounding-bits", "4", "--rounding", "exact"]
+    done = subprocess.run(command, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert "server.fheml" in done.stdout
+    again = subprocess.run(command, capture_output=True, text=True)  # never overwritten silently
+    assert again.returncode != 0 and "--force" in again.stderr
+    client = FHEModelClient(tmp_path / "model", key_dir=tmp_path / "keys")
+    client.generate_private_and_evaluation_keys()
+    reply = FHEModelServer(tmp_path / "model").run(client.quantize_encrypt_serialize(Xte[:2]),
+                                                   client.get_serialized_evaluation_keys())
+    python_model = compile_torch_model(small_mlp, Xtr, **EXACT)
+    np.testing.assert_array_equal(client.deserialize_decrypt_dequantize(reply),
+                                  python_model.decision_function(Xte[:2]))
+    bad = subprocess.run([str(cli), "compile-onnx", str(tmp_path / "calib.npy"), "--calibration",
+                          str(tmp_path / "calib.npy"), "--out", str(tmp_path / "x")],
+                         capture_output=True, text=True)
+    assert bad.returncode == 1 and "ONNX import" in bad.stderr

@@ -73,3 +73,13 @@ def test_tree_tutorial_runs_as_written(tmp_path):
     float_accuracy, circuit_accuracy = map(float, lines[0].split())
     assert circuit_accuracy >= float_accuracy - 0.03  # one split of 171 rows: a row is 0.6 point
     assert "concrete_ml_bootstraps" in lines[-1]
+
+
+def test_network_tutorial_runs_as_written(tmp_path):
+    pytest.importorskip("torch")
+    (code,) = _blocks(_section("Neural networks: PyTorch and ONNX"), "python")
+    out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, check=True,
+                         capture_output=True, text=True).stdout.splitlines()
+    float_acc, fhe_acc = map(float, out[1].split())
+    assert fhe_acc >= float_acc - 0.01
+    assert int(out[-1]) == 8  # one bootstrap per hidden neuron

@@ -14,6 +14,8 @@ namespace fheml::cli {
 
 // `fheml bench`: latency, throughput and key sizes of key switch + bootstrap per precision.
 void add_bench_command(CLI::App& app);
+// `fheml compile-onnx`: an ONNX network and calibration rows (.npy) -> deployment artifacts.
+void add_compile_onnx_command(CLI::App& app);
 // `fheml demo`: an end-to-end encrypted prediction on a real data set (the quick start's job).
 void add_demo_command(CLI::App& app);
 // `fheml serve`: the HTTP inference server of a deployment artifact (HttpServer below).

@@ -9,6 +9,7 @@ int main(int argc, char** argv) {
   CLI::App app{"fheml: machine learning on encrypted data (TFHE)"};
   app.require_subcommand(1);
   fheml::cli::add_bench_command(app);
+  fheml::cli::add_compile_onnx_command(app);
   fheml::cli::add_demo_command(app);
   fheml::cli::add_serve_command(app);
   try {

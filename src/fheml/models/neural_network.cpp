@@ -1,6 +1,7 @@
 #include "fheml/models/neural_network.h"
 
 #include <algorithm>
+#include <cmath>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -136,6 +137,87 @@ Compiled compile_network(const ir::FloatGraph& graph, const Matrix& calibration,
 }
 
 }  // namespace
+
+ir::FloatGraph mlp_graph(std::span<const Matrix> coefs,
+                         std::span<const std::vector<double>> intercepts,
+                         std::string_view activation, std::span<const double> activation_clip,
+                         std::uint32_t activation_levels) {
+  if (!activation_clip.empty()) {
+    if (activation != "relu" || activation_levels == 0 ||
+        activation_clip.size() + 1 != coefs.size()) {
+      throw std::invalid_argument(
+          "clipped, rounded activations need relu, levels >= 1 and one bound per hidden layer (" +
+          std::to_string(coefs.empty() ? 0 : coefs.size() - 1) + "), found " +
+          std::to_string(activation_clip.size()));
+    }
+    for (double b : activation_clip) {
+      if (!(b > 0) || !std::isfinite(b)) {
+        throw std::invalid_argument("activation bounds must be positive and finite");
+      }
+    }
+  }
+  ir::FloatOp op = ir::FloatOp::kRelu;
+  if (activation == "relu") {
+    op = ir::FloatOp::kRelu;
+  } else if (activation == "tanh") {
+    op = ir::FloatOp::kTanh;
+  } else if (activation == "logistic") {
+    op = ir::FloatOp::kSigmoid;
+  } else if (activation != "identity") {
+    throw std::invalid_argument("activation must be identity, logistic, tanh or relu, found '" +
+                                std::string(activation) + "'");
+  }
+  if (coefs.empty() || coefs.size() != intercepts.size()) {
+    throw std::invalid_argument("an MLP needs as many intercept vectors as weight matrices (" +
+                                std::to_string(coefs.size()) + " and " +
+                                std::to_string(intercepts.size()) + "), at least one");
+  }
+  ir::FloatGraph graph;
+  ir::ValueId x = graph.input("x", {1, coefs[0].rows});
+  for (std::size_t layer = 0; layer < coefs.size(); ++layer) {
+    const Matrix& w = coefs[layer];
+    check_matrix(w, "coefs");
+    const std::string name = "layer " + std::to_string(layer);
+    const std::size_t in = graph.node(x).shape[1];
+    if (w.rows != in || intercepts[layer].size() != w.cols || w.cols == 0) {
+      throw std::invalid_argument(name + ": weights " + std::to_string(w.rows) + "x" +
+                                  std::to_string(w.cols) + " and " +
+                                  std::to_string(intercepts[layer].size()) +
+                                  " intercepts do not follow " + std::to_string(in) + " inputs");
+    }
+    for (double v : w.data) {
+      if (!std::isfinite(v)) throw std::invalid_argument(name + ": a weight is not finite");
+    }
+    for (double v : intercepts[layer]) {
+      if (!std::isfinite(v)) throw std::invalid_argument(name + ": an intercept is not finite");
+    }
+    const ir::ValueId weights =
+        graph.constant(name + ".weight", ir::FloatTensor({w.rows, w.cols}, w.data));
+    const ir::ValueId bias =
+        graph.constant(name + ".bias", ir::FloatTensor({w.cols}, intercepts[layer]));
+    x = graph.gemm(x, weights, bias, false, name);
+    if (layer + 1 < coefs.size() && activation != "identity") {
+      x = graph.unary(op, x, name + " " + std::string(activation));
+      if (!activation_clip.empty()) {
+        const double bound = activation_clip[layer];
+        const double levels = static_cast<double>(activation_levels);
+        ir::FloatAttributes clip;
+        clip.alpha = 0.0;
+        clip.beta = bound;
+        x = graph.add(ir::FloatOp::kClip, {x}, clip, name + " clip");
+        const ir::ValueId up =
+            graph.constant(name + ".levels", ir::FloatTensor({}, {levels / bound}));
+        const ir::ValueId down =
+            graph.constant(name + ".step", ir::FloatTensor({}, {bound / levels}));
+        x = graph.add(ir::FloatOp::kMul, {x, up}, {}, name + " to levels");
+        x = graph.unary(ir::FloatOp::kRound, x, name + " round");
+        x = graph.add(ir::FloatOp::kMul, {x, down}, {}, name + " from levels");
+      }
+    }
+  }
+  graph.mark_output(x);
+  return graph;
+}
 
 std::vector<PrecisionCandidate> default_precision_candidates() {
   std::vector<PrecisionCandidate> out;

@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "fheml/compiler/compile.h"
@@ -45,6 +46,19 @@ struct PrecisionSearch {
 // 8-bit inputs and outputs; activations and weights of 3 to 6 bits, accumulators rounded to
 // their width or one bit more.
 std::vector<PrecisionCandidate> default_precision_candidates();
+
+// scikit-learn's MLPs as a float graph: x [1, F] -> (x W1 + b1 -> activation) ... -> x Wk + bk,
+// coefs[i] [in, out] as MLPClassifier.coefs_, activation "identity", "logistic", "tanh" or
+// "relu" between layers (the output activation runs on the client as the link). Throws
+// std::invalid_argument on inconsistent sizes, non-finite weights or an unknown activation.
+// With `activation_clip` (one bound per hidden layer, "relu" only) and `activation_levels` > 0,
+// each hidden activation is relu -> clip to [0, bound] -> rounded to `activation_levels` steps of
+// bound / activation_levels (fheml's quantization-aware networks: one fused lookup per neuron
+// whose outputs the compiler represents exactly).
+ir::FloatGraph mlp_graph(std::span<const Matrix> coefs,
+                         std::span<const std::vector<double>> intercepts,
+                         std::string_view activation, std::span<const double> activation_clip = {},
+                         std::uint32_t activation_levels = 0);
 
 struct NeuralNetworkOptions {
   // With `search` enabled, compile.quantization.n_bits and rounding_threshold_bits are the

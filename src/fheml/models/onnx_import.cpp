@@ -1469,7 +1469,17 @@ OnnxImport import_onnx(std::span<const std::uint8_t> bytes, const OnnxImportOpti
       }
     }
   }
-  return Importer(model, options).run();
+  try {
+    return Importer(model, options).run();
+  } catch (const OnnxImportError&) {
+    throw;
+  } catch (const std::invalid_argument& e) {  // the float graph's own checks, outside a node
+    fail(e.what());
+  } catch (const std::out_of_range& e) {
+    fail(std::string("malformed model: ") + e.what());
+  } catch (const std::length_error& e) {
+    fail(std::string("model too large: ") + e.what());
+  }
 }
 
 OnnxImport import_onnx_file(const std::string& path, const OnnxImportOptions& options) {

@@ -332,7 +332,8 @@ compiler::CompileOptions network_options(const std::map<std::string, std::int64_
                                          const std::string& rounding_method,
                                          std::int64_t max_lookup_bits,
                                          std::optional<double> p_error,
-                                         std::optional<double> global_p_error) {
+                                         std::optional<double> global_p_error,
+                                         bool per_channel_activations) {
   compiler::CompileOptions c;
   c.quantization.n_bits = parse_n_bits(n_bits);
   if (rounding_threshold_bits) {
@@ -355,11 +356,31 @@ compiler::CompileOptions network_options(const std::map<std::string, std::int64_
                                 std::to_string(max_lookup_bits));
   }
   c.quantization.max_lookup_bits = static_cast<std::uint32_t>(max_lookup_bits);
-  c.quantization.per_channel_activations = true;
+  c.quantization.per_channel_activations = per_channel_activations;
   c.quantization.per_channel_inputs = true;
   c.p_error = p_error;
   c.global_p_error = global_p_error;
   return c;
+}
+
+models::NeuralNetworkOptions network_model_options(
+    const std::map<std::string, std::int64_t>& n_bits,
+    std::optional<std::int64_t> rounding_threshold_bits, const std::string& rounding_method,
+    std::int64_t max_lookup_bits, std::optional<double> p_error,
+    std::optional<double> global_p_error, unsigned threads, bool search, double min_agreement,
+    bool per_channel_activations) {
+  models::NeuralNetworkOptions options;
+  options.compile =
+      network_options(n_bits, rounding_threshold_bits, rounding_method, max_lookup_bits, p_error,
+                      global_p_error, per_channel_activations);
+  options.runtime.threads = threads;
+  if (!(min_agreement >= 0.0 && min_agreement <= 1.0)) {
+    throw std::invalid_argument("min_agreement must be in [0, 1], found " +
+                                std::to_string(min_agreement));
+  }
+  options.search.enabled = search;
+  options.search.min_agreement = min_agreement;
+  return options;
 }
 
 nb::dict import_info(const models::OnnxImport& imported) {
@@ -383,23 +404,45 @@ class PyNeuralNetwork : public PyModel<models::NeuralNetwork> {
                   std::optional<std::int64_t> rounding_threshold_bits,
                   const std::string& rounding_method, std::int64_t max_lookup_bits,
                   std::optional<double> p_error, std::optional<double> global_p_error,
-                  unsigned threads, bool search, double min_agreement) {
-    models::NeuralNetworkOptions options;
-    options.compile = network_options(n_bits, rounding_threshold_bits, rounding_method,
-                                      max_lookup_bits, p_error, global_p_error);
-    options.runtime.threads = threads;
-    if (!(min_agreement >= 0.0 && min_agreement <= 1.0)) {
-      throw std::invalid_argument("min_agreement must be in [0, 1], found " +
-                                  std::to_string(min_agreement));
-    }
-    options.search.enabled = search;
-    options.search.min_agreement = min_agreement;
+                  unsigned threads, bool search, double min_agreement,
+                  bool per_channel_activations) {
+    const models::NeuralNetworkOptions options = network_model_options(
+        n_bits, rounding_threshold_bits, rounding_method, max_lookup_bits, p_error, global_p_error,
+        threads, search, min_agreement, per_channel_activations);
     const std::vector<std::uint8_t> bytes(bytes_of(onnx).begin(), bytes_of(onnx).end());
     const models::Matrix rows = to_matrix(calibration);
     nb::gil_scoped_release release;
     models::OnnxImport imported = models::import_onnx(bytes);
     info_ = imported;
     model_.emplace(std::move(imported.graph), imported.post_processing, rows, options);
+  }
+
+  // scikit-learn's MLPs: the weights of each layer, no ONNX in between.
+  PyNeuralNetwork(const nb::list& coefs, const nb::list& intercepts, const std::string& activation,
+                  const std::string& link, const InMatrix& calibration,
+                  const std::map<std::string, std::int64_t>& n_bits,
+                  std::optional<std::int64_t> rounding_threshold_bits,
+                  const std::string& rounding_method, std::int64_t max_lookup_bits,
+                  std::optional<double> p_error, std::optional<double> global_p_error,
+                  unsigned threads, bool search, double min_agreement, bool per_channel_activations,
+                  const std::vector<double>& activation_clip, std::uint32_t activation_levels) {
+    const models::NeuralNetworkOptions options = network_model_options(
+        n_bits, rounding_threshold_bits, rounding_method, max_lookup_bits, p_error, global_p_error,
+        threads, search, min_agreement, per_channel_activations);
+    std::vector<models::Matrix> w;
+    std::vector<std::vector<double>> b;
+    for (const nb::handle h : coefs) w.push_back(to_matrix(nb::cast<InMatrix>(h)));
+    for (const nb::handle h : intercepts) {
+      const InVector v = nb::cast<InVector>(h);
+      b.emplace_back(v.data(), v.data() + v.shape(0));
+    }
+    const models::Link l = models::parse_link(link);
+    const models::Matrix rows = to_matrix(calibration);
+    nb::gil_scoped_release release;
+    ir::FloatGraph graph = models::mlp_graph(w, b, activation, activation_clip, activation_levels);
+    info_.post_processing = l;
+    info_.producer = "scikit-learn MLP";
+    model_.emplace(std::move(graph), l, rows, options);
   }
 
   OutMatrix<double> float_decision_function(const InMatrix& x) const {
@@ -663,15 +706,30 @@ NB_MODULE(_core, m) {
   network
       .def(nb::init<const nb::bytes&, const InMatrix&, const std::map<std::string, std::int64_t>&,
                     std::optional<std::int64_t>, const std::string&, std::int64_t,
-                    std::optional<double>, std::optional<double>, unsigned, bool, double>(),
+                    std::optional<double>, std::optional<double>, unsigned, bool, double, bool>(),
            nb::arg("onnx"), nb::arg("calibration"), nb::arg("n_bits"),
            nb::arg("rounding_threshold_bits").none() = nb::none(),
            nb::arg("rounding_method") = "approximate", nb::arg("max_lookup_bits") = 8,
            nb::arg("p_error").none() = nb::none(), nb::arg("global_p_error").none() = nb::none(),
-           nb::arg("threads") = 0, nb::arg("search") = false, nb::arg("min_agreement") = 0.99)
+           nb::arg("threads") = 0, nb::arg("search") = false, nb::arg("min_agreement") = 0.99,
+           nb::arg("per_channel_activations") = true)
       .def("precision_trials", &PyNeuralNetwork::precision_trials,
            "The precision search's trials (n_bits, rounding bits, agreement with the float "
            "graph on the calibration rows, estimated latency, chosen).")
+      .def(nb::init<const nb::list&, const nb::list&, const std::string&, const std::string&,
+                    const InMatrix&, const std::map<std::string, std::int64_t>&,
+                    std::optional<std::int64_t>, const std::string&, std::int64_t,
+                    std::optional<double>, std::optional<double>, unsigned, bool, double, bool,
+                    const std::vector<double>&, std::uint32_t>(),
+           nb::arg("coefs"), nb::arg("intercepts"), nb::arg("activation"), nb::arg("link"),
+           nb::arg("calibration"), nb::arg("n_bits"),
+           nb::arg("rounding_threshold_bits").none() = nb::none(),
+           nb::arg("rounding_method") = "approximate", nb::arg("max_lookup_bits") = 8,
+           nb::arg("p_error").none() = nb::none(), nb::arg("global_p_error").none() = nb::none(),
+           nb::arg("threads") = 0, nb::arg("search") = false, nb::arg("min_agreement") = 0.99,
+           nb::arg("per_channel_activations") = true,
+           nb::arg("activation_clip") = std::vector<double>{}, nb::arg("activation_levels") = 0,
+           "scikit-learn's MLP layers: coefs [in, out] and intercepts per layer.")
       .def("float_decision_function", &PyNeuralNetwork::float_decision_function, nb::arg("x"),
            "The imported float graph on doubles (the reference).")
       .def_prop_ro("input_shape", &PyNeuralNetwork::input_shape)

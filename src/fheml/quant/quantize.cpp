@@ -147,8 +147,16 @@ Repr Quantizer::lower_input(const FloatNode& node) {
   q.bits = options_.n_bits.model_inputs;
   const double top = std::ldexp(1.0, static_cast<int>(q.bits)) - 1;
   q.headroom = static_cast<std::int64_t>(std::ceil(options_.input_headroom * top));
+  // A channel constant over the calibration rows carries no information; its scale only has
+  // to keep its (clipped) test values small: the whole tensor's step. An arbitrary scale such as
+  // 1 would make its effective weight w * scale dominate the per-output weight step of the next
+  // linear op and round every informative weight to zero (an all-zero pixel of digits did).
+  const double tensor_lo = *std::min_element(lo.begin(), lo.end());
+  const double tensor_hi = *std::max_element(hi.begin(), hi.end());
   const auto scale_for = [&](std::size_t c) {
-    return hi[c] > lo[c] ? (hi[c] - lo[c]) / top : (lo[c] != 0.0 ? std::abs(lo[c]) : 1.0);
+    if (hi[c] > lo[c]) return (hi[c] - lo[c]) / top;
+    if (tensor_hi > tensor_lo) return (tensor_hi - tensor_lo) / top;
+    return lo[c] != 0.0 ? std::abs(lo[c]) : 1.0;
   };
   q.scale.assign(per_channel ? count : 1, 0.0);
   q.zero_point.assign(q.scale.size(), 0.0);

@@ -1,0 +1,174 @@
+"""End-to-end benchmark of fheml's networks (issue 12's table).
+
+For the breast-cancer MLP 30-30-30-2 (the shape of Concrete ML's NeuralNetClassifier row in
+bench/README.md), an MLP 64-64-10 on digits and a small digits CNN, all trained in float with
+torch and compiled by fheml.torch.compile_torch_model at its defaults (the precision search,
+99% agreement with the float network on the training rows): accuracy of the float network,
+of the compiled circuit in the clear (`disable`) and simulated, the precision chosen,
+bootstraps per sample and their width, compile time and peak RSS during compilation, and the
+latency per sample (encrypt + run + decrypt, keys made beforehand) on 1 and 2 threads for
+`--rows` encrypted samples; plus the same at an explicit 4-bit precision (the speed a network
+trained for low precision would get).
+
+    .venv/bin/python bench/nn_models.py [--rows 2] [--out bench/results/nn-models-DATE.json]
+
+Needs torch (`pip install 'fheml[torch]'`).
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import statistics
+import time
+
+import numpy as np
+import torch
+from sklearn.datasets import load_breast_cancer, load_digits
+from sklearn.model_selection import train_test_split
+from sklearn.preprocessing import StandardScaler
+
+from fheml.torch import compile_torch_model
+
+FOUR_BITS = {"n_bits": {"op_inputs": 4, "op_weights": 4}, "rounding_threshold_bits": 5}
+
+
+def peak_rss_reset() -> None:
+    with open("/proc/self/clear_refs", "w") as f:  # resets VmHWM to the current RSS
+        f.write("5")
+
+
+def rss_mib(field: str) -> float:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def train(net, X, y, epochs, lr):
+    torch.manual_seed(0)
+    opt = torch.optim.Adam(net.parameters(), lr=lr)
+    Xt, yt = torch.tensor(X, dtype=torch.float32), torch.tensor(y)
+    for _ in range(epochs):
+        opt.zero_grad()
+        torch.nn.functional.cross_entropy(net(Xt), yt).backward()
+        opt.step()
+    return net.eval()
+
+
+def datasets():
+    X, y = load_breast_cancer(return_X_y=True)
+    Xtr, Xte, ytr, yte = train_test_split(X, y, test_size=0.3, random_state=0)
+    s = StandardScaler().fit(Xtr)
+    cancer = (s.transform(Xtr), s.transform(Xte), ytr, yte)
+    X, y = load_digits(return_X_y=True)
+    X = X / 16.0
+    Xtr, Xte, ytr, yte = train_test_split(X, y, test_size=0.25, random_state=0)
+    digits = (Xtr, Xte, ytr, yte)
+    images = tuple(a.reshape(-1, 1, 8, 8) for a in (Xtr, Xte)) + (ytr, yte)
+    return cancer, digits, images
+
+
+def models():
+    cancer, digits, images = datasets()
+    nn = torch.nn
+    torch.manual_seed(0)
+    yield ("MLP 30-30-30-2 breast cancer", cancer,
+           nn.Sequential(nn.Linear(30, 30), nn.ReLU(), nn.Linear(30, 30), nn.ReLU(),
+                         nn.Linear(30, 2)), 300, 1e-2)
+    torch.manual_seed(0)
+    yield ("MLP 64-64-10 digits", digits,
+           nn.Sequential(nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, 10)), 300, 1e-2)
+    torch.manual_seed(0)
+    yield ("CNN digits (conv 8@3x3, relu, avgpool 2, conv 16@3x3, relu, gemm)", images,
+           nn.Sequential(nn.Conv2d(1, 8, 3, padding=1), nn.ReLU(), nn.AvgPool2d(2),
+                         nn.Conv2d(8, 16, 3), nn.ReLU(), nn.Flatten(), nn.Linear(64, 10)),
+           200, 1e-2)
+
+
+def measure(name, data, net, rows, precision):
+    Xtr, Xte, ytr, yte = data
+    with torch.no_grad():
+        float_acc = float((net(torch.tensor(Xte, dtype=torch.float32)).numpy().argmax(1)
+                           == yte).mean())
+    rss_before = rss_mib("VmRSS")
+    peak_rss_reset()
+    times = []
+    for _ in range(3):
+        t = time.perf_counter()
+        model = compile_torch_model(net, Xtr, threads=1, **precision)
+        times.append(time.perf_counter() - t)
+    rss_peak = rss_mib("VmHWM")
+    clear = model.forward(Xte)
+    sim = model.forward(Xte, fhe="simulate")
+    stats = model.fhe_circuit.statistics()
+    row = {
+        "model": name, "precision": "search" if not precision else "4-bit",
+        "float_accuracy": float_acc,
+        "fhe_accuracy_disable": float((clear.argmax(1) == yte).mean()),
+        "fhe_accuracy_simulate": float((sim.argmax(1) == yte).mean()),
+        "n_bits": model.n_bits, "rounding_threshold_bits": model.rounding_threshold_bits,
+        "bootstraps": stats["bootstraps"], "max_lookup_bits": None,
+        "polynomial_size": stats["polynomial_size"],
+        "compile_s_median": statistics.median(times), "rss_before_mib": rss_before,
+        "rss_peak_compile_mib": rss_peak,
+        "estimated_ms_1_thread": None,
+        "evaluation_key_mib": stats["evaluation_key_bytes"] / 2**20,
+    }
+    report = model.fhe_circuit.report()
+    for line in report.splitlines():
+        if line.startswith("max width"):
+            row["max_lookup_bits"] = int(line.split("max lookup bits")[1].split(",")[0])
+        if line.startswith("estimated latency"):
+            row["estimated_ms_1_thread"] = float(line.split(":")[1].split("ms")[0])
+    for threads in (1, 2):
+        if rows == 0:
+            break
+        m = compile_torch_model(net, Xtr, threads=threads, **precision)
+        m.fhe_circuit.keygen()
+        t = time.perf_counter()
+        enc = m.forward(Xte[:rows], fhe="execute")
+        row[f"latency_s_{threads}_threads"] = (time.perf_counter() - t) / rows
+        row["execute_agrees_with_disable_on_class"] = bool(
+            (enc.argmax(1) == m.forward(Xte[:rows]).argmax(1)).all())
+    return row
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rows", type=int, default=2, help="encrypted samples timed per model")
+    parser.add_argument("--out", default=None, help="JSON file for the results")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    results = []
+    for name, data, net, epochs, lr in models():
+        net = train(net, data[0], data[2], epochs, lr)
+        for precision in ({}, FOUR_BITS):
+            row = measure(name, data, net, args.rows, precision)
+            results.append(row)
+            print(json.dumps(row), flush=True)
+    print("\n| model | precision | float acc | FHE acc (disable / simulate) | bootstraps (bits) "
+          "| N | compile (peak RSS) | est. 1 thread | execute 1 / 2 threads |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for r in results:
+        nb = r["n_bits"]
+        print(f"| {r['model']} | {r['precision']}: a{nb['op_inputs']} w{nb['op_weights']} "
+              f"r{r['rounding_threshold_bits']} | {r['float_accuracy']:.4f} | "
+              f"{r['fhe_accuracy_disable']:.4f} / {r['fhe_accuracy_simulate']:.4f} | "
+              f"{r['bootstraps']} ({r['max_lookup_bits']}) | {r['polynomial_size']} | "
+              f"{r['compile_s_median']:.2f} s ({r['rss_peak_compile_mib']:.0f} MiB) | "
+              f"{r['estimated_ms_1_thread'] / 1000:.2f} s | "
+              f"{r.get('latency_s_1_threads', float('nan')):.2f} / "
+              f"{r.get('latency_s_2_threads', float('nan')):.2f} s |")
+    if args.out:
+        meta = {"date": datetime.date.today().isoformat(), "machine": platform.machine(),
+                "cpus": os.cpu_count(), "rows": args.rows}
+        with open(args.out, "w") as f:
+            json.dump({"meta": meta, "results": results}, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()

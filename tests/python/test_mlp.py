@@ -1,0 +1,85 @@
+"""fheml.sklearn.MLPClassifier / MLPRegressor: scikit-learn's MLPs on encrypted data, with the
+conventions of the other estimators (fit, compile, predict(fhe=...), pickling, clone, search)."""
+import pickle
+
+import numpy as np
+import pytest
+from sklearn.base import clone
+from sklearn.datasets import load_breast_cancer, load_diabetes
+from sklearn.model_selection import GridSearchCV, train_test_split
+from sklearn.neural_network import MLPClassifier as SkMLPClassifier
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from fheml.sklearn import MLPClassifier, MLPRegressor
+
+
+@pytest.fixture(scope="module")
+def cancer():
+    X, y = load_breast_cancer(return_X_y=True)
+    Xtr, Xte, ytr, yte = train_test_split(X, y, test_size=0.3, random_state=0)
+    scaler = StandardScaler().fit(Xtr)
+    return scaler.transform(Xtr), scaler.transform(Xte), ytr, yte
+
+
+def test_classifier_search_keeps_float_accuracy(cancer):
+    Xtr, Xte, ytr, yte = cancer
+    model, sk = MLPClassifier(hidden_layer_sizes=(30, 30), random_state=0,
+                              max_iter=500).fit_benchmark(Xtr, ytr)
+    assert model.score(Xte, yte) >= sk.score(Xte, yte) - 0.01
+    chosen = [t for t in model.precision_trials if t["chosen"]]
+    assert len(chosen) == 1 and chosen[0]["agreement"] >= 0.99
+    np.testing.assert_allclose(model.predict_proba(Xte).sum(axis=1), 1.0)
+    model.compile(Xtr)
+    assert (model.predict(Xte, fhe="simulate") == model.predict(Xte)).mean() >= 0.97
+    again = pickle.loads(pickle.dumps(model))
+    np.testing.assert_array_equal(again.predict_proba(Xte), model.predict_proba(Xte))
+    assert clone(model).get_params()["hidden_layer_sizes"] == (30, 30)
+
+
+def test_classifier_encrypted_equals_clear_with_exact_rounding(cancer):
+    Xtr, Xte, ytr, _ = cancer
+    model = MLPClassifier(n_bits={"model_inputs": 8, "op_inputs": 3, "op_weights": 3,
+                                  "model_outputs": 8}, hidden_layer_sizes=(6,), random_state=0,
+                          max_iter=300).fit(Xtr, ytr)
+    model.compile(Xtr, rounding_method="exact")
+    np.testing.assert_array_equal(model.predict_proba(Xte[:2], fhe="execute"),
+                                  model.predict_proba(Xte[:2]))
+
+
+def test_regressor_and_pipeline_grid_search():
+    X, y = load_diabetes(return_X_y=True)
+    Xtr, Xte, ytr, yte = train_test_split(X, y, test_size=0.3, random_state=0)
+    model = make_pipeline(StandardScaler(), MLPRegressor(n_bits=6, hidden_layer_sizes=(16,),
+                                                         random_state=0, max_iter=2000))
+    with pytest.warns(Warning):  # scikit-learn's ConvergenceWarning at this max_iter
+        model.fit(Xtr, ytr)
+    assert model.predict(Xte).shape == (len(Xte),)
+    float_model = make_pipeline(model[0], model[1].sklearn_model_)
+    assert float_model.score(Xte, yte) > 0.25
+    assert model.score(Xte, yte) >= float_model.score(Xte, yte) - 0.03
+    grid = GridSearchCV(MLPClassifier(n_bits=5, max_iter=200, random_state=0),
+                        {"hidden_layer_sizes": [(4,), (8,)]}, cv=2)
+    Xc, yc = load_breast_cancer(return_X_y=True)
+    with pytest.warns(Warning):
+        grid.fit(StandardScaler().fit_transform(Xc), yc)
+    assert grid.best_params_["hidden_layer_sizes"] in [(4,), (8,)]
+
+
+def test_bad_inputs(cancer):
+    Xtr, Xte, ytr, _ = cancer
+    with pytest.raises(ValueError, match="n_bits"):
+        MLPClassifier(n_bits="eight").fit(Xtr, ytr)
+    model = MLPClassifier(n_bits=4, hidden_layer_sizes=(4,), max_iter=50,
+                          random_state=0)
+    with pytest.warns(Warning):
+        model.fit(Xtr, ytr)
+    with pytest.raises(ValueError, match="features"):
+        model.predict(Xte[:, :5])
+    with pytest.raises(ValueError, match="needs a compiled model"):
+        model.predict(Xte, fhe="execute")
+    multilabel = SkMLPClassifier(hidden_layer_sizes=(4,), max_iter=50, random_state=0)
+    with pytest.warns(Warning):
+        multilabel.fit(Xtr, np.stack([ytr, 1 - ytr], axis=1))
+    with pytest.raises(ValueError, match="multilabel"):
+        MLPClassifier.from_sklearn_model(multilabel, Xtr)
