@@ -7,8 +7,9 @@ torch and compiled by fheml.torch.compile_torch_model at its defaults (the preci
 of the compiled circuit in the clear (`disable`) and simulated, the precision chosen,
 bootstraps per sample and their width, compile time and peak RSS during compilation, and the
 latency per sample (encrypt + run + decrypt, keys made beforehand) on 1 and 2 threads for
-`--rows` encrypted samples; plus the same at an explicit 4-bit precision (the speed a network
-trained for low precision would get).
+`--rows` encrypted samples (one for the CNN); plus the same at an explicit 4-bit precision, and
+fheml's own NeuralNetClassifier (trained for FHE: 4-bit activations and weights, 4-bit lookups)
+of the same hidden sizes on the same splits.
 
     .venv/bin/python bench/nn_models.py [--rows 2] [--out bench/results/nn-models-DATE.json]
 
@@ -30,6 +31,7 @@ from sklearn.datasets import load_breast_cancer, load_digits
 from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import StandardScaler
 
+from fheml.sklearn import NeuralNetClassifier
 from fheml.torch import compile_torch_model
 
 FOUR_BITS = {"n_bits": {"op_inputs": 4, "op_weights": 4}, "rounding_threshold_bits": 5}
@@ -89,28 +91,43 @@ def models():
            200, 1e-2)
 
 
-def measure(name, data, net, rows, precision):
+def measure(name, data, net, rows, precision, float_acc=None):
     Xtr, Xte, ytr, yte = data
-    with torch.no_grad():
-        float_acc = float((net(torch.tensor(Xte, dtype=torch.float32)).numpy().argmax(1)
-                           == yte).mean())
+    if float_acc is None:
+        with torch.no_grad():
+            float_acc = float((net(torch.tensor(Xte, dtype=torch.float32)).numpy().argmax(1)
+                               == yte).mean())
+    builtin = isinstance(net, NeuralNetClassifier)
+
+    def build(threads):
+        if builtin:
+            net.compile(Xtr, threads=threads)
+            return net
+        return compile_torch_model(net, Xtr, threads=threads, **precision)
+
     rss_before = rss_mib("VmRSS")
     peak_rss_reset()
     times = []
     for _ in range(3):
         t = time.perf_counter()
-        model = compile_torch_model(net, Xtr, threads=1, **precision)
+        model = build(1)
         times.append(time.perf_counter() - t)
     rss_peak = rss_mib("VmHWM")
-    clear = model.forward(Xte)
-    sim = model.forward(Xte, fhe="simulate")
+    if builtin:
+        clear, sim = model.predict_proba(Xte), model.predict_proba(Xte, fhe="simulate")
+        n_bits = {"op_inputs": net.n_bits, "op_weights": net.n_bits}
+        rounding = net.n_bits
+    else:
+        clear, sim = model.forward(Xte), model.forward(Xte, fhe="simulate")
+        n_bits, rounding = model.n_bits, model.rounding_threshold_bits
     stats = model.fhe_circuit.statistics()
     row = {
-        "model": name, "precision": "search" if not precision else "4-bit",
+        "model": name,
+        "precision": "QAT" if builtin else "search" if not precision else "4-bit",
         "float_accuracy": float_acc,
         "fhe_accuracy_disable": float((clear.argmax(1) == yte).mean()),
         "fhe_accuracy_simulate": float((sim.argmax(1) == yte).mean()),
-        "n_bits": model.n_bits, "rounding_threshold_bits": model.rounding_threshold_bits,
+        "n_bits": n_bits, "rounding_threshold_bits": rounding,
         "bootstraps": stats["bootstraps"], "max_lookup_bits": None,
         "polynomial_size": stats["polynomial_size"],
         "compile_s_median": statistics.median(times), "rss_before_mib": rss_before,
@@ -127,13 +144,14 @@ def measure(name, data, net, rows, precision):
     for threads in (1, 2):
         if rows == 0:
             break
-        m = compile_torch_model(net, Xtr, threads=threads, **precision)
+        m = build(threads)
         m.fhe_circuit.keygen()
+        run = m.predict_proba if builtin else m.forward
         t = time.perf_counter()
-        enc = m.forward(Xte[:rows], fhe="execute")
+        enc = run(Xte[:rows], fhe="execute")
         row[f"latency_s_{threads}_threads"] = (time.perf_counter() - t) / rows
         row["execute_agrees_with_disable_on_class"] = bool(
-            (enc.argmax(1) == m.forward(Xte[:rows]).argmax(1)).all())
+            (enc.argmax(1) == run(Xte[:rows]).argmax(1)).all())
     return row
 
 
@@ -146,8 +164,16 @@ def main():
     results = []
     for name, data, net, epochs, lr in models():
         net = train(net, data[0], data[2], epochs, lr)
+        rows = 1 if name.startswith("CNN") else args.rows
         for precision in ({}, FOUR_BITS):
-            row = measure(name, data, net, args.rows, precision)
+            row = measure(name, data, net, rows, precision)
+            results.append(row)
+            print(json.dumps(row), flush=True)
+        if name.startswith("MLP"):
+            hidden = tuple(m.out_features for m in net if isinstance(m, torch.nn.Linear))[:-1]
+            builtin = NeuralNetClassifier(hidden_layer_sizes=hidden, random_state=1)
+            builtin.fit(data[0], data[2])
+            row = measure(name, data, builtin, rows, {}, float_acc=results[-1]["float_accuracy"])
             results.append(row)
             print(json.dumps(row), flush=True)
     print("\n| model | precision | float acc | FHE acc (disable / simulate) | bootstraps (bits) "
