@@ -175,6 +175,43 @@ TEST(OnnxImport, UnsupportedOpsAreAllNamed) {
   }
 }
 
+TEST(OnnxImport, OnlyTheClassAxisMovesToTheClient) {
+  onnx::ModelProto m = mlp_model();
+  onnx::AttributeProto* axis =
+      m.mutable_graph()->mutable_node(m.graph().node_size() - 1)->add_attribute();
+  axis->set_name("axis");
+  axis->set_type(onnx::AttributeProto::INT);
+  axis->set_i(0);  // softmax over the batch axis: not a per-sample link
+  try {
+    import_onnx(bytes_of(m));
+    FAIL() << "no error";
+  } catch (const OnnxImportError& e) {
+    EXPECT_NE(std::string(e.what()).find("only over the class axis"), std::string::npos)
+        << e.what();
+  }
+  axis->set_i(-1);
+  EXPECT_EQ(import_onnx(bytes_of(m)).post_processing, Link::kSoftmax);
+}
+
+TEST(OnnxImport, FlattenCountsNegativeAxesFromTheRank) {
+  onnx::ModelProto m;
+  m.set_ir_version(8);
+  m.add_opset_import()->set_version(13);
+  onnx::GraphProto& g = *m.mutable_graph();
+  set_io(g, "x", {1, 2, 3, 4}, true);
+  set_io(g, "y", {1, 24}, false);
+  onnx::NodeProto* flatten = add_node(g, "Flatten", {"x"}, {"f"}, "flatten");
+  onnx::AttributeProto* a = flatten->add_attribute();
+  a->set_name("axis");
+  a->set_type(onnx::AttributeProto::INT);
+  a->set_i(-3);  // [1, 2*3*4]
+  add_node(g, "Relu", {"f"}, {"y"}, "relu");
+  const OnnxImport imported = import_onnx(bytes_of(m));
+  EXPECT_EQ(imported.graph.node(imported.graph.outputs()[0]).shape, (ir::Shape{1, 24}));
+  a->set_i(-5);
+  EXPECT_THROW(import_onnx(bytes_of(m)), OnnxImportError);
+}
+
 TEST(OnnxImport, MalformedModelsGiveClearErrors) {
   const std::vector<std::uint8_t> good = bytes_of(mlp_model());
   EXPECT_THROW(import_onnx(std::vector<std::uint8_t>{}), OnnxImportError);

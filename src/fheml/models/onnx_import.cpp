@@ -453,6 +453,19 @@ void Importer::peel_post_processing() {
     const std::string& op = node->op_type();
     const bool last_step_ok = op == "ArgMax" ? step == 0 : (op == "Softmax" || op == "LogSoftmax");
     if (!last_step_ok || node->input_size() < 1 || uses[node->input(0)] != 1) return;
+    // Only over the class axis of a [1, C] output (checked in finish()).
+    std::int64_t axis = op == "ArgMax" ? 0 : (opset_ < 13 ? 1 : -1);
+    bool last_index = false;
+    for (const auto& a : node->attribute()) {
+      if (a.name() == "axis") axis = a.i();
+      if (a.name() == "select_last_index") last_index = a.i() != 0;
+    }
+    if ((axis != 1 && axis != -1) || last_index) {
+      fail("node '" + node->name() + "' (" + op + ") at the output runs on the client only over " +
+           "the class axis (1 or -1) of a [N, C] output" +
+           (last_index ? " and with select_last_index = 0" : "") + ", found axis " +
+           std::to_string(axis));
+    }
     skipped_.insert(node);
     output_name_ = node->input(0);
     if (op == "ArgMax") {
@@ -1251,7 +1264,15 @@ void Importer::convert(const onnx::NodeProto& node) {
   }
   if (op == "Flatten") {
     FloatAttributes a;
-    a.axes = {static_cast<std::int64_t>(axis_of(attr_int("axis", 1), shape_of(0).size() + 1))};
+    // Flatten's axis is in [-r, r] (r: the rank), counted from the end when negative.
+    const auto rank = static_cast<std::int64_t>(shape_of(0).size());
+    std::int64_t axis = attr_int("axis", 1);
+    if (axis < 0) axis += rank;
+    if (axis < 0 || axis > rank) {
+      node_fail("axis " + std::to_string(attr_int("axis", 1)) + " is out of range for rank " +
+                std::to_string(rank));
+    }
+    a.axes = {axis};
     const bool integer = input(0).integer;
     Value out = emit(FloatOp::kFlatten, {&input(0)}, a);
     out.integer = out.known && integer;
@@ -1401,6 +1422,15 @@ void Importer::finish(OnnxImport& out) {
       fail("graph output '" + name + "' is a constant: it does not depend on the input");
     }
     graph_.mark_output(*it->second.id);
+  }
+  if (post_ != Link::kIdentity) {
+    const Shape& shape = graph_.node(graph_.outputs().at(0)).shape;
+    if (shape.size() != 2) {
+      fail(
+          "the op moved to the client at the output (Softmax, LogSoftmax or ArgMax) needs a "
+          "[N, C] output, found " +
+          ir::to_string(shape));
+    }
   }
   out.graph = std::move(graph_);
   out.post_processing = post_;
