@@ -4,10 +4,16 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cstddef>
 #include <filesystem>
+#include <mutex>
 #include <stdexcept>
 #include <string>
 #include <system_error>
+#include <utility>
+#include <vector>
+
+#include "fheml/common/warnings.h"
 
 namespace fheml::test {
 
@@ -42,6 +48,32 @@ class TempDir {
 
  private:
   std::filesystem::path path_;
+};
+
+// Collects what fheml::warn says while alive (then restores the previous handler).
+class CapturedWarnings {
+ public:
+  CapturedWarnings()
+      : previous_(set_warning_handler([this](WarningKind kind, const std::string& message) {
+          std::lock_guard<std::mutex> lock(mutex_);
+          seen_.emplace_back(kind, message);
+        })) {}
+  ~CapturedWarnings() { set_warning_handler(std::move(previous_)); }
+  CapturedWarnings(const CapturedWarnings&) = delete;
+  CapturedWarnings& operator=(const CapturedWarnings&) = delete;
+
+  std::vector<std::string> of(WarningKind kind) const {
+    std::lock_guard<std::mutex> lock(mutex_);
+    std::vector<std::string> out;
+    for (const auto& [k, m] : seen_)
+      if (k == kind) out.push_back(m);
+    return out;
+  }
+
+ private:
+  WarningHandler previous_;
+  mutable std::mutex mutex_;
+  std::vector<std::pair<WarningKind, std::string>> seen_;
 };
 
 }  // namespace fheml::test

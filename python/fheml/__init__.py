@@ -5,5 +5,6 @@ inputs; ``python -m fheml.demo`` shows one end to end. The computing is the C++ 
 (``fheml._core``).
 """
 from fheml._core import __version__
+from fheml._warnings import FhemlWarning, InputRangeWarning, KeyPermissionWarning
 
-__all__ = ["__version__"]
+__all__ = ["FhemlWarning", "InputRangeWarning", "KeyPermissionWarning", "__version__"]

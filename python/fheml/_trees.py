@@ -314,7 +314,8 @@ class TreeModelMixin:
         check_reproduces(flat, raw, X, type(model).__name__)
         self._trees = flat.arrays()
         self._calibration = np.ascontiguousarray(np.vstack([X.min(axis=0), X.max(axis=0)]))
-        self._compile_options = {"p_error": None, "global_p_error": None, "threads": 0}
+        self._compile_options = {"p_error": None, "global_p_error": None, "threads": 0,
+                                 "out_of_range": "warn"}
         self._compiled = False
         self._build()
 

@@ -56,26 +56,39 @@ class FHEModelDev:
 class FHEModelClient:
     """The key holder: keys, encryption of inputs, decryption of results.
 
-    key_dir: where the keys are kept between sessions (created; the secret key file is readable
-    by its owner only). None keeps them in memory.
+    key_dir: where the keys are kept between sessions (created owner-only; every key file is
+    readable by its owner only). None keeps them in memory.
+    out_of_range: input values beyond the model's calibrated range are clipped to its ends, with a
+    fheml.InputRangeWarning ("warn"), refused with a ValueError ("raise"), or silently ("clip").
+    allow_readable_secret_key: load a secret key file its group or others can read (refused by
+    default: whoever reads it decrypts everything made under it).
     """
 
-    def __init__(self, path, key_dir=None):
+    def __init__(self, path, key_dir=None, out_of_range: str = "warn",
+                 allow_readable_secret_key: bool = False):
         self.path = Path(path)
         self.key_dir = None if key_dir is None else Path(key_dir)
         self._client = _core.Client(os.fspath(self.path),
-                                    "" if key_dir is None else os.fspath(self.key_dir))
+                                    "" if key_dir is None else os.fspath(self.key_dir),
+                                    out_of_range=out_of_range,
+                                    allow_readable_secret_key=bool(allow_readable_secret_key))
         self.metadata = json.loads(self._client.metadata)
 
     @property
     def circuit_id(self) -> str:
         return self._client.circuit_id
 
+    @property
+    def key_id(self) -> str:
+        """The secret key's id (16 hex digits): carried by every request and reply, checked
+        when the server runs and when a reply is decrypted. Raises before keys exist."""
+        return self._client.key_id
+
     def generate_private_and_evaluation_keys(self, force: bool = False) -> None:
         """Loads the keys from key_dir if they are there (refused, naming both models, when
         they are another model's; lost evaluation keys are made again from the kept secret
-        key), else makes them. force=True moves existing keys aside (client.key.replaced.N),
-        never deletes them."""
+        key; a secret key file others can read is refused), else makes them. force=True moves
+        existing keys aside (client.key.replaced.N), never deletes them."""
         self._client.generate_keys(force)
 
     def get_serialized_evaluation_keys(self) -> bytes:

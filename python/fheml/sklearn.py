@@ -44,6 +44,10 @@ __all__ = [
 ]
 
 _MODES = ("disable", "simulate", "execute")
+_OUT_OF_RANGE = ("warn", "raise", "clip")
+# What a model fitted but not compiled runs with (compile's defaults).
+_DEFAULT_COMPILE_OPTIONS = {"p_error": None, "global_p_error": None, "threads": 0,
+                           "out_of_range": "warn"}
 _ROLES = ("model_inputs", "op_inputs", "op_weights", "model_outputs")
 # Rows per encrypted call: each row is F ciphertexts of 16 KiB (N = 2048), so 16 rows of 30
 # features stay in cache; 64 rows per call cost 25% more per row (bench/README.md).
@@ -57,7 +61,13 @@ def _n_bits_roles(n_bits) -> dict[str, int]:
     if isinstance(n_bits, (int, np.integer)):
         return {role: int(n_bits) for role in _ROLES}
     if isinstance(n_bits, dict):
-        return {str(k): int(v) for k, v in n_bits.items()}
+        roles = {}
+        for role, bits in n_bits.items():
+            # int() would truncate 2.5 and parse "8": only integers are bit widths.
+            if isinstance(bits, (bool, np.bool_)) or not isinstance(bits, (int, np.integer)):
+                raise ValueError(f"n_bits[{role!r}] must be an int, found {bits!r}")
+            roles[str(role)] = int(bits)
+        return roles
     raise ValueError(f"n_bits must be an int or a dict per role ({', '.join(_ROLES)}), "
                      f"found {type(n_bits).__name__}")
 
@@ -128,6 +138,37 @@ def _with_sklearn_signature(sklearn_class: type, n_bits_default=8, n_bits_doc=No
         return cls
 
     return decorate
+
+
+class _UncompiledCircuit:
+    """fhe_circuit of a model fitted but not compiled: the C++ model, whose calls that would
+    simulate or encrypt raise until compile() (everything else passes through)."""
+
+    def __init__(self, core):
+        self._core = core
+
+    @staticmethod
+    def _refuse(what: str):
+        raise ValueError(f"{what} needs a compiled model: call compile(X) after fit")
+
+    def run_integers(self, q, fhe: str = "disable"):
+        if fhe != "disable":
+            self._refuse(f"run_integers(fhe={fhe!r})")
+        return self._core.run_integers(q, fhe)
+
+    def decision_function(self, x, fhe: str = "disable"):
+        if fhe != "disable":
+            self._refuse(f"decision_function(fhe={fhe!r})")
+        return self._core.decision_function(x, fhe)
+
+    def keygen(self):
+        self._refuse("keygen()")
+
+    def save(self, *args, **kwargs):
+        self._refuse("save()")
+
+    def __getattr__(self, name):
+        return getattr(self._core, name)
 
 
 class _FheModel(BaseEstimator):
@@ -206,32 +247,41 @@ class _FheModel(BaseEstimator):
         return ours
 
     def compile(self, X, p_error: float | None = None, global_p_error: float | None = None,
-                threads: int = 0):
+                threads: int = 0, out_of_range: str = "warn"):
         """Compiles the circuit for simulate and execute.
 
         X: representative rows (checked against the model: features, finite values); the input
         quantizers keep the ranges calibrated by fit, and rows beyond them are computed up to a
-        range past each end, clipped further out. p_error / global_p_error: the failure budget
-        per bootstrap / per prediction (a linear circuit has no bootstrap: its decryption is
-        exact either way). threads: cores for execute (0 = all).
+        range past each end (linear models), clipped further out. p_error / global_p_error: the
+        failure budget per bootstrap / per prediction (a linear circuit has no bootstrap: its
+        decryption is exact either way). threads: cores for execute (0 = all, at most 1024).
+        out_of_range: values clipped at the quantizers' ends give a fheml.InputRangeWarning
+        ("warn"), a ValueError ("raise") or nothing ("clip"). Trees never need it: a value past
+        the grid compares with every threshold as the grid's end does.
         """
         check_is_fitted(self, "sklearn_model_")
         validate_data(self, X, dtype=np.float64, reset=False)
         if p_error is not None and global_p_error is not None:
             raise ValueError("set p_error or global_p_error, not both")
-        if not isinstance(threads, (int, np.integer)) or threads < 0:
+        if (not isinstance(threads, (int, np.integer)) or isinstance(threads, (bool, np.bool_))
+                or threads < 0):
             raise ValueError(f"threads must be an int >= 0 (0: all cores), found {threads!r}")
+        if out_of_range not in _OUT_OF_RANGE:
+            raise ValueError(f"out_of_range must be one of {', '.join(map(repr, _OUT_OF_RANGE))}, "
+                             f"found {out_of_range!r}")
         self._compile_options = {"p_error": p_error, "global_p_error": global_p_error,
-                                 "threads": int(threads)}
+                                 "threads": int(threads), "out_of_range": out_of_range}
         self._build()
         self._compiled = True
         return self
 
     @property
     def fhe_circuit(self):
-        """The compiled C++ model: ``report()``, ``statistics()``, ``keygen()``."""
+        """The compiled C++ model: ``report()``, ``statistics()``, ``keygen()``,
+        ``run_integers()``. Before ``compile`` its simulate/execute calls and keygen raise, as
+        ``predict(X, fhe="execute")`` does; reports and ``fhe="disable"`` work."""
         check_is_fitted(self, "sklearn_model_")
-        return self._fhe_model
+        return self._fhe_model if self._compiled else _UncompiledCircuit(self._fhe_model)
 
     # --- Pickling: the C++ object is rebuilt from the weights and calibration ranges (keys are
     # generated afresh: they never leave the process that made them).
@@ -321,7 +371,7 @@ class _FheLinearModel(_FheModel):
         self._bias = np.ascontiguousarray(
             np.broadcast_to(np.asarray(model.intercept_, dtype=np.float64).ravel(),
                             (weights.shape[1],)))
-        self._compile_options = {"p_error": None, "global_p_error": None, "threads": 0}
+        self._compile_options = dict(_DEFAULT_COMPILE_OPTIONS)
         self._compiled = False
         # The training rows calibrate the inputs (each feature's range) and steer the rounding
         # of the weights (error feedback); what remains is the weights on the grid and the
@@ -337,7 +387,8 @@ class _FheLinearModel(_FheModel):
         self._fhe_model = _core.LinearModel(
             self._weights, self._bias, self._link(self._weights.shape[1]), self._calibration,
             _n_bits_roles(self.n_bits), p_error=o["p_error"], global_p_error=o["global_p_error"],
-            optimize_rounding=optimize_rounding, threads=o["threads"])
+            optimize_rounding=optimize_rounding, threads=o["threads"],
+            out_of_range=o.get("out_of_range", "warn"))
 
 
 class _FheRegressor(RegressorMixin, _FheModel):
@@ -536,7 +587,8 @@ class _RoundingCompile:
     """compile() with the accumulators' rounding method (networks only)."""
 
     def compile(self, X, p_error: float | None = None, global_p_error: float | None = None,
-                threads: int = 0, rounding_method: str = "approximate"):
+                threads: int = 0, rounding_method: str = "approximate",
+                out_of_range: str = "warn"):
         """As the other estimators' compile; rounding_method: "approximate" (no extra
         bootstrap; near a tie a lookup may read its neighbour, in simulate as encrypted) or
         "exact" (the low bits cleared by bootstraps first: encrypted equals clear on every
@@ -546,7 +598,7 @@ class _RoundingCompile:
                              f"{rounding_method!r}")
         self._rounding_method = rounding_method
         return super().compile(X, p_error=p_error, global_p_error=global_p_error,
-                               threads=threads)
+                               threads=threads, out_of_range=out_of_range)
 
 
 class _FheMLP(_RoundingCompile, _FheModel):
@@ -569,7 +621,7 @@ class _FheMLP(_RoundingCompile, _FheModel):
             if hasattr(model, name):
                 setattr(self, name, getattr(model, name))
         self._single_output = model.n_outputs_ == 1
-        self._compile_options = {"p_error": None, "global_p_error": None, "threads": 0}
+        self._compile_options = dict(_DEFAULT_COMPILE_OPTIONS)
         self._compiled = False
         if len(X) > _MLP_CALIBRATION_ROWS:  # evenly spaced: the set's spread at bounded cost
             X = X[np.linspace(0, len(X) - 1, _MLP_CALIBRATION_ROWS).astype(int)]
@@ -588,7 +640,7 @@ class _FheMLP(_RoundingCompile, _FheModel):
             roles, rounding_threshold_bits=roles["op_inputs"],
             rounding_method=getattr(self, "_rounding_method", "approximate"),
             p_error=o["p_error"], global_p_error=o["global_p_error"], threads=o["threads"],
-            search=search)
+            search=search, out_of_range=o.get("out_of_range", "warn"))
 
     @property
     def precision_trials(self) -> list[dict]:
@@ -683,7 +735,7 @@ class _FheNeuralNet(_RoundingCompile, _FheModel):
             self.coefs_[-1] = self.coefs_[-1] * self._y_scale
             self.intercepts_[-1] = self.intercepts_[-1] * self._y_scale + self._y_mean
         self.sklearn_model_ = None  # no twin: the weights above are the model
-        self._compile_options = {"p_error": None, "global_p_error": None, "threads": 0}
+        self._compile_options = dict(_DEFAULT_COMPILE_OPTIONS)
         self._compiled = False
         if len(X) > _MLP_CALIBRATION_ROWS:
             X = X[np.linspace(0, len(X) - 1, _MLP_CALIBRATION_ROWS).astype(int)]
@@ -703,7 +755,7 @@ class _FheNeuralNet(_RoundingCompile, _FheModel):
             rounding_method=getattr(self, "_rounding_method", "approximate"),
             p_error=o["p_error"], global_p_error=o["global_p_error"], threads=o["threads"],
             per_channel_activations=False, activation_clip=list(self.activation_bounds_),
-            activation_levels=2 ** bits - 1)
+            activation_levels=2 ** bits - 1, out_of_range=o.get("out_of_range", "warn"))
 
     def _execute_chunk(self) -> int:
         return 8

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "fheml/tfhe/csprng.h"
+#include "test_helpers.h"
 
 namespace fheml::models {
 namespace {
@@ -121,6 +122,42 @@ TEST(LinearModel, RowsBeyondTheTrainingRangeAreComputedNotClipped) {
   LinearModel at_ends(coef, intercept, Link::kIdentity, train, clipped);
   EXPECT_GT(std::abs(at_ends.decision_function(beyond, Mode::kDisable).data[0] - ref.data[0]),
             0.2 * std::abs(ref.data[0]));
+}
+
+TEST(LinearModel, ClippedRowsWarnRaiseOrPassSilentlyAsAsked) {
+  const Matrix coef = make_coef(6, 1);
+  const std::vector<double> intercept{0.0};
+  const Matrix train = make_rows(100, 6, 10);
+  Matrix inside = train, beyond{1, 6, std::vector<double>(6, 0.0)};
+  beyond.data[4] = 1e15;
+  inside.rows = 10;
+  inside.data.resize(60);
+  {
+    test::CapturedWarnings warnings;
+    LinearModel model(coef, intercept, Link::kIdentity, train, test_options());
+    model.decision_function(inside, Mode::kDisable);
+    EXPECT_TRUE(warnings.of(WarningKind::kInputRange).empty());
+    model.decision_function(beyond, Mode::kSimulate);
+    const auto said = warnings.of(WarningKind::kInputRange);
+    ASSERT_EQ(said.size(), 1u);
+    EXPECT_NE(said[0].find("1 value in 1 of 1 row"), std::string::npos) << said[0];
+    EXPECT_NE(said[0].find("feature 4: 1"), std::string::npos) << said[0];
+  }
+  for (const quant::OutOfRange policy : {quant::OutOfRange::kRaise, quant::OutOfRange::kClip}) {
+    test::CapturedWarnings warnings;
+    LinearModelOptions options = test_options();
+    options.runtime.out_of_range = policy;
+    LinearModel model(coef, intercept, Link::kIdentity, train, options);
+    if (policy == quant::OutOfRange::kRaise) {
+      EXPECT_THROW(model.decision_function(beyond, Mode::kDisable), std::invalid_argument);
+      EXPECT_NO_THROW(model.decision_function(inside, Mode::kDisable));
+    } else {
+      EXPECT_NO_THROW(model.decision_function(beyond, Mode::kDisable));
+    }
+    EXPECT_TRUE(warnings.of(WarningKind::kInputRange).empty());
+  }
+  EXPECT_EQ(quant::parse_out_of_range("raise"), quant::OutOfRange::kRaise);
+  EXPECT_THROW(quant::parse_out_of_range("loud"), std::invalid_argument);
 }
 
 // Correlated features (as real data has): plain rounding errors add up, error feedback makes

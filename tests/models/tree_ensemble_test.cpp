@@ -70,6 +70,23 @@ TreeEnsembleSpec random_ensemble(std::size_t trees, std::size_t depth, std::size
   return spec;
 }
 
+// x with two rows more: per feature one below and one above every threshold.
+Matrix covering_thresholds(Matrix x, const TreeEnsembleSpec& spec) {
+  std::vector<double> lo(x.cols, 0.0), hi(x.cols, 0.0);
+  for (const Tree& tree : spec.trees) {
+    for (const TreeNode& node : tree.nodes) {
+      if (node.feature < 0) continue;
+      const auto f = static_cast<std::size_t>(node.feature);
+      lo[f] = std::min(lo[f], node.threshold - 1);
+      hi[f] = std::max(hi[f], node.threshold + 1);
+    }
+  }
+  x.data.insert(x.data.end(), lo.begin(), lo.end());
+  x.data.insert(x.data.end(), hi.begin(), hi.end());
+  x.rows += 2;
+  return x;
+}
+
 TreeEnsembleOptions test_options() {
   TreeEnsembleOptions options;
   options.runtime.seed = tfhe::test_seed(7);
@@ -93,8 +110,9 @@ TEST(TreeEnsemble, SplitsOnTheGridDecideLikeTheFloatTreeOnEveryLevel) {
   for (const SplitRule rule : {SplitRule::kLessEqual, SplitRule::kLess}) {
     TreeEnsembleSpec spec = random_ensemble(6, 4, 5, 1, 11);
     spec.split = rule;
-    // Thresholds exactly on grid values: where <= and < differ.
-    const Matrix x = make_rows(200, 5, 12);
+    // Thresholds exactly on grid values: where <= and < differ. Calibration rows that hold
+    // every threshold keep the grid the same when thresholds move onto it.
+    const Matrix x = covering_thresholds(make_rows(200, 5, 12), spec);
     auto options = test_options();
     options.n_bits = 5;
     TreeEnsemble probe(spec, x, options);
@@ -122,6 +140,33 @@ TEST(TreeEnsemble, SplitsOnTheGridDecideLikeTheFloatTreeOnEveryLevel) {
       }
     }
     EXPECT_GT(checked, 100u);
+  }
+}
+
+TEST(TreeEnsemble, ValuesBeyondTheGridDecideAsTheFloatTrees) {
+  // Thresholds drawn partly outside the calibration rows' range: the grid widens to hold them,
+  // so a value clipped to an end of it takes every split as the raw value does (why thermometer
+  // inputs report no clipping).
+  for (const SplitRule rule : {SplitRule::kLessEqual, SplitRule::kLess}) {
+    TreeEnsembleSpec spec = random_ensemble(8, 4, 5, 2, 21);
+    spec.split = rule;
+    TreeEnsemble model(spec, make_rows(100, 5, 22), test_options());
+    Matrix far = make_rows(64, 5, 23);
+    for (double& v : far.data) v = v < 0 ? -1e3 : 1e3;
+    const Matrix raw = model.float_decision_function(far);
+    const Matrix clipped = model.quantized_float_decision_function(far);
+    ASSERT_EQ(raw.data.size(), clipped.data.size());
+    for (std::size_t i = 0; i < raw.data.size(); ++i) EXPECT_EQ(raw.data[i], clipped.data[i]) << i;
+    // and the threshold nearest an end stays inside the grid
+    const quant::InputQuantizer& q = model.circuit().circuit().inputs[0];
+    for (const Tree& tree : spec.trees) {
+      for (const TreeNode& node : tree.nodes) {
+        if (node.feature < 0) continue;
+        const auto f = static_cast<std::size_t>(node.feature);
+        EXPECT_LT(q.dequantize(0, f), node.threshold);
+        EXPECT_GT(q.dequantize((std::int64_t{1} << q.bits) - 1, f), node.threshold);
+      }
+    }
   }
 }
 

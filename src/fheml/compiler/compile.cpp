@@ -1,6 +1,7 @@
 #include "fheml/compiler/compile.h"
 
 #include <cmath>
+#include <sstream>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -32,8 +33,9 @@ void choose_parameters(Circuit& circuit, const CompileOptions& options) {
   }
   const auto check = [](const char* name, double p) {
     if (!(p > 0.0 && p < 1.0)) {
-      throw std::invalid_argument(std::string(name) + " must be in (0, 1), found " +
-                                  std::to_string(p));
+      std::ostringstream found;
+      found << p;  // %g: 1e-50 reads as itself, not as 0.000000
+      throw std::invalid_argument(std::string(name) + " must be in (0, 1), found " + found.str());
     }
   };
   if (options.p_error) check("p_error", *options.p_error);

@@ -9,9 +9,10 @@
 //   ServerCircuit   format version, parameters, has_lookups, parameter choice, log2_p_error,
 //                   global_p_error, nodes, outputs, widths, input quantizers, output
 //                   dequantizers, noise sites
-//   EvaluationKeys  format version, parameters, has a server key, [nested CompressedServerKey]
+//   EvaluationKeys  format version, key id, parameters, has a server key, [nested
+//                   CompressedServerKey]
 //   EncryptedInputs / EncryptedOutputs
-//                   format version, circuit id, count, per list: batch, nested
+//                   format version, circuit id, key id, count, per list: batch, nested
 //                   SeededLweCiphertextList / LweCiphertextList
 #include "fheml/deploy/artifacts.h"
 
@@ -564,6 +565,7 @@ ClientSpec deserialize_client_spec(std::span<const std::uint8_t> bytes,
 std::vector<std::uint8_t> serialize(const runtime::CompressedEvaluationKeys& keys) {
   Writer w;
   w.u64(kArtifactFormatVersion);
+  w.u64(keys.key_id);
   tfhe::wire::write_parameters(w, keys.parameters);
   w.u64(keys.server_key ? 1 : 0);
   if (keys.server_key) write_nested(w, tfhe::serialize(*keys.server_key));
@@ -575,6 +577,7 @@ runtime::CompressedEvaluationKeys deserialize_evaluation_keys(
   return open_payload(
       bytes, ObjectType::kEvaluationKeys, options, [&](Reader& r, std::uint64_t fp) {
         runtime::CompressedEvaluationKeys keys;
+        keys.key_id = r.u64();
         keys.parameters = tfhe::wire::read_parameters(r, fp, security_of(options));
         if (read_flag(r, "server key flag") == 1) {
           tfhe::DeserializeOptions inner = options;
@@ -589,11 +592,12 @@ runtime::CompressedEvaluationKeys deserialize_evaluation_keys(
 namespace {
 
 template <class List, class Serialize>
-std::vector<std::uint8_t> serialize_lists(ObjectType type, std::uint64_t id,
+std::vector<std::uint8_t> serialize_lists(ObjectType type, std::uint64_t id, std::uint64_t key_id,
                                           const std::vector<List>& lists, Serialize serialize) {
   Writer w;
   w.u64(kArtifactFormatVersion);
   w.u64(id);
+  w.u64(key_id);
   w.u64(lists.size());
   for (const List& l : lists) {
     w.u64(l.batch);
@@ -605,18 +609,21 @@ std::vector<std::uint8_t> serialize_lists(ObjectType type, std::uint64_t id,
 }  // namespace
 
 std::vector<std::uint8_t> serialize(const EncryptedInputs& inputs) {
-  return serialize_lists(ObjectType::kEncryptedInputs, inputs.circuit_id, inputs.inputs,
+  return serialize_lists(ObjectType::kEncryptedInputs, inputs.circuit_id, inputs.key_id,
+                         inputs.inputs,
                          [](const tfhe::SeededLweCiphertextList& l) { return tfhe::serialize(l); });
 }
 
 std::vector<std::uint8_t> serialize(const EncryptedOutputs& outputs) {
-  return serialize_lists(ObjectType::kEncryptedOutputs, outputs.circuit_id, outputs.outputs,
+  return serialize_lists(ObjectType::kEncryptedOutputs, outputs.circuit_id, outputs.key_id,
+                         outputs.outputs,
                          [](const tfhe::LweCiphertextList& l) { return tfhe::serialize(l); });
 }
 
 namespace {
 
-// The payload of EncryptedInputs / EncryptedOutputs: circuit id, then (batch, nested list) pairs.
+// The payload of EncryptedInputs / EncryptedOutputs: circuit id, key id, then (batch, nested
+// list) pairs.
 template <class Message, class List, class Deserialize>
 Message deserialize_lists(std::span<const std::uint8_t> bytes, ObjectType type,
                           const tfhe::DeserializeOptions& options,
@@ -624,6 +631,7 @@ Message deserialize_lists(std::span<const std::uint8_t> bytes, ObjectType type,
   return open_payload(bytes, type, options, [&](Reader& r, std::uint64_t) {
     Message message;
     message.circuit_id = r.u64();
+    message.key_id = r.u64();
     const std::uint64_t count = tfhe::wire::read_count(r, 0, 2 * 8, "ciphertext list");
     for (std::uint64_t i = 0; i < count; ++i) {
       const auto batch = static_cast<std::size_t>(r.u64());

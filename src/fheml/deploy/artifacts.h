@@ -31,7 +31,9 @@ namespace fheml::deploy {
 // Version of the payload layouts below (the envelope has its own). A loader refuses any other
 // with a message naming both; bump it whenever a layout changes.
 // 2: input quantizers carry their encoding (integer or thermometer).
-inline constexpr std::uint64_t kArtifactFormatVersion = 2;
+// 3: evaluation keys, encrypted inputs and outputs carry the secret key's id
+//    (runtime::key_id); tree models' input grids cover every threshold.
+inline constexpr std::uint64_t kArtifactFormatVersion = 3;
 
 // What the client holds.
 struct ClientSpec {
@@ -80,10 +82,12 @@ runtime::CompressedEvaluationKeys deserialize_evaluation_keys(
 
 struct EncryptedInputs {
   std::uint64_t circuit_id = 0;
+  std::uint64_t key_id = 0;  // the secret key they are encrypted under (runtime::key_id)
   std::vector<runtime::EncryptedInput> inputs;  // one per circuit input
 };
 struct EncryptedOutputs {
   std::uint64_t circuit_id = 0;
+  std::uint64_t key_id = 0;                       // the inputs' key id: the key that decrypts them
   std::vector<runtime::EncryptedOutput> outputs;  // one per circuit output
 };
 

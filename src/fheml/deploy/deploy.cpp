@@ -4,16 +4,17 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <fstream>
 #include <stdexcept>
 #include <string>
 #include <system_error>
 #include <utility>
 
+#include "fheml/common/warnings.h"
 #include "fheml/tfhe/serialization.h"
 
 namespace fheml::deploy {
-namespace {
 
 namespace fs = std::filesystem;
 
@@ -23,6 +24,8 @@ std::string hex_id(std::uint64_t id) {
   for (int i = 15; i >= 0; --i, id >>= 4) s[static_cast<std::size_t>(i)] = kDigits[id & 15];
   return s;
 }
+
+namespace {
 
 std::vector<std::uint8_t> as_bytes(const std::string& text) {
   return std::vector<std::uint8_t>(text.begin(), text.end());
@@ -34,6 +37,15 @@ void check_circuit_id(std::uint64_t found, std::uint64_t expected, const char* w
                                      ", this model is circuit " + hex_id(expected) +
                                      ": use the client artifact of the model the server runs");
   }
+}
+
+// Permission bits that let the group or others read, write or enter.
+constexpr fs::perms kShared = fs::perms::group_all | fs::perms::others_all;
+
+std::string octal_mode(fs::perms p) {
+  char text[8];
+  std::snprintf(text, sizeof text, "0%03o", static_cast<unsigned>(p & fs::perms::mask));
+  return text;
 }
 
 }  // namespace
@@ -117,18 +129,31 @@ void save_artifacts(const fs::path& dir, const compiler::Circuit& circuit,
 
 // --- Client.
 
-Client::Client(const fs::path& artifact_dir, fs::path key_dir)
+Client::Client(const fs::path& artifact_dir, fs::path key_dir, const ClientOptions& options)
     : Client(deserialize_client_spec(read_file(artifact_dir / kClientFile, kMaxSpecBytes)),
-             std::move(key_dir)) {}
+             std::move(key_dir), options) {}
 
-Client::Client(ClientSpec spec, fs::path key_dir)
+Client::Client(ClientSpec spec, fs::path key_dir, const ClientOptions& options)
     : spec_(std::move(spec)),
       key_dir_(std::move(key_dir)),
+      options_(options),
       noise_(std::make_unique<tfhe::NoiseSource>(tfhe::random_seed())) {
   runtime::validate(spec_.circuit);
 }
 
 namespace {
+
+// An existing key directory is left as it is, but its owner should know others can enter it.
+void warn_if_shared(const fs::path& dir) {
+  std::error_code error;
+  const fs::perms mode = fs::status(dir, error).permissions();
+  if (error || (mode & kShared) == fs::perms::none) return;
+  warn(WarningKind::kKeyPermissions,
+       "the key directory " + dir.string() + " is open to its group or others (mode " +
+           octal_mode(mode) +
+           "); its files are owner-only, but a private directory (chmod 700) hides even their "
+           "names and dates");
+}
 
 // A file name beside `path` that does not exist yet: path.replaced.1, .2, ...
 fs::path aside_name(const fs::path& path) {
@@ -171,27 +196,47 @@ void Client::generate_private_and_evaluation_keys(bool force) {
             "force=True moves these aside and makes new ones)");
       }
     }
+    const fs::perms secret_mode = fs::status(secret_path).permissions();
+    if ((secret_mode & kShared) != fs::perms::none) {
+      const std::string message =
+          "the secret key " + secret_path.string() + " is readable or writable by others (mode " +
+          octal_mode(secret_mode) + "): anyone who reads it decrypts everything sent under it";
+      if (!options_.allow_readable_secret_key) {
+        throw std::invalid_argument(message + ". Make it private (chmod 600 " +
+                                    secret_path.string() +
+                                    "), or opt in with allow_readable_secret_key");
+      }
+      warn(WarningKind::kKeyPermissions, message);
+    }
+    warn_if_shared(key_dir_);
     tfhe::DeserializeOptions options;
     options.expected_parameters = &spec_.circuit.parameters;
     runtime::ClientKeys keys{tfhe::deserialize_client_key(read_file(secret_path), options)};
+    const std::uint64_t id = runtime::key_id(keys.key);
     std::vector<std::uint8_t> evaluation;
     if (fs::exists(evaluation_path)) {
       evaluation = read_file(evaluation_path);
       const runtime::CompressedEvaluationKeys parsed =
           deserialize_evaluation_keys(evaluation, options);
+      const char* remedy =
+          ": delete that file (the secret key is kept and new evaluation keys are made from it)";
+      if (parsed.key_id != id) {
+        throw std::invalid_argument(evaluation_path.string() + " were made from secret key " +
+                                    hex_id(parsed.key_id) + ", the secret key beside them is " +
+                                    hex_id(id) + remedy);
+      }
       if (spec_.circuit.has_lookups && !parsed.server_key) {
         throw std::invalid_argument(evaluation_path.string() +
-                                    " holds no server key but the model needs one: delete that "
-                                    "file (the secret key is kept and new evaluation keys are "
-                                    "made from it)");
+                                    " holds no server key but the model needs one" + remedy);
       }
     } else {
       // The evaluation keys were lost: made again from the secret key, which is kept.
       evaluation = serialize(runtime::evaluation_keys_for(spec_.circuit, keys));
-      write_file(evaluation_path, evaluation);
+      write_file(evaluation_path, evaluation, /*private_file=*/true);
     }
-    if (!fs::exists(id_path)) write_file(id_path, as_bytes(circuit + "\n"));
+    if (!fs::exists(id_path)) write_file(id_path, as_bytes(circuit + "\n"), true);
     client_keys_ = std::move(keys);
+    key_id_ = id;
     evaluation_keys_ = std::move(evaluation);
     return;
   }
@@ -203,13 +248,25 @@ void Client::generate_private_and_evaluation_keys(bool force) {
     if (error) {
       throw std::invalid_argument("cannot create " + key_dir_.string() + ": " + error.message());
     }
-    if (created) fs::permissions(key_dir_, fs::perms::owner_all, fs::perm_options::replace, error);
+    if (created) {
+      fs::permissions(key_dir_, fs::perms::owner_all, fs::perm_options::replace, error);
+    } else {
+      warn_if_shared(key_dir_);
+    }
+    // The secret key first: a process killed after it leaves a key directory the next call
+    // completes (evaluation keys made again from it), never a lost key.
     write_file(secret_path, tfhe::serialize(keys.client.key), /*private_file=*/true,
                /*replace=*/false);
-    write_file(evaluation_path, evaluation_keys_);
-    write_file(id_path, as_bytes(circuit + "\n"));
+    write_file(evaluation_path, evaluation_keys_, /*private_file=*/true);
+    write_file(id_path, as_bytes(circuit + "\n"), /*private_file=*/true);
   }
+  key_id_ = keys.evaluation.key_id;
   client_keys_ = std::move(keys.client);
+}
+
+std::uint64_t Client::key_id() const {
+  require_keys();
+  return key_id_;
 }
 
 void Client::require_keys() const {
@@ -226,27 +283,16 @@ const std::vector<std::uint8_t>& Client::serialized_evaluation_keys() const {
 std::vector<std::uint8_t> Client::encrypt_serialize(std::span<const runtime::IntSample> samples) {
   require_keys();
   tfhe::Csprng noise = noise_->next();
-  EncryptedInputs inputs{spec_.circuit_id,
+  EncryptedInputs inputs{spec_.circuit_id, key_id_,
                          runtime::encrypt(spec_.circuit, *client_keys_, samples, noise)};
   return serialize(inputs);
 }
 
 std::vector<std::uint8_t> Client::quantize_encrypt_serialize(
     std::span<const runtime::FloatSample> samples) {
-  std::vector<runtime::IntSample> quantized;
-  quantized.reserve(samples.size());
-  for (std::size_t s = 0; s < samples.size(); ++s) {
-    if (samples[s].size() != spec_.input_quantizers.size()) {
-      throw std::invalid_argument("sample " + std::to_string(s) + " has " +
-                                  std::to_string(samples[s].size()) + " tensors, the model " +
-                                  std::to_string(spec_.input_quantizers.size()) + " inputs");
-    }
-    runtime::IntSample q;
-    for (std::size_t i = 0; i < samples[s].size(); ++i)
-      q.push_back(spec_.input_quantizers[i].quantize(samples[s][i]));
-    quantized.push_back(std::move(q));
-  }
-  return encrypt_serialize(quantized);
+  require_keys();  // before any warning about the values
+  return encrypt_serialize(runtime::quantize_samples(spec_.input_quantizers, samples,
+                                                     options_.out_of_range, "the model"));
 }
 
 std::vector<runtime::IntSample> Client::deserialize_decrypt(
@@ -256,6 +302,13 @@ std::vector<runtime::IntSample> Client::deserialize_decrypt(
   options.expected_parameters = &spec_.circuit.parameters;
   const EncryptedOutputs outputs = deserialize_encrypted_outputs(bytes, options);
   check_circuit_id(outputs.circuit_id, spec_.circuit_id, "the encrypted outputs");
+  if (outputs.key_id != key_id_) {
+    throw tfhe::DeserializationError(
+        "the encrypted outputs were computed on inputs encrypted under key " +
+        hex_id(outputs.key_id) + ", this client's key is " + hex_id(key_id_) +
+        ": only that key decrypts them (it would give garbage here); use the key directory that "
+        "made the request");
+  }
   return runtime::decrypt(spec_.circuit, *client_keys_, outputs.outputs);
 }
 
@@ -301,7 +354,13 @@ std::vector<std::uint8_t> Server::run(std::span<const std::uint8_t> encrypted_in
   options.expected_parameters = &circuit().parameters;
   const EncryptedInputs inputs = deserialize_encrypted_inputs(encrypted_inputs, options);
   check_circuit_id(inputs.circuit_id, circuit_id_, "the encrypted inputs");
-  EncryptedOutputs outputs{circuit_id_,
+  if (inputs.key_id != keys.key_id) {
+    throw tfhe::DeserializationError(
+        "the encrypted inputs are under key " + hex_id(inputs.key_id) +
+        ", the evaluation keys were made from key " + hex_id(keys.key_id) +
+        ": run them with the evaluation keys of the client that encrypted them");
+  }
+  EncryptedOutputs outputs{circuit_id_, inputs.key_id,
                            runtime::run(program_, keys, inputs.inputs, runtime::RunOptions{pool})};
   return serialize(outputs);
 }

@@ -33,6 +33,9 @@ inline constexpr const char* kClientKeyFile = "client.key";            // in the
 inline constexpr const char* kEvaluationKeysFile = "evaluation.keys";  // in the client's key_dir
 inline constexpr const char* kKeysCircuitFile = "circuit.id";  // the model the keys were made for
 
+// 16 lowercase hexadecimal digits: how messages print circuit and key ids.
+std::string hex_id(std::uint64_t id);
+
 // Writes dir/server.fheml and dir/client.fheml (dir created if missing; files replaced
 // atomically: written to a temporary name, then renamed).
 void save_artifacts(const std::filesystem::path& dir, const compiler::Circuit& circuit,
@@ -49,22 +52,37 @@ std::vector<std::uint8_t> read_file(const std::filesystem::path& path,
 void write_file(const std::filesystem::path& path, std::span<const std::uint8_t> bytes,
                 bool private_file = false, bool replace = true);
 
+struct ClientOptions {
+  // Float values beyond the input quantizers' range (quantize_encrypt_serialize).
+  quant::OutOfRange out_of_range = quant::OutOfRange::kWarn;
+  // A secret key file that its group or others may read or write is refused unless this is set
+  // (then it is loaded with a warning).
+  bool allow_readable_secret_key = false;
+};
+
 class Client {
  public:
   // Loads artifact_dir/client.fheml. key_dir holds the keys once generated; an empty key_dir
   // keeps them in memory only.
-  Client(const std::filesystem::path& artifact_dir, std::filesystem::path key_dir);
-  Client(ClientSpec spec, std::filesystem::path key_dir);
+  Client(const std::filesystem::path& artifact_dir, std::filesystem::path key_dir,
+         const ClientOptions& options = {});
+  Client(ClientSpec spec, std::filesystem::path key_dir, const ClientOptions& options = {});
 
   const ClientSpec& spec() const { return spec_; }
 
   // Loads the keys from key_dir when its secret key is there: refused with both ids when
-  // key_dir/circuit.id names another model; evaluation keys missing from it are made again from
-  // the secret key. Otherwise generates fresh keys and writes them there (the secret key
-  // owner-only, in a directory created owner-only). A secret key is never overwritten nor
-  // deleted: `force` moves the existing files aside (client.key.replaced.N, ...) first.
+  // key_dir/circuit.id names another model or key_dir/evaluation.keys another secret key, and
+  // when the secret key file is readable by others (ClientOptions::allow_readable_secret_key);
+  // evaluation keys missing from it are made again from the secret key. Otherwise generates fresh
+  // keys and writes them there (every file owner-only, in a directory created owner-only; an
+  // existing directory others can enter is kept as it is, with a fheml::warn). A secret key is
+  // never overwritten nor deleted: `force` moves the existing files aside
+  // (client.key.replaced.N, ...) first.
   void generate_private_and_evaluation_keys(bool force = false);
   bool has_keys() const { return client_keys_.has_value(); }
+  // runtime::key_id of the secret key (std::logic_error before keys exist). Requests carry it;
+  // a reply carrying another is refused by the deserialize_decrypt calls.
+  std::uint64_t key_id() const;
 
   // Throw std::logic_error before keys exist.
   const std::vector<std::uint8_t>& serialized_evaluation_keys() const;
@@ -80,7 +98,9 @@ class Client {
 
   ClientSpec spec_;
   std::filesystem::path key_dir_;
+  ClientOptions options_;
   std::optional<runtime::ClientKeys> client_keys_;
+  std::uint64_t key_id_ = 0;
   std::vector<std::uint8_t> evaluation_keys_;
   // One child stream per encryption call: concurrent calls never share noise (a pointer: it
   // cannot move).
@@ -100,9 +120,9 @@ class Server {
   // lookups) and decompresses: what a key store keeps per client.
   runtime::EvaluationKeys load_evaluation_keys(std::span<const std::uint8_t> bytes) const;
 
-  // Deserializes the inputs (circuit id, counts, shapes, dimension), runs, serializes the
-  // outputs. Thread-safe: concurrent calls share nothing mutable (pass a pool per caller, or
-  // none for the global pool).
+  // Deserializes the inputs (circuit id, counts, shapes, dimension; their key id must be the
+  // evaluation keys'), runs, serializes the outputs (with the inputs' key id). Thread-safe:
+  // concurrent calls share nothing mutable (pass a pool per caller, or none for the global pool).
   std::vector<std::uint8_t> run(std::span<const std::uint8_t> encrypted_inputs,
                                 const runtime::EvaluationKeys& keys,
                                 tfhe::ThreadPool* pool = nullptr) const;

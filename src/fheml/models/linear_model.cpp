@@ -347,7 +347,7 @@ LinearModel::LinearModel(const Matrix& coef, std::span<const double> intercept, 
 
 std::vector<std::int64_t> LinearModel::quantize_input(const Matrix& x) const {
   check_rows(x, features_);
-  return quantize_rows(circuit_.circuit().inputs.at(0), x);
+  return quantize_rows(circuit_.circuit().inputs.at(0), x, circuit_.out_of_range());
 }
 
 std::vector<std::int64_t> LinearModel::run_integers(std::span<const std::int64_t> q,

@@ -55,7 +55,8 @@ void check_rows(const Matrix& x, std::size_t features) {
   }
 }
 
-std::vector<std::int64_t> quantize_rows(const quant::InputQuantizer& input, const Matrix& x) {
+std::vector<std::int64_t> quantize_rows(const quant::InputQuantizer& input, const Matrix& x,
+                                        quant::OutOfRange out_of_range) {
   if (ir::element_count(input.shape) != x.cols) {
     throw std::invalid_argument("rows have " + std::to_string(x.cols) + " values, the input " +
                                 ir::to_string(input.shape) + " takes " +
@@ -64,11 +65,13 @@ std::vector<std::int64_t> quantize_rows(const quant::InputQuantizer& input, cons
   std::vector<std::int64_t> q;
   q.reserve(x.data.size());
   ir::FloatTensor row(input.shape);  // [1, F], or [1, C, H, W] for a network
+  quant::RangeTally tally;
   for (std::size_t r = 0; r < x.rows; ++r) {
     std::copy_n(x.data.begin() + static_cast<std::ptrdiff_t>(r * x.cols), x.cols, row.data.begin());
-    const ir::IntTensor t = input.quantize_levels(row);
+    const ir::IntTensor t = input.quantize_levels(row, &tally);
     q.insert(q.end(), t.data.begin(), t.data.end());
   }
+  input.settle(tally, x.rows, out_of_range);
   return q;
 }
 

@@ -31,8 +31,10 @@ std::pair<std::vector<double>, std::vector<double>> feature_ranges(const Matrix&
 void check_rows(const Matrix& x, std::size_t features);
 
 // Rows [N, F] -> each row's grid levels through `input` (of F elements, any shape), concatenated
-// [N * F] (before any thermometer code). Throws std::invalid_argument as quantize_levels.
-std::vector<std::int64_t> quantize_rows(const quant::InputQuantizer& input, const Matrix& x);
+// [N * F] (before any thermometer code). Throws std::invalid_argument as quantize_levels; values
+// beyond the quantizer's range are handled by `out_of_range` (InputQuantizer::settle).
+std::vector<std::int64_t> quantize_rows(const quant::InputQuantizer& input, const Matrix& x,
+                                        quant::OutOfRange out_of_range);
 
 // Integers [rows * C] -> floats [rows, C] through `output` (of shape [1, C]). Throws
 // std::invalid_argument on a size other than rows * C.

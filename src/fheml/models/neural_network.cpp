@@ -267,7 +267,7 @@ NeuralNetwork::NeuralNetwork(Prepared&& prepared, Link link,
 
 std::vector<std::int64_t> NeuralNetwork::quantize_input(const Matrix& x) const {
   check_rows(x, features_);
-  return quantize_rows(circuit_.circuit().inputs.at(0), x);
+  return quantize_rows(circuit_.circuit().inputs.at(0), x, circuit_.out_of_range());
 }
 
 std::vector<std::int64_t> NeuralNetwork::run_integers(std::span<const std::int64_t> q,

@@ -86,6 +86,30 @@ void validate(const TreeEnsembleSpec& spec) {
   }
 }
 
+// Every threshold strictly inside its feature's grid (calibration rows narrower than the trees'
+// splits widen it by a step past the outermost threshold): a value beyond the grid then compares
+// with every threshold as the grid's end does, so clipping it never changes a prediction
+// (quant::InputQuantizer::quantize_levels relies on it and reports nothing for trees).
+void TreeEnsemble::cover_thresholds(std::uint32_t n_bits) {
+  const double top = std::ldexp(1.0, static_cast<int>(n_bits)) - 1;
+  std::vector<double> t_lo(spec_.features, INFINITY), t_hi(spec_.features, -INFINITY);
+  for (const Tree& tree : spec_.trees) {
+    for (const TreeNode& node : tree.nodes) {
+      if (is_leaf(node)) continue;
+      const auto f = static_cast<std::size_t>(node.feature);
+      t_lo[f] = std::min(t_lo[f], node.threshold);
+      t_hi[f] = std::max(t_hi[f], node.threshold);
+    }
+  }
+  for (std::size_t f = 0; f < spec_.features; ++f) {
+    if (t_lo[f] > t_hi[f] || (t_lo[f] > lo_[f] && t_hi[f] < hi_[f])) continue;
+    const double lo = std::min(lo_[f], t_lo[f]), hi = std::max(hi_[f], t_hi[f]);
+    const double step = (hi > lo ? hi - lo : std::max(std::abs(lo), 1.0)) / top;
+    if (t_lo[f] <= lo_[f]) lo_[f] = lo - step;
+    if (t_hi[f] >= hi_[f]) hi_[f] = hi + step;
+  }
+}
+
 TreeEnsemble::TreeEnsemble(const TreeEnsembleSpec& spec, const Matrix& calibration,
                            const TreeEnsembleOptions& options)
     : spec_(spec) {
@@ -108,6 +132,7 @@ TreeEnsemble::TreeEnsemble(const TreeEnsembleSpec& spec, const Matrix& calibrati
     bad("max_lookup_bits must be in 1..8, found " + std::to_string(options.max_lookup_bits));
   }
   std::tie(lo_, hi_) = feature_ranges(calibration, spec_.features);
+  cover_thresholds(options.n_bits);
 
   // Input grid per feature, as the linear models quantize (quant::quantize's rule).
   quant::InputQuantizer input;
@@ -376,7 +401,7 @@ Matrix TreeEnsemble::quantized_float_decision_function(const Matrix& x) const {
 
 std::vector<std::int64_t> TreeEnsemble::quantize_input(const Matrix& x) const {
   check_rows(x);
-  return quantize_rows(circuit_->circuit().inputs.at(0), x);
+  return quantize_rows(circuit_->circuit().inputs.at(0), x, circuit_->out_of_range());
 }
 
 std::vector<std::int64_t> TreeEnsemble::run_integers(std::span<const std::int64_t> levels,

@@ -176,9 +176,11 @@ class TreeEnsemble {
 
  private:
   void check_rows(const Matrix& x) const;
+  void cover_thresholds(std::uint32_t n_bits);
 
   TreeEnsembleSpec spec_;
-  std::vector<double> lo_, hi_;  // calibration range per feature
+  // Calibration range per feature, widened to hold every threshold strictly inside.
+  std::vector<double> lo_, hi_;
   std::vector<std::vector<std::int64_t>> split_levels_;
   TreeCircuitStats stats_;
   std::unique_ptr<runtime::FheCircuit> circuit_;

@@ -21,6 +21,7 @@
 #include <string>
 #include <vector>
 
+#include "fheml/common/warnings.h"
 #include "fheml/deploy/deploy.h"
 #include "fheml/models/linear_model.h"
 #include "fheml/models/neural_network.h"
@@ -232,8 +233,10 @@ class PyLinearModel : public PyModel<models::LinearModel> {
   PyLinearModel(const InMatrix& coef, const InVector& intercept, const std::string& link,
                 const InMatrix& calibration, const std::map<std::string, std::int64_t>& n_bits,
                 std::optional<double> p_error, std::optional<double> global_p_error,
-                bool per_tensor_inputs, bool optimize_rounding, unsigned threads) {
+                bool per_tensor_inputs, bool optimize_rounding, unsigned threads,
+                const std::string& out_of_range) {
     models::LinearModelOptions options;
+    options.runtime.out_of_range = quant::parse_out_of_range(out_of_range);
     options.compile.quantization.n_bits = parse_n_bits(n_bits);
     options.compile.p_error = p_error;
     options.compile.global_p_error = global_p_error;
@@ -368,8 +371,9 @@ models::NeuralNetworkOptions network_model_options(
     std::optional<std::int64_t> rounding_threshold_bits, const std::string& rounding_method,
     std::int64_t max_lookup_bits, std::optional<double> p_error,
     std::optional<double> global_p_error, unsigned threads, bool search, double min_agreement,
-    bool per_channel_activations) {
+    bool per_channel_activations, const std::string& out_of_range) {
   models::NeuralNetworkOptions options;
+  options.runtime.out_of_range = quant::parse_out_of_range(out_of_range);
   options.compile =
       network_options(n_bits, rounding_threshold_bits, rounding_method, max_lookup_bits, p_error,
                       global_p_error, per_channel_activations);
@@ -404,11 +408,11 @@ class PyNeuralNetwork : public PyModel<models::NeuralNetwork> {
                   std::optional<std::int64_t> rounding_threshold_bits,
                   const std::string& rounding_method, std::int64_t max_lookup_bits,
                   std::optional<double> p_error, std::optional<double> global_p_error,
-                  unsigned threads, bool search, double min_agreement,
-                  bool per_channel_activations) {
+                  unsigned threads, bool search, double min_agreement, bool per_channel_activations,
+                  const std::string& out_of_range) {
     const models::NeuralNetworkOptions options = network_model_options(
         n_bits, rounding_threshold_bits, rounding_method, max_lookup_bits, p_error, global_p_error,
-        threads, search, min_agreement, per_channel_activations);
+        threads, search, min_agreement, per_channel_activations, out_of_range);
     const std::vector<std::uint8_t> bytes(bytes_of(onnx).begin(), bytes_of(onnx).end());
     const models::Matrix rows = to_matrix(calibration);
     nb::gil_scoped_release release;
@@ -425,10 +429,11 @@ class PyNeuralNetwork : public PyModel<models::NeuralNetwork> {
                   const std::string& rounding_method, std::int64_t max_lookup_bits,
                   std::optional<double> p_error, std::optional<double> global_p_error,
                   unsigned threads, bool search, double min_agreement, bool per_channel_activations,
-                  const std::vector<double>& activation_clip, std::uint32_t activation_levels) {
+                  const std::vector<double>& activation_clip, std::uint32_t activation_levels,
+                  const std::string& out_of_range) {
     const models::NeuralNetworkOptions options = network_model_options(
         n_bits, rounding_threshold_bits, rounding_method, max_lookup_bits, p_error, global_p_error,
-        threads, search, min_agreement, per_channel_activations);
+        threads, search, min_agreement, per_channel_activations, out_of_range);
     std::vector<models::Matrix> w;
     std::vector<std::vector<double>> b;
     for (const nb::handle h : coefs) w.push_back(to_matrix(nb::cast<InMatrix>(h)));
@@ -539,11 +544,7 @@ class PyTreeEnsemble : public PyModel<models::TreeEnsemble> {
   std::string to_text() const { return models::to_text(model_->spec()); }
 };
 
-std::string hex_id(std::uint64_t id) {
-  char buffer[17];
-  std::snprintf(buffer, sizeof buffer, "%016llx", static_cast<unsigned long long>(id));
-  return buffer;
-}
+using deploy::hex_id;
 
 nb::bytes to_bytes(const std::vector<std::uint8_t>& v) {
   return nb::bytes(reinterpret_cast<const char*>(v.data()), v.size());
@@ -557,8 +558,11 @@ std::span<const std::uint8_t> as_span(const nb::bytes& b) {
 // to the input's shape) and whose outputs are flattened per sample.
 class PyClient {
  public:
-  PyClient(const std::filesystem::path& artifact_dir, const std::filesystem::path& key_dir)
-      : client_(artifact_dir, key_dir) {
+  PyClient(const std::filesystem::path& artifact_dir, const std::filesystem::path& key_dir,
+           const std::string& out_of_range, bool allow_readable_secret_key)
+      : client_(artifact_dir, key_dir,
+                deploy::ClientOptions{quant::parse_out_of_range(out_of_range),
+                                      allow_readable_secret_key}) {
     if (client_.spec().circuit.inputs.size() != 1) {
       throw std::invalid_argument(
           "the Python client takes models with one input tensor, this "
@@ -620,6 +624,7 @@ class PyClient {
 
   std::string metadata() const { return client_.spec().metadata; }
   std::string circuit_id() const { return hex_id(client_.spec().circuit_id); }
+  std::string key_id() const { return hex_id(client_.key_id()); }
 
  private:
   deploy::Client client_;
@@ -652,6 +657,17 @@ NB_MODULE(_core, m) {
   m.doc() = "fheml's C++ core: models compiled to TFHE circuits (use fheml.sklearn)";
   m.attr("__version__") = "0.1.0";
 
+  // fheml::warn -> a Python warning of fheml's own category, so that `warnings` filters apply
+  // (an "error" filter makes it an exception of the call that warned: python_error carries it
+  // through the C++ frames to nanobind, which restores it).
+  fheml::set_warning_handler([](fheml::WarningKind kind, const std::string& message) {
+    nb::gil_scoped_acquire gil;
+    const char* name =
+        kind == fheml::WarningKind::kInputRange ? "InputRangeWarning" : "KeyPermissionWarning";
+    const nb::object category = nb::module_::import_("fheml._warnings").attr(name);
+    if (PyErr_WarnEx(category.ptr(), message.c_str(), 2) != 0) throw nb::python_error();
+  });
+
   nb::class_<PyLinearModel> linear(
       m, "LinearModel",
       "x @ coef + intercept quantized and compiled to a TFHE circuit without bootstrap; the link "
@@ -659,11 +675,12 @@ NB_MODULE(_core, m) {
   linear
       .def(nb::init<const InMatrix&, const InVector&, const std::string&, const InMatrix&,
                     const std::map<std::string, std::int64_t>&, std::optional<double>,
-                    std::optional<double>, bool, bool, unsigned>(),
+                    std::optional<double>, bool, bool, unsigned, const std::string&>(),
            nb::arg("coef"), nb::arg("intercept"), nb::arg("link"), nb::arg("calibration"),
            nb::arg("n_bits"), nb::arg("p_error").none() = nb::none(),
            nb::arg("global_p_error").none() = nb::none(), nb::arg("per_tensor_inputs") = false,
            nb::arg("optimize_rounding") = true, nb::arg("threads") = 0,
+           nb::arg("out_of_range") = "warn",
            "coef [F, C], intercept [C], calibration rows [N, F] (their ranges calibrate the "
            "inputs; optimize_rounding rounds the weights with error feedback on them); n_bits "
            "per role. Raises ValueError when the model cannot be compiled.")
@@ -706,13 +723,14 @@ NB_MODULE(_core, m) {
   network
       .def(nb::init<const nb::bytes&, const InMatrix&, const std::map<std::string, std::int64_t>&,
                     std::optional<std::int64_t>, const std::string&, std::int64_t,
-                    std::optional<double>, std::optional<double>, unsigned, bool, double, bool>(),
+                    std::optional<double>, std::optional<double>, unsigned, bool, double, bool,
+                    const std::string&>(),
            nb::arg("onnx"), nb::arg("calibration"), nb::arg("n_bits"),
            nb::arg("rounding_threshold_bits").none() = nb::none(),
            nb::arg("rounding_method") = "approximate", nb::arg("max_lookup_bits") = 8,
            nb::arg("p_error").none() = nb::none(), nb::arg("global_p_error").none() = nb::none(),
            nb::arg("threads") = 0, nb::arg("search") = false, nb::arg("min_agreement") = 0.99,
-           nb::arg("per_channel_activations") = true)
+           nb::arg("per_channel_activations") = true, nb::arg("out_of_range") = "warn")
       .def("precision_trials", &PyNeuralNetwork::precision_trials,
            "The precision search's trials (n_bits, rounding bits, agreement with the float "
            "graph on the calibration rows, estimated latency, chosen).")
@@ -720,7 +738,7 @@ NB_MODULE(_core, m) {
                     const InMatrix&, const std::map<std::string, std::int64_t>&,
                     std::optional<std::int64_t>, const std::string&, std::int64_t,
                     std::optional<double>, std::optional<double>, unsigned, bool, double, bool,
-                    const std::vector<double>&, std::uint32_t>(),
+                    const std::vector<double>&, std::uint32_t, const std::string&>(),
            nb::arg("coefs"), nb::arg("intercepts"), nb::arg("activation"), nb::arg("link"),
            nb::arg("calibration"), nb::arg("n_bits"),
            nb::arg("rounding_threshold_bits").none() = nb::none(),
@@ -729,6 +747,7 @@ NB_MODULE(_core, m) {
            nb::arg("threads") = 0, nb::arg("search") = false, nb::arg("min_agreement") = 0.99,
            nb::arg("per_channel_activations") = true,
            nb::arg("activation_clip") = std::vector<double>{}, nb::arg("activation_levels") = 0,
+           nb::arg("out_of_range") = "warn",
            "scikit-learn's MLP layers: coefs [in, out] and intercepts per layer.")
       .def("float_decision_function", &PyNeuralNetwork::float_decision_function, nb::arg("x"),
            "The imported float graph on doubles (the reference).")
@@ -754,8 +773,10 @@ NB_MODULE(_core, m) {
   nb::class_<PyClient>(m, "Client",
                        "The client side of a deployed model: keys (the secret key stays in "
                        "key_dir), encryption, decryption (deploy::Client).")
-      .def(nb::init<const std::filesystem::path&, const std::filesystem::path&>(), nb::arg("path"),
-           nb::arg("key_dir"))
+      .def(nb::init<const std::filesystem::path&, const std::filesystem::path&, const std::string&,
+                    bool>(),
+           nb::arg("path"), nb::arg("key_dir"), nb::arg("out_of_range") = "warn",
+           nb::arg("allow_readable_secret_key") = false)
       .def("generate_keys", &PyClient::generate_keys, nb::arg("force") = false)
       .def("evaluation_keys", &PyClient::evaluation_keys)
       .def("quantize_encrypt_serialize", &PyClient::quantize_encrypt_serialize, nb::arg("x"))
@@ -763,7 +784,8 @@ NB_MODULE(_core, m) {
            nb::arg("result"))
       .def("post_processing", &PyClient::post_processing, nb::arg("decision"))
       .def_prop_ro("metadata", &PyClient::metadata)
-      .def_prop_ro("circuit_id", &PyClient::circuit_id);
+      .def_prop_ro("circuit_id", &PyClient::circuit_id)
+      .def_prop_ro("key_id", &PyClient::key_id);
 
   nb::class_<PyServer>(m, "Server",
                        "The server side of a deployed model: runs on ciphertexts with the "

@@ -2,9 +2,32 @@
 
 #include <algorithm>
 #include <cmath>
+#include <sstream>
 #include <stdexcept>
 
+#include "fheml/common/warnings.h"
+
 namespace fheml::quant {
+
+const char* to_string(OutOfRange policy) {
+  switch (policy) {
+    case OutOfRange::kWarn:
+      return "warn";
+    case OutOfRange::kRaise:
+      return "raise";
+    case OutOfRange::kClip:
+      return "clip";
+  }
+  return "?";
+}
+
+OutOfRange parse_out_of_range(std::string_view name) {
+  for (OutOfRange p : {OutOfRange::kWarn, OutOfRange::kRaise, OutOfRange::kClip}) {
+    if (name == to_string(p)) return p;
+  }
+  throw std::invalid_argument("out_of_range must be 'warn', 'raise' or 'clip', found '" +
+                              std::string(name) + "'");
+}
 
 std::size_t InputQuantizer::levels() const {
   if (encoding == InputEncoding::kInteger) return 1;
@@ -23,11 +46,11 @@ ir::Shape InputQuantizer::encoded_shape() const {
   return s;
 }
 
-ir::IntTensor InputQuantizer::quantize(const ir::FloatTensor& x) const {
-  return encode(quantize_levels(x));
+ir::IntTensor InputQuantizer::quantize(const ir::FloatTensor& x, RangeTally* tally) const {
+  return encode(quantize_levels(x, tally));
 }
 
-ir::IntTensor InputQuantizer::quantize_levels(const ir::FloatTensor& x) const {
+ir::IntTensor InputQuantizer::quantize_levels(const ir::FloatTensor& x, RangeTally* tally) const {
   if (x.shape != shape || x.data.size() != ir::element_count(shape)) {
     throw std::invalid_argument("input \"" + name + "\": expected shape " + ir::to_string(shape) +
                                 ", found " + ir::to_string(x.shape));
@@ -42,6 +65,8 @@ ir::IntTensor InputQuantizer::quantize_levels(const ir::FloatTensor& x) const {
   ir::IntTensor q(shape);
   const double top = std::ldexp(1.0, static_cast<int>(bits)) - 1;
   const auto h = static_cast<double>(headroom);
+  const bool count = tally != nullptr && encoding == InputEncoding::kInteger;
+  bool row_out = false;
   for (std::size_t i = 0; i < x.data.size(); ++i) {
     const double v = x.data[i];
     if (!std::isfinite(v)) {
@@ -49,10 +74,47 @@ ir::IntTensor InputQuantizer::quantize_levels(const ir::FloatTensor& x) const {
                                   std::to_string(v) +
                                   "; inputs must be finite (impute or drop NaN/inf first)");
     }
-    q.data[i] = static_cast<std::int64_t>(
-        std::clamp(std::nearbyint(v / scale_of(i) + zero_point_of(i)), -h, top + h));
+    const double level = std::nearbyint(v / scale_of(i) + zero_point_of(i));
+    const double clipped = std::clamp(level, -h, top + h);
+    if (count && clipped != level) {
+      row_out = true;
+      ++tally->values;
+      ++tally->per_element[i];
+      // Distance in calibrated ranges (top steps); a one-level grid counts in steps.
+      tally->furthest = std::max(tally->furthest, std::abs(level - clipped) / std::max(top, 1.0));
+    }
+    q.data[i] = static_cast<std::int64_t>(clipped);
   }
+  if (row_out) ++tally->rows;
   return q;
+}
+
+void InputQuantizer::settle(const RangeTally& tally, std::size_t rows, OutOfRange policy) const {
+  if (tally.values == 0 || policy == OutOfRange::kClip) return;
+  const bool features = shape.size() == 2 && shape[0] == 1;
+  std::ostringstream m;
+  m << "input \"" << name << "\": " << tally.values << (tally.values == 1 ? " value" : " values")
+    << " in " << tally.rows << " of " << rows << (rows == 1 ? " row" : " rows")
+    << " beyond the range the model was calibrated on (";
+  std::size_t shown = 0;
+  for (const auto& [element, values] : tally.per_element) {
+    if (shown == 5) {
+      m << ", and " << tally.per_element.size() - shown << " more";
+      break;
+    }
+    m << (shown++ ? ", " : "") << (features ? "feature " : "element ") << element << ": " << values;
+  }
+  m.precision(3);
+  m << "; up to " << tally.furthest << " calibrated ranges past its end)";
+  if (policy == OutOfRange::kRaise) {
+    m << ": refused (out_of_range=\"raise\"). Calibrate on rows that cover such values, or "
+         "choose out_of_range=\"clip\" or \"warn\"";
+    throw std::invalid_argument(m.str());
+  }
+  m << " were clipped to its ends: the encrypted result computes with the clipped values. "
+       "Calibrate on rows that cover them; out_of_range=\"raise\" refuses such rows, \"clip\" "
+       "silences this";
+  warn(WarningKind::kInputRange, m.str());
 }
 
 ir::IntTensor InputQuantizer::encode(const ir::IntTensor& levels_in) const {

@@ -3,7 +3,9 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "fheml/ir/tensor.h"
@@ -22,6 +24,26 @@ enum class InputEncoding : std::uint8_t { kInteger = 0, kThermometer = 1 };
 
 // Thermometer codes are refused above this many bits (2^10 - 1 ciphertexts per element).
 inline constexpr std::uint32_t kMaxThermometerBits = 10;
+
+// What becomes of input values beyond the range a quantizer represents (its calibrated range
+// plus headroom). They are clipped to its ends either way: the encrypted result is then right
+// for the circuit and wrong for the model by as much as the clipping moved them.
+enum class OutOfRange : std::uint8_t {
+  kWarn = 0,   // clip, and say so through fheml::warn (values, rows, elements, how far out)
+  kRaise = 1,  // refuse the batch (std::invalid_argument with the same account)
+  kClip = 2,   // clip silently
+};
+const char* to_string(OutOfRange policy);
+// "warn", "raise" or "clip"; std::invalid_argument otherwise.
+OutOfRange parse_out_of_range(std::string_view name);
+
+// Values beyond a quantizer's range, counted over a batch by quantize_levels.
+struct RangeTally {
+  std::size_t values = 0;
+  std::size_t rows = 0;  // samples (quantize_levels calls) with at least one such value
+  std::map<std::size_t, std::size_t> per_element;  // element -> values
+  double furthest = 0;  // the largest distance beyond the range, in calibrated ranges
+};
 
 // Affine quantization of one graph input: q = clamp(round(x / scale + zero_point), 0,
 // 2^bits - 1), so that x ~ scale * (q - zero_point), with one scale and zero point for the
@@ -51,9 +73,16 @@ struct InputQuantizer {
   }
   // Throws std::invalid_argument on a wrong shape or a NaN/inf value (naming the element).
   // Returns a tensor of encoded_shape(): encode(quantize_levels(x)).
-  ir::IntTensor quantize(const ir::FloatTensor& x) const;
-  // The grid level of each element (a tensor of `shape`), before the encoding.
-  ir::IntTensor quantize_levels(const ir::FloatTensor& x) const;
+  ir::IntTensor quantize(const ir::FloatTensor& x, RangeTally* tally = nullptr) const;
+  // The grid level of each element (a tensor of `shape`), before the encoding. With a tally,
+  // counts the values clipping moved by more than half a step. A thermometer-coded input counts
+  // none: it feeds only comparisons with levels on its grid (models::TreeEnsemble keeps every
+  // threshold inside it), which a value beyond an end and that end answer alike.
+  ir::IntTensor quantize_levels(const ir::FloatTensor& x, RangeTally* tally = nullptr) const;
+  // Applies `policy` to what `tally` counted over `rows` rows: nothing, fheml::warn, or
+  // std::invalid_argument, with the count, the elements (features for a [1, F] input) and how far
+  // out.
+  void settle(const RangeTally& tally, std::size_t rows, OutOfRange policy) const;
   // Levels (a tensor of `shape`) -> the encoded tensor; throws std::invalid_argument on a
   // wrong shape.
   ir::IntTensor encode(const ir::IntTensor& levels) const;

@@ -1,4 +1,6 @@
 // kExecute: keys, encryption, the server's levelized evaluation on ciphertexts, decryption.
+#include <sodium.h>
+
 #include <algorithm>
 #include <stdexcept>
 #include <string>
@@ -6,6 +8,7 @@
 
 #include "fheml/runtime/detail.h"
 #include "fheml/runtime/runtime.h"
+#include "fheml/tfhe/serialization.h"
 
 namespace fheml::runtime {
 namespace {
@@ -384,10 +387,23 @@ Keys keygen(const compiler::Circuit& circuit, const KeygenOptions& options) {
   return keygen(client_view(circuit), options);
 }
 
+std::uint64_t key_id(const tfhe::ClientKey& key) {
+  static constexpr char kLabel[] = "fheml secret key id v1";
+  std::vector<std::uint8_t> bytes = tfhe::serialize(key);
+  std::uint8_t hash[16];
+  crypto_generichash(hash, sizeof hash, bytes.data(), bytes.size(),
+                     reinterpret_cast<const unsigned char*>(kLabel), sizeof kLabel - 1);
+  sodium_memzero(bytes.data(), bytes.size());  // a copy of the secret key
+  std::uint64_t id = 0;
+  for (int i = 7; i >= 0; --i) id = (id << 8) | hash[i];
+  return id;
+}
+
 Keys keygen(const ClientCircuit& circuit, const KeygenOptions& options) {
   tfhe::Csprng secret_rng = make_rng(options.seed, "fheml runtime secret keys");
   Keys keys{ClientKeys{tfhe::generate_client_key(circuit.parameters, secret_rng, options.security)},
             CompressedEvaluationKeys{circuit.parameters, std::nullopt}};
+  keys.evaluation.key_id = key_id(keys.client.key);
   if (circuit.has_lookups) {
     tfhe::Csprng noise_rng = make_rng(options.seed, "fheml runtime key noise");
     const tfhe::Seed mask_seed = options.seed
@@ -403,7 +419,7 @@ CompressedEvaluationKeys evaluation_keys_for(const ClientCircuit& circuit, const
   if (!(keys.key.parameters == circuit.parameters)) {
     throw std::invalid_argument("the client key was made for other parameters than this model's");
   }
-  CompressedEvaluationKeys evaluation{circuit.parameters, std::nullopt};
+  CompressedEvaluationKeys evaluation{circuit.parameters, std::nullopt, key_id(keys.key)};
   if (circuit.has_lookups) {
     tfhe::Csprng noise_rng(tfhe::random_seed());
     evaluation.server_key =
@@ -413,7 +429,7 @@ CompressedEvaluationKeys evaluation_keys_for(const ClientCircuit& circuit, const
 }
 
 EvaluationKeys decompress(const CompressedEvaluationKeys& keys) {
-  EvaluationKeys out{keys.parameters, std::nullopt};
+  EvaluationKeys out{keys.parameters, std::nullopt, keys.key_id};
   if (keys.server_key) {
     if (!(keys.server_key->parameters == keys.parameters)) {
       throw std::invalid_argument(

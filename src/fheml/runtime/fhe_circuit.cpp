@@ -3,6 +3,7 @@
 #include <memory>
 #include <stdexcept>
 #include <string>
+#include <thread>
 
 #include "fheml/runtime/runtime.h"
 
@@ -17,6 +18,20 @@ double seconds_since(Clock::time_point start) {
 
 }  // namespace
 
+namespace {
+
+unsigned checked_threads(unsigned threads) {
+  if (threads > kMaxThreads) {
+    throw std::invalid_argument("threads must be at most " + std::to_string(kMaxThreads) +
+                                " (0: one per hardware thread, here " +
+                                std::to_string(std::thread::hardware_concurrency()) + "), found " +
+                                std::to_string(threads));
+  }
+  return threads;
+}
+
+}  // namespace
+
 FheCircuit::FheCircuit(compiler::Circuit circuit, const FheCircuitOptions& options)
     : program_(std::move(circuit)),
       options_(options),
@@ -24,7 +39,9 @@ FheCircuit::FheCircuit(compiler::Circuit circuit, const FheCircuitOptions& optio
       noise_(std::make_unique<tfhe::NoiseSource>(
           tfhe::derive_seed(seed_, "fheml runtime encryption and simulation noise"))),
       mutex_(std::make_unique<std::mutex>()),
-      pool_(options.threads == 0 ? nullptr : std::make_unique<tfhe::ThreadPool>(options.threads)) {}
+      pool_(checked_threads(options.threads) == 0
+                ? nullptr
+                : std::make_unique<tfhe::ThreadPool>(options.threads)) {}
 
 std::size_t FheCircuit::threads() const {
   return pool_ ? pool_->size() : tfhe::ThreadPool::global().size();
@@ -115,6 +132,28 @@ std::vector<ExpandedInput> FheCircuit::encrypt_on_pool(std::span<const IntSample
   return joined;
 }
 
+std::vector<IntSample> quantize_samples(std::span<const quant::InputQuantizer> inputs,
+                                        std::span<const FloatSample> samples,
+                                        quant::OutOfRange out_of_range, const char* what) {
+  std::vector<quant::RangeTally> tallies(inputs.size());
+  std::vector<IntSample> quantized;
+  quantized.reserve(samples.size());
+  for (std::size_t s = 0; s < samples.size(); ++s) {
+    if (samples[s].size() != inputs.size()) {
+      throw std::invalid_argument("sample " + std::to_string(s) + " has " +
+                                  std::to_string(samples[s].size()) + " tensors, " + what + " " +
+                                  std::to_string(inputs.size()) + " inputs");
+    }
+    IntSample q;
+    for (std::size_t i = 0; i < inputs.size(); ++i)
+      q.push_back(inputs[i].quantize(samples[s][i], &tallies[i]));
+    quantized.push_back(std::move(q));
+  }
+  for (std::size_t i = 0; i < inputs.size(); ++i)
+    inputs[i].settle(tallies[i], samples.size(), out_of_range);
+  return quantized;
+}
+
 std::vector<FloatSample> FheCircuit::predict(std::span<const FloatSample> samples, Mode mode) {
   const compiler::Circuit& c = circuit();
   if (c.inputs.size() != c.graph.inputs().size() || c.outputs.size() != c.graph.outputs.size()) {
@@ -125,19 +164,8 @@ std::vector<FloatSample> FheCircuit::predict(std::span<const FloatSample> sample
         std::to_string(c.graph.outputs.size()) + " outputs: predict needs one each");
   }
   auto start = Clock::now();
-  std::vector<IntSample> quantized;
-  quantized.reserve(samples.size());
-  for (std::size_t s = 0; s < samples.size(); ++s) {
-    if (samples[s].size() != c.inputs.size()) {
-      throw std::invalid_argument("sample " + std::to_string(s) + " has " +
-                                  std::to_string(samples[s].size()) + " tensors, the circuit " +
-                                  std::to_string(c.inputs.size()) + " inputs");
-    }
-    IntSample q;
-    for (std::size_t i = 0; i < c.inputs.size(); ++i)
-      q.push_back(c.inputs[i].quantize(samples[s][i]));
-    quantized.push_back(std::move(q));
-  }
+  const std::vector<IntSample> quantized =
+      quantize_samples(c.inputs, samples, options_.out_of_range, "the circuit");
   const double quantize_s = seconds_since(start);
   const std::vector<IntSample> results = run_integers(quantized, mode);
   start = Clock::now();

@@ -34,6 +34,14 @@ using IntSample = std::vector<ir::IntTensor>;
 // One sample of floats, same convention.
 using FloatSample = std::vector<ir::FloatTensor>;
 
+// Each sample's tensors through `inputs` (one quantizer per input): std::invalid_argument for a
+// sample with another tensor count (naming `what`, "the circuit" or "the model") or as
+// InputQuantizer::quantize; values beyond each quantizer's range handled by `out_of_range`, per
+// input over the whole batch.
+std::vector<IntSample> quantize_samples(std::span<const quant::InputQuantizer> inputs,
+                                        std::span<const FloatSample> samples,
+                                        quant::OutOfRange out_of_range, const char* what);
+
 // The circuit lowered for evaluation: the lookup stage of every node and the engine's lookup
 // tables, built once (one per distinct table of each lookup node) at the circuit's parameters.
 class Program {
@@ -90,16 +98,26 @@ struct ClientKeys {
   tfhe::ClientKey key;
 };
 
+// The identity of a secret key: the first 8 bytes (little-endian) of a BLAKE2b-128 of its
+// serialized form, keyed with a label of its own (domain separation from the checksums). One-way:
+// it names the key without revealing anything usable about it (the key has hundreds of bits of
+// entropy; 64 bits of a hash of it narrow nothing), and stays the same for every set of
+// evaluation keys made from it. Evaluation keys, encrypted inputs and replies carry it, so that
+// nothing made under one key is used or decrypted under another (deploy/).
+std::uint64_t key_id(const tfhe::ClientKey& key);
+
 // Evaluation keys as they travel (seeded). No server key for a circuit without lookups.
 struct CompressedEvaluationKeys {
   tfhe::PbsParameters parameters;
   std::optional<tfhe::CompressedServerKey> server_key;
+  std::uint64_t key_id = 0;  // of the secret key they were made from (key_id above)
 };
 
 // Evaluation keys as the server computes with them.
 struct EvaluationKeys {
   tfhe::PbsParameters parameters;
   std::optional<tfhe::ServerKey> server_key;
+  std::uint64_t key_id = 0;
 };
 
 struct KeygenOptions {
@@ -207,6 +225,10 @@ std::vector<IntSample> run_simulate(const Program& program, std::span<const IntS
 
 // --- Convenience: quantize, run, dequantize.
 
+// The most threads a circuit's own pool may have (FheCircuitOptions::threads): far beyond any
+// machine's cores, well below what an operating system refuses with an unhelpful error.
+inline constexpr unsigned kMaxThreads = 1024;
+
 struct FheCircuitOptions {
   // Keys, encryption noise and simulation noise derive from it; by default OS entropy. A fixed
   // seed is for tests only.
@@ -215,9 +237,11 @@ struct FheCircuitOptions {
   // Threads of kExecute's run: 0 shares tfhe::ThreadPool::global() (one per hardware thread);
   // n >= 1 gives the circuit its own pool of n threads (the calling thread included, so 1 runs
   // everything on the caller), for a server that runs several circuits side by side or
-  // measures one thread. Key generation and decompression (keygen(), the first kExecute) run
-  // on the global pool whatever this says: the engine's key routines take no pool.
+  // measures one thread; at most kMaxThreads. Key generation and decompression (keygen(), the first
+  // kExecute) run on the global pool whatever this says: the engine's key routines take no pool.
   unsigned threads = 0;
+  // Float inputs beyond the input quantizers' range (predict, and the models' quantize_input).
+  quant::OutOfRange out_of_range = quant::OutOfRange::kWarn;
 };
 
 // Thread-safe: concurrent calls on one object each draw their own noise stream; the keys are
@@ -242,6 +266,7 @@ class FheCircuit {
   Statistics statistics() const;
   // The threads kExecute runs on: FheCircuitOptions::threads, or the global pool's size for 0.
   std::size_t threads() const;
+  quant::OutOfRange out_of_range() const { return options_.out_of_range; }
 
  private:
   std::vector<ExpandedInput> encrypt_on_pool(std::span<const IntSample> samples);
