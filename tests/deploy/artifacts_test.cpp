@@ -174,6 +174,39 @@ TEST(Deploy, TheSecretKeyIsInNoArtifactAndNoServerInput) {
   EXPECT_FALSE(contains_key(client.quantize_encrypt_serialize(rows(2, 4, 3))));
 }
 
+TEST(Deploy, InsecureParametersAreRefusedThroughEveryEntryPoint) {
+  // A spec or circuit whose parameters sit below the 128-bit curve (a corrupt or hostile maker)
+  // is refused by every loader; only the explicitly unsafe option reads it (test vectors).
+  compiler::Circuit insecure = small_mlp();
+  insecure.parameters.lwe_noise = tfhe::NoiseStdDev{insecure.parameters.lwe_noise.value / 2};
+  const TempDir dir("deploy-insecure");
+  std::filesystem::create_directories(dir.path());
+  write_file(dir.path() / kServerFile, serialize_server_circuit(insecure));
+  ClientSpec spec = make_client_spec(small_mlp());
+  spec.circuit.parameters = insecure.parameters;
+  write_file(dir.path() / kClientFile, serialize(spec));
+  const auto below_curve = [](const std::string& message) {
+    return message.find("below the 128-bit security curve") != std::string::npos;
+  };
+  const std::vector<std::uint8_t> spec_bytes = read_file(dir.path() / kClientFile);
+  const std::vector<std::uint8_t> circuit_bytes = read_file(dir.path() / kServerFile);
+  EXPECT_TRUE(below_curve(error_of([&] { (void)deserialize_client_spec(spec_bytes); })));
+  EXPECT_TRUE(below_curve(error_of([&] { (void)deserialize_server_circuit(circuit_bytes); })));
+  EXPECT_TRUE(below_curve(error_of([&] { Client client(dir.path(), ""); })));
+  EXPECT_TRUE(below_curve(error_of([&] { Server server(dir.path()); })));
+  const std::vector<std::uint8_t> keys =
+      serialize(runtime::CompressedEvaluationKeys{insecure.parameters, std::nullopt, 1});
+  EXPECT_TRUE(below_curve(error_of([&] { (void)deserialize_evaluation_keys(keys); })));
+  EXPECT_TRUE(below_curve(error_of([&] { (void)runtime::keygen(insecure); })));
+  EXPECT_TRUE(below_curve(error_of([&] {
+    runtime::FheCircuit fhe(insecure);
+    fhe.keygen();
+  })));
+  tfhe::DeserializeOptions unsafe;
+  unsafe.unsafe_allow_insecure_parameters = true;
+  EXPECT_NO_THROW((void)deserialize_server_circuit(circuit_bytes, unsafe));
+}
+
 TEST(Deploy, BadBytesAreRefusedWithNamedErrors) {
   const TempDir dir("deploy");
   const compiler::Circuit c = small_linear();

@@ -54,6 +54,15 @@ TEST(SecurityCurve, IsSecure) {
   EXPECT_TRUE(is_secure_128(800, at_curve));
   EXPECT_FALSE(is_secure_128(700, at_curve));
   EXPECT_FALSE(is_secure_128(449, NoiseStdDev{0.25}));  // outside the curve's domain
+  // A few ulps below the curve (another libm's exp2) pass; 0.01 bit below fails.
+  for (const std::size_t n : {450u, 742u, 1024u, 2048u}) {
+    double v = min_noise_std_128(n).value;
+    for (int ulp = 0; ulp < 4; ++ulp) v = std::nextafter(v, 0.0);
+    EXPECT_TRUE(is_secure_128(n, NoiseStdDev{v})) << n;
+    EXPECT_FALSE(is_secure_128(n, NoiseStdDev{min_noise_std_128(n).value * std::exp2(-0.01)})) << n;
+  }
+  EXPECT_FALSE(is_secure_128(742, NoiseStdDev{std::nan("")}));
+  EXPECT_FALSE(is_secure_128(742, NoiseStdDev{0.0}));
   EXPECT_TRUE(is_secure_128(2048, NoiseStdDev{std::exp2(-49.9)}));
   EXPECT_FALSE(is_secure_128(2048, NoiseStdDev{std::exp2(-50.0)}));
 }

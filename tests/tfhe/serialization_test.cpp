@@ -67,7 +67,7 @@ const Objects& objects() {
   static const Objects o = [] {
     Objects o;
     Csprng rng(test_seed(1));
-    o.client = generate_client_key(o.parameters, rng, SecurityCheck::kAllowInsecureForTests);
+    o.client = generate_client_key(o.parameters, rng, SecurityCheck::kUnsafeAllowInsecure);
     o.ciphertext = encrypt(o.client, 5, kBits, rng);
     o.list = LweCiphertextList(o.client.big_dimension(), 3);
     for (std::size_t i = 0; i < 3; ++i) {
@@ -81,7 +81,8 @@ const Objects& objects() {
     std::vector<Torus> message(o.parameters.polynomial_size.value);
     for (std::size_t i = 0; i < message.size(); ++i) message[i] = encode(i % 8, kBits);
     encrypt_glwe(o.glwe.data, o.client.glwe_key, message, o.parameters.glwe_noise, rng, rng);
-    o.server = generate_compressed_server_key(o.client, rng, test_seed(3));
+    o.server = generate_compressed_server_key(o.client, rng, test_seed(3),
+                                              SecurityCheck::kUnsafeAllowInsecure);
     o.keyswitch_key = expand(o.server.keyswitch_key);
     o.bootstrap_key = expand(o.server.bootstrap_key);
     return o;
@@ -92,7 +93,7 @@ const Objects& objects() {
 // The objects use toy parameters, so every load opts in to insecure parameters; the refusal by
 // default is tested separately (RefusesInsecureParametersByDefault).
 DeserializeOptions toy(DeserializeOptions o) {
-  o.allow_insecure_parameters = true;
+  o.unsafe_allow_insecure_parameters = true;
   return o;
 }
 
@@ -474,7 +475,8 @@ TEST(SerializationCorpus, VersionOneBlobsStillLoad) {
   EXPECT_EQ(server.keyswitch_key.bodies.size(), 32u * 2u);
   EXPECT_EQ(server.bootstrap_key.bodies.size(), 4u * 2u * 2u * 32u);
   // Runnable by the server: the shapes match the parameters and the FFT takes N = 32.
-  const ServerKey expanded = decompress(server);
+  const ServerKey expanded = decompress(server, SecurityCheck::kUnsafeAllowInsecure);
+  EXPECT_THROW((void)decompress(server), std::invalid_argument);  // refused by default
   EXPECT_EQ(expanded.bootstrap_key.data.size(), server.bootstrap_key.shape.length());
 }
 

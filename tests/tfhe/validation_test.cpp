@@ -70,7 +70,7 @@ TEST(Validate, BuiltInSetsPassAndBrokenOnesAreNamed) {
   // Insecure but runnable: allowed only when a test says so.
   const PbsParameters toy = broken([](auto& p) { p.lwe_dimension = LweDimension{16}; });
   EXPECT_THROW(validate(toy), std::invalid_argument);
-  EXPECT_NO_THROW(validate(toy, SecurityCheck::kAllowInsecureForTests));
+  EXPECT_NO_THROW(validate(toy, SecurityCheck::kUnsafeAllowInsecure));
   Csprng rng(test_seed(1));
   EXPECT_THROW((void)generate_client_key(toy, rng), std::invalid_argument);
 }
@@ -125,6 +125,29 @@ TEST(Validate, LookupTablesAndBatchesAreChecked) {
   const LookupTable* tables[] = {&good};
   EXPECT_TRUE(throws_with([&] { (void)keyswitch_bootstrap_batch(keys.server, inputs, tables); },
                           "whole number of ciphertexts"));
+}
+
+TEST(Validate, AHandBuiltClientKeyIsCheckedBeforeItMakesEvaluationKeys) {
+  // Issue 15: a ClientKey assembled by hand used to pass generate_compressed_server_key.
+  const PbsParameters& params = default_parameters(MessageBits{2});
+  const auto& keys = test::keys_for(params);
+  Csprng rng(test_seed(40));
+  ClientKey toy = keys.client;
+  toy.parameters.lwe_dimension = LweDimension{16};
+  toy.small_key.bits.resize(16);
+  EXPECT_TRUE(
+      throws_with([&] { (void)generate_compressed_server_key(toy, rng, test_seed(41)); }, "128"));
+  ClientKey short_key = keys.client;
+  short_key.small_key.bits.pop_back();
+  EXPECT_TRUE(throws_with(
+      [&] { (void)generate_compressed_server_key(short_key, rng, test_seed(42)); }, "small LWE"));
+  ClientKey not_binary = keys.client;
+  not_binary.glwe_key.bits[7] = 3;
+  EXPECT_TRUE(throws_with(
+      [&] { (void)generate_compressed_server_key(not_binary, rng, test_seed(43)); }, "binary"));
+  CompressedServerKey insecure = generate_compressed_server_key(keys.client, rng, test_seed(44));
+  insecure.parameters.lwe_noise = NoiseStdDev{insecure.parameters.lwe_noise.value / 4};
+  EXPECT_TRUE(throws_with([&] { (void)decompress(insecure); }, "128"));
 }
 
 TEST(Validate, KeysWithWrongSizesAreRefused) {

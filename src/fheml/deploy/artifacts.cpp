@@ -356,7 +356,7 @@ auto open_payload(std::span<const std::uint8_t> bytes, ObjectType type,
 }
 
 tfhe::SecurityCheck security_of(const tfhe::DeserializeOptions& options) {
-  return options.allow_insecure_parameters ? tfhe::SecurityCheck::kAllowInsecureForTests
+  return options.unsafe_allow_insecure_parameters ? tfhe::SecurityCheck::kUnsafeAllowInsecure
                                            : tfhe::SecurityCheck::kRequire128;
 }
 

@@ -401,7 +401,7 @@ std::uint64_t key_id(const tfhe::ClientKey& key) {
 
 Keys keygen(const ClientCircuit& circuit, const KeygenOptions& options) {
   tfhe::Csprng secret_rng = make_rng(options.seed, "fheml runtime secret keys");
-  Keys keys{ClientKeys{tfhe::generate_client_key(circuit.parameters, secret_rng, options.security)},
+  Keys keys{ClientKeys{tfhe::generate_client_key(circuit.parameters, secret_rng)},
             CompressedEvaluationKeys{circuit.parameters, std::nullopt}};
   keys.evaluation.key_id = key_id(keys.client.key);
   if (circuit.has_lookups) {

@@ -52,7 +52,7 @@ void FheCircuit::keygen() {
   if (client_keys_) return;
   const auto start = Clock::now();
   Keys keys = runtime::keygen(
-      circuit(), KeygenOptions{tfhe::derive_seed(seed_, "fheml runtime keys"), options_.security});
+      circuit(), KeygenOptions{tfhe::derive_seed(seed_, "fheml runtime keys")});
   evaluation_keys_ = decompress(keys.evaluation);
   client_keys_ = std::move(keys.client);
   keygen_seconds_ = seconds_since(start);

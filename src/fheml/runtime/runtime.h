@@ -123,7 +123,6 @@ struct EvaluationKeys {
 struct KeygenOptions {
   // Reproducible keys for tests; by default fresh OS entropy. Never fix a seed for real keys.
   std::optional<tfhe::Seed> seed;
-  tfhe::SecurityCheck security = tfhe::SecurityCheck::kRequire128;
 };
 
 struct Keys {
@@ -233,7 +232,6 @@ struct FheCircuitOptions {
   // Keys, encryption noise and simulation noise derive from it; by default OS entropy. A fixed
   // seed is for tests only.
   std::optional<tfhe::Seed> seed;
-  tfhe::SecurityCheck security = tfhe::SecurityCheck::kRequire128;
   // Threads of kExecute's run: 0 shares tfhe::ThreadPool::global() (one per hardware thread);
   // n >= 1 gives the circuit its own pool of n threads (the calling thread included, so 1 runs
   // everything on the caller), for a server that runs several circuits side by side or

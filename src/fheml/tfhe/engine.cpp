@@ -21,11 +21,33 @@ CompressedServerKey generate_compressed_server_key(const ClientKey& client, Cspr
   return generate_compressed_server_key(client, noise_rng, random_seed());
 }
 
-CompressedServerKey generate_compressed_server_key(const ClientKey& client, Csprng& noise_rng,
-                                                   const Seed& mask_seed) {
+namespace {
+
+// A ClientKey is a plain struct: one built by hand (or altered) reaches here unchecked.
+void check_client_key(const ClientKey& client, SecurityCheck check) {
   const PbsParameters& p = client.parameters;
-  // The client key was validated when generated or loaded; here only what this code relies on.
-  validate(p, SecurityCheck::kAllowInsecureForTests);
+  validate(p, check);
+  require_size("client key: small LWE key coefficients", p.lwe_dimension.value,
+               client.small_key.bits.size());
+  require_size("client key: GLWE key dimension", p.glwe_dimension.value,
+               client.glwe_key.glwe_dimension.value);
+  require_size("client key: GLWE key polynomial size", p.polynomial_size.value,
+               client.glwe_key.polynomial_size.value);
+  require_size("client key: GLWE key coefficients",
+               p.glwe_dimension.value * p.polynomial_size.value, client.glwe_key.bits.size());
+  // Every coefficient 0 or 1, checked without branching on one (an OR of all of them).
+  std::uint64_t high = 0;
+  for (const std::uint64_t c : client.small_key.bits) high |= c >> 1;
+  for (const std::uint64_t c : client.glwe_key.bits) high |= c >> 1;
+  if (high != 0) throw_invalid_argument("client key: coefficients must be binary (0 or 1)");
+}
+
+}  // namespace
+
+CompressedServerKey generate_compressed_server_key(const ClientKey& client, Csprng& noise_rng,
+                                                   const Seed& mask_seed, SecurityCheck check) {
+  const PbsParameters& p = client.parameters;
+  check_client_key(client, check);
   // Independent mask seeds per key, derived with domain separation (each key indexes its own
   // streams by entry).
   const Seed ksk_seed = derive_seed(mask_seed, "fheml keyswitch key masks");
@@ -38,9 +60,9 @@ CompressedServerKey generate_compressed_server_key(const ClientKey& client, Cspr
                                     p.glwe_noise, bsk_seed, noise_rng)};
 }
 
-ServerKey decompress(const CompressedServerKey& compressed) {
+ServerKey decompress(const CompressedServerKey& compressed, SecurityCheck check) {
   const PbsParameters& p = compressed.parameters;
-  validate(p, SecurityCheck::kAllowInsecureForTests);
+  validate(p, check);
   const KeyswitchShape ks{extracted_lwe_dimension(p.glwe_dimension, p.polynomial_size),
                           p.lwe_dimension, p.ks_base_log, p.ks_level};
   const BootstrapShape bs{p.lwe_dimension,

@@ -48,12 +48,17 @@ struct ServerKey {
   FourierBootstrapKey bootstrap_key;
 };
 
-// Uses `noise_rng` for the noise and fresh OS-entropy seeds for the masks.
+// Uses `noise_rng` for the noise and fresh OS-entropy seeds for the masks. The client key is
+// checked first, as one built by hand may be anything: its parameters (validate(), 128-bit
+// unless `check` says otherwise, tests only), its keys' sizes against them, binary coefficients.
 CompressedServerKey generate_compressed_server_key(const ClientKey& client, Csprng& noise_rng);
-CompressedServerKey generate_compressed_server_key(const ClientKey& client, Csprng& noise_rng,
-                                                   const Seed& mask_seed);
-// Checks that the parameters are runnable and that both keys have the shapes they imply.
-ServerKey decompress(const CompressedServerKey& compressed);
+CompressedServerKey generate_compressed_server_key(
+    const ClientKey& client, Csprng& noise_rng, const Seed& mask_seed,
+    SecurityCheck check = SecurityCheck::kRequire128);
+// Checks that the parameters are runnable (and 128-bit secure unless `check` says otherwise) and
+// that both keys have the shapes they imply.
+ServerKey decompress(const CompressedServerKey& compressed,
+                     SecurityCheck check = SecurityCheck::kRequire128);
 
 // Sizes in bytes, as they travel and as the server holds them.
 struct KeySizes {

@@ -40,8 +40,12 @@ double log2_bound(FailureBound bound);
 const PbsParameters& default_parameters(MessageBits p, FailureBound bound = FailureBound::k2m40);
 
 // Whether validate() also demands 128-bit security. Only tests and test vectors may use the
-// second value: it exists so that tiny, fast, INSECURE parameter sets can exercise code paths.
-enum class SecurityCheck { kRequire128, kAllowInsecureForTests };
+// second value, whose name says what it does: it exists so that tiny, fast, INSECURE parameter
+// sets can exercise code paths. No options struct of the library carries it as a field: it is
+// passed explicitly, to the tfhe-level functions only (generate_client_key,
+// generate_compressed_server_key, decompress, validate); every model, circuit and deployment
+// path demands 128 bits.
+enum class SecurityCheck { kRequire128, kUnsafeAllowInsecure };
 
 // Throws std::invalid_argument, naming the field, the value and the allowed range, unless the
 // set is one this engine can run: k in 1..16, N a power of two in [32, 2^17] (the FFT's range),

@@ -18,6 +18,12 @@ constexpr double kBias128 = 2.675931372549016;
 // from dimension ~2517 on, where the curve would ask for less noise than that.
 constexpr double kFloorLog2Std = 2.0 - kTorusBits;
 
+// A noise on the curve computed by another machine's exp2 may sit a few ulps below this one's
+// (one ulp is 2^-52 relative, 3.2e-16 bit in log2); compared in log2 with this tolerance, such a
+// set passes while one 0.01 bit below the curve (a real loss) fails. 1e-9 bit of noise is worth
+// about 4e-8 bit of security on the curve's slope: nothing.
+constexpr double kCurveToleranceBits = 1e-9;
+
 }  // namespace
 
 double min_log2_noise_std_128(std::size_t dimension) {
@@ -35,8 +41,10 @@ NoiseStdDev min_noise_std_128(std::size_t dimension) {
 }
 
 bool is_secure_128(std::size_t dimension, NoiseStdDev noise) {
-  if (dimension < kMinSecureDimension) return false;
-  return noise.value >= min_noise_std_128(dimension).value;
+  if (dimension < kMinSecureDimension || !(noise.value > 0) || !std::isfinite(noise.value)) {
+    return false;
+  }
+  return std::log2(noise.value) >= min_log2_noise_std_128(dimension) - kCurveToleranceBits;
 }
 
 }  // namespace fheml::tfhe

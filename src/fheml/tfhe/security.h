@@ -26,8 +26,10 @@ double min_log2_noise_std_128(std::size_t dimension);
 // 2^min_log2_noise_std_128(dimension).
 NoiseStdDev min_noise_std_128(std::size_t dimension);
 
-// True iff `dimension` >= kMinSecureDimension and `noise` is at least the curve's minimum. Never
-// throws: a dimension below the curve's domain is simply not known to be secure.
+// True iff `dimension` >= kMinSecureDimension and `noise` is at least the curve's minimum,
+// compared in log2 with a tolerance of 1e-9 bit (a set computed with another libm's exp2, a few
+// ulps off the curve, passes; one 0.01 bit below fails). Never throws: a dimension below the
+// curve's domain is simply not known to be secure.
 bool is_secure_128(std::size_t dimension, NoiseStdDev noise);
 
 }  // namespace fheml::tfhe

@@ -45,7 +45,7 @@ using wire::read_keyswitch_shape;
 using wire::read_parameters;
 
 SecurityCheck security_check(const DeserializeOptions& options) {
-  return options.allow_insecure_parameters ? SecurityCheck::kAllowInsecureForTests
+  return options.unsafe_allow_insecure_parameters ? SecurityCheck::kUnsafeAllowInsecure
                                            : SecurityCheck::kRequire128;
 }
 using wire::seeded_bootstrap_body_count;

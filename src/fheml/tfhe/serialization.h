@@ -93,8 +93,9 @@ struct DeserializeOptions {
   // Refuse payloads declared larger than this, before allocating anything.
   std::uint64_t max_bytes = std::uint64_t{4} << 30;
   // Parameter sets below 128-bit security are refused unless this is set (tests and test
-  // vectors only): a client must never encrypt under parameters a corrupt or hostile spec chose.
-  bool allow_insecure_parameters = false;
+  // vectors only; the name says it): a client must never encrypt under parameters a corrupt or
+  // hostile spec chose.
+  bool unsafe_allow_insecure_parameters = false;
 };
 
 // What the header says, without parsing the payload (the checksum is not verified either).
