@@ -12,6 +12,7 @@
 #include <utility>
 
 #include "fheml/common/warnings.h"
+#include "fheml/tfhe/secret.h"
 #include "fheml/tfhe/serialization.h"
 
 namespace fheml::deploy {
@@ -38,6 +39,12 @@ void check_circuit_id(std::uint64_t found, std::uint64_t expected, const char* w
                                      ": use the client artifact of the model the server runs");
   }
 }
+
+// A buffer that held a serialized secret key, zeroed on every way out of the scope.
+struct WipeOnExit {
+  std::vector<std::uint8_t>& bytes;
+  ~WipeOnExit() { tfhe::wipe(bytes); }
+};
 
 // Permission bits that let the group or others read, write or enter.
 constexpr fs::perms kShared = fs::perms::group_all | fs::perms::others_all;
@@ -211,7 +218,9 @@ void Client::generate_private_and_evaluation_keys(bool force) {
     warn_if_shared(key_dir_);
     tfhe::DeserializeOptions options;
     options.expected_parameters = &spec_.circuit.parameters;
-    runtime::ClientKeys keys{tfhe::deserialize_client_key(read_file(secret_path), options)};
+    std::vector<std::uint8_t> secret_bytes = read_file(secret_path);
+    const WipeOnExit wipe_secret{secret_bytes};
+    runtime::ClientKeys keys{tfhe::deserialize_client_key(secret_bytes, options)};
     const std::uint64_t id = runtime::key_id(keys.key);
     std::vector<std::uint8_t> evaluation;
     if (fs::exists(evaluation_path)) {
@@ -255,8 +264,9 @@ void Client::generate_private_and_evaluation_keys(bool force) {
     }
     // The secret key first: a process killed after it leaves a key directory the next call
     // completes (evaluation keys made again from it), never a lost key.
-    write_file(secret_path, tfhe::serialize(keys.client.key), /*private_file=*/true,
-               /*replace=*/false);
+    std::vector<std::uint8_t> secret_bytes = tfhe::serialize(keys.client.key);
+    const WipeOnExit wipe_secret{secret_bytes};
+    write_file(secret_path, secret_bytes, /*private_file=*/true, /*replace=*/false);
     write_file(evaluation_path, evaluation_keys_, /*private_file=*/true);
     write_file(id_path, as_bytes(circuit + "\n"), /*private_file=*/true);
   }

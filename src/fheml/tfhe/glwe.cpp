@@ -6,7 +6,7 @@
 namespace fheml::tfhe {
 
 GlweSecretKey generate_glwe_secret_key(GlweDimension k, PolynomialSize n, Csprng& secret_rng) {
-  GlweSecretKey key{k, n, std::vector<std::uint64_t>(k.value * n.value)};
+  GlweSecretKey key{k, n, SecretWords(k.value * n.value)};
   secret_rng.fill_bits(key.bits);
   return key;
 }
@@ -31,7 +31,7 @@ void decrypt_glwe_phase(std::span<Torus> out, const GlweSecretKey& key, std::spa
   const std::size_t k = key.glwe_dimension.value;
   require_size("GLWE ciphertext length", (k + 1) * n, ct.size());
   require_size("GLWE plaintext length", n, out.size());
-  std::vector<Torus> dot(n, 0);
+  SecretVector<Torus> dot(n, 0);  // mask . key: wiped when freed
   for (std::size_t r = 0; r < k; ++r) {
     polynomial_mul_binary_add(dot, ct.subspan(r * n, n), key.polynomial(r));
   }

@@ -19,7 +19,7 @@ namespace fheml::tfhe {
 struct GlweSecretKey {
   GlweDimension glwe_dimension{0};
   PolynomialSize polynomial_size{0};
-  std::vector<std::uint64_t> bits;  // k * N
+  SecretWords bits;  // k * N, wiped when freed
 
   std::span<const std::uint64_t> polynomial(std::size_t r) const {
     return {bits.data() + r * polynomial_size.value, polynomial_size.value};

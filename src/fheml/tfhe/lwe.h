@@ -10,13 +10,14 @@
 #include <vector>
 
 #include "fheml/tfhe/csprng.h"
+#include "fheml/tfhe/secret.h"
 #include "fheml/tfhe/types.h"
 
 namespace fheml::tfhe {
 
 // Binary secret key: one word (0 or 1) per coefficient.
 struct LweSecretKey {
-  std::vector<std::uint64_t> bits;
+  SecretWords bits;  // wiped when freed
   LweDimension dimension() const { return LweDimension{bits.size()}; }
   bool operator==(const LweSecretKey&) const = default;
 };

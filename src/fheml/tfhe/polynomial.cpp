@@ -5,6 +5,7 @@
 
 #include "fheml/tfhe/errors.h"
 #include "fheml/tfhe/fft.h"
+#include "fheml/tfhe/secret.h"
 
 namespace fheml::tfhe {
 
@@ -61,9 +62,10 @@ void polynomial_mul_binary_add(std::span<Torus> out, std::span<const Torus> a,
   FHEML_ASSERT_EQ(out.size(), n);
   if (n < 256) {  // below the smallest FFT plan the quadratic loop is cheap and exact
     for (std::size_t j = 0; j < n; ++j) {
-      if (!b[j]) continue;
-      for (std::size_t i = 0; i + j < n; ++i) out[i + j] += a[i];
-      for (std::size_t i = n - j; i < n; ++i) out[i + j - n] -= a[i];
+      // b[j] is a key bit: masked, never branched on (same time and memory accesses for 0 and 1).
+      const Torus mask = Torus{0} - (b[j] & 1);
+      for (std::size_t i = 0; i + j < n; ++i) out[i + j] += a[i] & mask;
+      for (std::size_t i = n - j; i < n; ++i) out[i + j - n] -= a[i] & mask;
     }
     return;
   }
@@ -71,10 +73,12 @@ void polynomial_mul_binary_add(std::span<Torus> out, std::span<const Torus> a,
   // magnitude at most 2^16 * N <= 2^33, so the double-precision FFT result rounds to the exact
   // integer (its error is ~2^-15 there); the limbs are recombined with wrapping shifts.
   const FftPlan& fft = FftPlan::get(PolynomialSize{n});
-  std::vector<std::int64_t> ints(n);
-  std::vector<double> fourier_b(fft.fourier_doubles()), fourier_a(fft.fourier_doubles()),
+  // b (a key polynomial) and its Fourier form, and what is computed from them, are wiped when
+  // freed.
+  SecretVector<std::int64_t> ints(n);
+  SecretVector<double> fourier_b(fft.fourier_doubles()), fourier_a(fft.fourier_doubles()),
       product(fft.fourier_doubles());
-  std::vector<Torus> limb_product(n);
+  SecretVector<Torus> limb_product(n);
   for (std::size_t i = 0; i < n; ++i) ints[i] = static_cast<std::int64_t>(b[i]);
   fft.forward_int(ints, fourier_b);
   for (int limb = 0; limb < 4; ++limb) {

@@ -46,7 +46,7 @@ using wire::read_parameters;
 
 SecurityCheck security_check(const DeserializeOptions& options) {
   return options.unsafe_allow_insecure_parameters ? SecurityCheck::kUnsafeAllowInsecure
-                                           : SecurityCheck::kRequire128;
+                                                  : SecurityCheck::kRequire128;
 }
 using wire::seeded_bootstrap_body_count;
 using wire::shape_mismatch;

@@ -107,9 +107,9 @@ std::vector<std::uint64_t> Reader::words(std::size_t count) {
   return out;
 }
 
-std::vector<std::uint64_t> Reader::bits(std::size_t count, const char* what) {
+SecretWords Reader::bits(std::size_t count, const char* what) {
   const auto b = take(count);
-  std::vector<std::uint64_t> out(count);
+  SecretWords out(count);
   for (std::size_t i = 0; i < count; ++i) {
     if (b[i] > 1) {
       fail(context_, std::string(what) + " secret key coefficient " + std::to_string(i) + " is " +

@@ -17,6 +17,7 @@
 #include "fheml/tfhe/csprng.h"
 #include "fheml/tfhe/keyswitch.h"
 #include "fheml/tfhe/parameters.h"
+#include "fheml/tfhe/secret.h"
 #include "fheml/tfhe/serialization.h"
 
 namespace fheml::tfhe::wire {
@@ -64,7 +65,7 @@ class Reader {
   // The next `count` raw bytes (a view into the input; read_count bounds the count first).
   std::span<const std::uint8_t> bytes(std::size_t count) { return take(count); }
   // Secret key coefficients, one byte each; anything but 0 or 1 is refused.
-  std::vector<std::uint64_t> bits(std::size_t count, const char* what);
+  SecretWords bits(std::size_t count, const char* what);
   const std::string& context() const { return context_; }
 
  private:
