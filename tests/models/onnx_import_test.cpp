@@ -241,6 +241,18 @@ TEST(OnnxImport, MalformedModelsGiveClearErrors) {
   nan.mutable_graph()->mutable_initializer(0)->set_float_data(0, std::nanf(""));
   EXPECT_THROW(import_onnx(bytes_of(nan)), OnnxImportError);
   EXPECT_THROW(import_onnx_file("/nonexistent/model.onnx"), OnnxImportError);
+  // A node without an output (fuzz_import_onnx found one that aborted inside protobuf; the
+  // input is kept in tests/data/onnx/malformed_node_without_output.onnx as a fuzz seed).
+  for (int n = 0; n < mlp_model().graph().node_size(); ++n) {
+    onnx::ModelProto no_output = mlp_model();
+    no_output.mutable_graph()->mutable_node(n)->clear_output();
+    try {
+      (void)import_onnx(bytes_of(no_output));
+      ADD_FAILURE() << "node " << n << " without output was accepted";
+    } catch (const OnnxImportError& e) {
+      EXPECT_NE(std::string(e.what()).find("has no output"), std::string::npos) << e.what();
+    }
+  }
 }
 
 }  // namespace

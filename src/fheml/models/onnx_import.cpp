@@ -366,7 +366,19 @@ void Importer::check_ops() const {
       unsupported[node.op_type()].push_back(label);
     }
   }
-  if (unsupported.empty()) return;
+  if (unsupported.empty()) {
+    // Every later pass reads output(0) of every node (producers, folding, conversion): a node
+    // without one is malformed (found by fuzz_import_onnx: protobuf aborts on the read).
+    index = 0;
+    for (const auto& node : graph().node()) {
+      if (node.output_size() < 1 || node.output(0).empty()) {
+        fail("node " + (node.name().empty() ? "#" + std::to_string(index) : node.name()) + " (" +
+             node.op_type() + ") has no output; the model is malformed");
+      }
+      ++index;
+    }
+    return;
+  }
   std::string message = "unsupported ops: ";
   bool first = true;
   for (const auto& [op, nodes] : unsupported) {
