@@ -25,8 +25,17 @@ if [ "${FHEML_SKIP_SANITIZE:-0}" != "1" ]; then
   cmake -S . -B build-sanitize -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DFHEML_SANITIZE=ON \
         -DFHEML_BUILD_BENCH=OFF >/dev/null
   cmake --build build-sanitize -j "$jobs"
+  # Encrypted execution is ~10x slower under the sanitizers: the tests below repeat, with more
+  # bootstraps, code paths that the kept ones (one random graph, batch vs one-by-one, the deploy,
+  # key store, HTTP and tree end-to-end tests) already run encrypted under ASan/UBSan. They all
+  # run in full in the release stage above. (Measured: they were 2/3 of this stage's time.)
+  skip='^(example_two_layer_mlp|cli_demo_smoke|EndToEnd\.GlobalPErrorBoundsTheWholeCircuit'
+  skip+='|Execute\.(EqualsDisableOnEveryInputOfTheChain|ExpandedInputsEqualSeededInputs'
+  skip+='|OutOfRangeInputsWrapLikeTheInterpreter)|Threads/FheCircuitThreads\..*'
+  skip+='|Rounding\.ExactRoundingEncryptedEqualsClear'
+  skip+='|Seeds/RandomGraph\.AgreesInAllModesOnEveryTestInput/[1-9][0-9]*)$'
   FHEML_TEST_PROFILE=sanitize ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
-    ctest --test-dir build-sanitize --output-on-failure -j "$jobs"
+    ctest --test-dir build-sanitize --output-on-failure -j "$jobs" -E "$skip"
 fi
 
 if [ "${FHEML_SKIP_FUZZ:-0}" != "1" ]; then
