@@ -47,7 +47,7 @@ _MODES = ("disable", "simulate", "execute")
 _OUT_OF_RANGE = ("warn", "raise", "clip")
 # What a model fitted but not compiled runs with (compile's defaults).
 _DEFAULT_COMPILE_OPTIONS = {"p_error": None, "global_p_error": None, "threads": 0,
-                           "out_of_range": "warn"}
+                            "out_of_range": "warn", "security_level": 128}
 _ROLES = ("model_inputs", "op_inputs", "op_weights", "model_outputs")
 # Rows per encrypted call: each row is F ciphertexts of 16 KiB (N = 2048), so 16 rows of 30
 # features stay in cache; 64 rows per call cost 25% more per row (bench/README.md).
@@ -247,7 +247,7 @@ class _FheModel(BaseEstimator):
         return ours
 
     def compile(self, X, p_error: float | None = None, global_p_error: float | None = None,
-                threads: int = 0, out_of_range: str = "warn"):
+                threads: int = 0, out_of_range: str = "warn", security_level: int = 128):
         """Compiles the circuit for simulate and execute.
 
         X: representative rows (checked against the model: features, finite values); the input
@@ -257,7 +257,9 @@ class _FheModel(BaseEstimator):
         decryption is exact either way). threads: cores for execute (0 = all, at most 1024).
         out_of_range: values clipped at the quantizers' ends give a fheml.InputRangeWarning
         ("warn"), a ValueError ("raise") or nothing ("clip"). Trees never need it: a value past
-        the grid compares with every threshold as the grid's end does.
+        the grid compares with every threshold as the grid's end does. security_level: 128 (the
+        lattice-estimator curve Concrete uses) or 132 (TFHE-rs's design target: a margin against
+        better attacks, for slightly larger keys and slower bootstraps).
         """
         check_is_fitted(self, "sklearn_model_")
         validate_data(self, X, dtype=np.float64, reset=False)
@@ -266,11 +268,14 @@ class _FheModel(BaseEstimator):
         if (not isinstance(threads, (int, np.integer)) or isinstance(threads, (bool, np.bool_))
                 or threads < 0):
             raise ValueError(f"threads must be an int >= 0 (0: all cores), found {threads!r}")
+        if security_level not in (128, 132) or isinstance(security_level, bool):
+            raise ValueError(f"security_level must be 128 or 132 (bits), found {security_level!r}")
         if out_of_range not in _OUT_OF_RANGE:
             raise ValueError(f"out_of_range must be one of {', '.join(map(repr, _OUT_OF_RANGE))}, "
                              f"found {out_of_range!r}")
         self._compile_options = {"p_error": p_error, "global_p_error": global_p_error,
-                                 "threads": int(threads), "out_of_range": out_of_range}
+                                 "threads": int(threads), "out_of_range": out_of_range,
+                                 "security_level": int(security_level)}
         self._build()
         self._compiled = True
         return self
@@ -388,7 +393,8 @@ class _FheLinearModel(_FheModel):
             self._weights, self._bias, self._link(self._weights.shape[1]), self._calibration,
             _n_bits_roles(self.n_bits), p_error=o["p_error"], global_p_error=o["global_p_error"],
             optimize_rounding=optimize_rounding, threads=o["threads"],
-            out_of_range=o.get("out_of_range", "warn"))
+            out_of_range=o.get("out_of_range", "warn"),
+            security_level=o.get("security_level", 128))
 
 
 class _FheRegressor(RegressorMixin, _FheModel):
@@ -588,7 +594,7 @@ class _RoundingCompile:
 
     def compile(self, X, p_error: float | None = None, global_p_error: float | None = None,
                 threads: int = 0, rounding_method: str = "approximate",
-                out_of_range: str = "warn"):
+                out_of_range: str = "warn", security_level: int = 128):
         """As the other estimators' compile; rounding_method: "approximate" (no extra
         bootstrap; near a tie a lookup may read its neighbour, in simulate as encrypted) or
         "exact" (the low bits cleared by bootstraps first: encrypted equals clear on every
@@ -598,7 +604,8 @@ class _RoundingCompile:
                              f"{rounding_method!r}")
         self._rounding_method = rounding_method
         return super().compile(X, p_error=p_error, global_p_error=global_p_error,
-                               threads=threads, out_of_range=out_of_range)
+                               threads=threads, out_of_range=out_of_range,
+                               security_level=security_level)
 
 
 class _FheMLP(_RoundingCompile, _FheModel):
@@ -640,7 +647,8 @@ class _FheMLP(_RoundingCompile, _FheModel):
             roles, rounding_threshold_bits=roles["op_inputs"],
             rounding_method=getattr(self, "_rounding_method", "approximate"),
             p_error=o["p_error"], global_p_error=o["global_p_error"], threads=o["threads"],
-            search=search, out_of_range=o.get("out_of_range", "warn"))
+            search=search, out_of_range=o.get("out_of_range", "warn"),
+            security_level=o.get("security_level", 128))
 
     @property
     def precision_trials(self) -> list[dict]:
@@ -755,7 +763,8 @@ class _FheNeuralNet(_RoundingCompile, _FheModel):
             rounding_method=getattr(self, "_rounding_method", "approximate"),
             p_error=o["p_error"], global_p_error=o["global_p_error"], threads=o["threads"],
             per_channel_activations=False, activation_clip=list(self.activation_bounds_),
-            activation_levels=2 ** bits - 1, out_of_range=o.get("out_of_range", "warn"))
+            activation_levels=2 ** bits - 1, out_of_range=o.get("out_of_range", "warn"),
+            security_level=o.get("security_level", 128))
 
     def _execute_chunk(self) -> int:
         return 8

@@ -89,6 +89,8 @@ CASES = [
      "global_p_error must be in (0, 1)"),
     ("both-p-errors", lambda c: c.fitted.compile(c.X, p_error=1e-5, global_p_error=1e-5),
      ValueError, "not both"),
+    ("security-level-130", lambda c: c.fitted.compile(c.X, security_level=130), ValueError,
+     "security_level must be 128 or 132"),
     ("out-of-range-policy", lambda c: c.fitted.compile(c.X, out_of_range="ignore"), ValueError,
      "out_of_range must be one of"),
     ("out-of-range-raise",

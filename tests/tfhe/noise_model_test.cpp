@@ -67,6 +67,37 @@ TEST(SecurityCurve, IsSecure) {
   EXPECT_FALSE(is_secure_128(2048, NoiseStdDev{std::exp2(-50.0)}));
 }
 
+TEST(SecurityCurve, The132BitLineAsksForMoreNoiseAtEveryDimension) {
+  // zama-ai/concrete curves_gen.rs, 132-bit entry (commit 4d6afba9).
+  EXPECT_DOUBLE_EQ(min_log2_noise_std(742, SecurityLevel::k132),
+                   -0.024891456582633045 * 742 + 2.65734593837534);
+  EXPECT_DOUBLE_EQ(min_log2_noise_std(742, SecurityLevel::k128), min_log2_noise_std_128(742));
+  for (std::size_t n = kMinSecureDimension; n <= 2400; n += 25) {
+    const double extra =
+        min_log2_noise_std(n, SecurityLevel::k132) - min_log2_noise_std(n, SecurityLevel::k128);
+    EXPECT_GT(extra, 0.3) << n;  // about half a bit more noise at the usual dimensions
+    EXPECT_LT(extra, 2.0) << n;
+    EXPECT_FALSE(is_secure(n, min_noise_std(n, SecurityLevel::k128), SecurityLevel::k132)) << n;
+    EXPECT_TRUE(is_secure(n, min_noise_std(n, SecurityLevel::k132), SecurityLevel::k128)) << n;
+  }
+  EXPECT_THROW((void)min_log2_noise_std(449, SecurityLevel::k132), std::invalid_argument);
+}
+
+TEST(SecurityCurve, ASearchAt132BitsMeetsThatLevelAndItsBound) {
+  for (const std::size_t p : {2u, 4u, 6u}) {
+    SearchOptions options;
+    options.security = SecurityLevel::k132;
+    const auto strict = search_parameters(MessageBits{p}, options);
+    ASSERT_TRUE(strict.has_value()) << p;
+    EXPECT_EQ(achieved_security(*strict), SecurityLevel::k132) << describe(*strict);
+    EXPECT_NO_THROW(validate(*strict));
+    EXPECT_LE(log2_failure_probability(*strict, MessageBits{p}, 1.0), -40.0);
+    const PbsParameters& usual = default_parameters(MessageBits{p});
+    EXPECT_EQ(achieved_security(usual), SecurityLevel::k128) << describe(usual);
+    EXPECT_GE(estimated_cost(*strict), estimated_cost(usual)) << p;
+  }
+}
+
 TEST(SecurityCurve, RejectsDimensionsBelowTheCurve) {
   EXPECT_THROW(min_noise_std_128(449), std::invalid_argument);
   EXPECT_THROW(min_log2_noise_std_128(0), std::invalid_argument);

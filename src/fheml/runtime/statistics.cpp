@@ -143,6 +143,8 @@ std::string report(const compiler::Circuit& circuit, const Statistics& statistic
   out << "parameters: " << tfhe::describe(circuit.parameters)
       << (circuit.has_lookups ? "" : " (no lookups: only k, N and the GLWE noise are used)")
       << "\n";
+  out << "security: " << static_cast<int>(tfhe::achieved_security(circuit.parameters))
+      << " bits (lattice-estimator curve of concrete-security-curves, binary keys)\n";
   if (!circuit.parameter_choice.empty())
     out << "chosen because: " << circuit.parameter_choice << "\n";
   out << "p_error bound: 2^" << format("%.1f", circuit.log2_p_error) << " per lookup, global "

@@ -233,11 +233,12 @@ CircuitParameters evaluate_unchecked(std::span<const NoiseConstraint> constraint
 }
 
 // No bootstrap: the fields a bootstrap would use come from a known-valid set.
-PbsParameters encryption_only_parameters(std::size_t polynomial_size) {
+PbsParameters encryption_only_parameters(std::size_t polynomial_size, SecurityLevel level) {
   PbsParameters params = default_parameters(MessageBits{1});
   params.glwe_dimension = GlweDimension{1};
   params.polynomial_size = PolynomialSize{polynomial_size};
-  params.glwe_noise = min_noise_std_128(polynomial_size);
+  params.glwe_noise = min_noise_std(polynomial_size, level);
+  params.lwe_noise = min_noise_std(params.lwe_dimension.value, level);
   return params;
 }
 
@@ -287,7 +288,8 @@ std::optional<CircuitParameters> search_circuit_parameters(
     // smallest key and ciphertext.
     for (std::size_t log_n = ranges.min_log2_polynomial_size;
          log_n <= ranges.max_log2_polynomial_size; ++log_n) {
-      const PbsParameters params = encryption_only_parameters(std::size_t{1} << log_n);
+      const PbsParameters params =
+          encryption_only_parameters(std::size_t{1} << log_n, options.search.security);
       if (!meets_bound(reduced, params, false, options)) continue;
       CircuitParameters result = evaluate_unchecked(constraints, params, options);
       result.binding += "; no bootstrap: N=2^" + std::to_string(log_n) +
@@ -364,7 +366,7 @@ std::string explain_no_parameters(std::span<const NoiseConstraint> constraints,
   };
   if (!with_lookups) {
     for (std::size_t log_n = first_log2_n; log_n <= search.max_log2_polynomial_size; ++log_n) {
-      consider(encryption_only_parameters(std::size_t{1} << log_n));
+      consider(encryption_only_parameters(std::size_t{1} << log_n, search.security));
     }
   } else {
     // Each noise term is minimised by its own choice of base and level (the cost is ignored);
@@ -373,7 +375,7 @@ std::string explain_no_parameters(std::span<const NoiseConstraint> constraints,
       for (std::size_t log_n = first_log2_n; log_n <= search.max_log2_polynomial_size; ++log_n) {
         const std::size_t big_n = std::size_t{1} << log_n;
         if (k * big_n < kMinSecureDimension) continue;
-        const NoiseStdDev glwe_noise = min_noise_std_128(k * big_n);
+        const NoiseStdDev glwe_noise = min_noise_std(k * big_n, search.security);
         std::pair<std::size_t, std::size_t> pbs{0, 0};
         double pbs_variance = std::numeric_limits<double>::infinity();
         for (std::size_t l = 1; l <= search.max_pbs_level; ++l) {
@@ -388,7 +390,7 @@ std::string explain_no_parameters(std::span<const NoiseConstraint> constraints,
           }
         }
         for (std::size_t n = search.min_lwe_dimension; n <= search.max_lwe_dimension; ++n) {
-          const NoiseStdDev lwe_noise = min_noise_std_128(n);
+          const NoiseStdDev lwe_noise = min_noise_std(n, search.security);
           std::pair<std::size_t, std::size_t> ks{0, 0};
           double ks_variance = std::numeric_limits<double>::infinity();
           for (std::size_t l = 1; l <= search.max_ks_level; ++l) {

@@ -284,7 +284,7 @@ std::optional<PbsParameters> search_minimum_cost(
   std::vector<NoiseStdDev> lwe_noise(n_count);
   std::vector<BestBase> ks_best(n_count * ks_levels);
   for (std::size_t i = 0; i < n_count; ++i) {
-    lwe_noise[i] = min_noise_std_128(n_min + i);
+    lwe_noise[i] = min_noise_std(n_min + i, options.security);
     for (std::size_t l = 1; l <= ks_levels; ++l) {
       BestBase& best = ks_best[i * ks_levels + (l - 1)];
       for (std::size_t b = 1; b * l <= options.max_ks_base_log_times_level; ++b) {
@@ -304,7 +304,7 @@ std::optional<PbsParameters> search_minimum_cost(
       const std::size_t big_n = std::size_t{1} << log_n;
       const std::size_t kn = k * big_n;
       if (kn < kMinSecureDimension) continue;
-      const NoiseStdDev glwe_noise = min_noise_std_128(kn);
+      const NoiseStdDev glwe_noise = min_noise_std(kn, options.security);
       const double fresh = fresh_encryption_variance(glwe_noise);
       for (std::size_t l = 1; l <= options.max_pbs_level; ++l) {
         BestBase& best = pbs_best[l - 1];
@@ -362,6 +362,14 @@ std::optional<PbsParameters> search_minimum_cost(
 }
 
 }  // namespace internal
+
+SecurityLevel achieved_security(const PbsParameters& p) {
+  const std::size_t kn = p.glwe_dimension.value * p.polynomial_size.value;
+  return is_secure(p.lwe_dimension.value, p.lwe_noise, SecurityLevel::k132) &&
+                 is_secure(kn, p.glwe_noise, SecurityLevel::k132)
+             ? SecurityLevel::k132
+             : SecurityLevel::k128;
+}
 
 void validate(const PbsParameters& p, SecurityCheck check) {
   const auto fail = [&](const std::string& what) {

@@ -11,6 +11,7 @@
 #include <optional>
 #include <string>
 
+#include "fheml/tfhe/security.h"
 #include "fheml/tfhe/types.h"
 
 namespace fheml::tfhe {
@@ -80,13 +81,18 @@ struct SearchOptions {
   std::size_t max_pbs_base_log_times_level = 52;
   std::size_t max_ks_level = 10;
   std::size_t max_ks_base_log_times_level = 64;
+  // The curve the keys' noise is taken from (security.h): 128 bits, or 132 for a margin.
+  SecurityLevel security = SecurityLevel::k128;
 };
 
-// Cheapest parameters (by estimated_cost) with the noise of every key at the 128-bit curve's
-// minimum for its dimension (n for the key switching key, k*N for the bootstrap key and fresh
-// encryptions) and log2_failure_probability(params, p, nu2) <= options.log2_p_fail. For many-LUT
-// with 2^m tables per bootstrap pass p + m. Returns nullopt when nothing in the ranges fits.
-// Throws std::invalid_argument for inconsistent options or p outside 1..16.
+// The highest level both of the set's noises meet: k132, else k128 (validate() demands 128).
+SecurityLevel achieved_security(const PbsParameters& params);
+
+// Cheapest parameters (by estimated_cost) with the noise of every key at the options.security
+// curve's minimum for its dimension (n for the key switching key, k*N for the bootstrap key and
+// fresh encryptions) and log2_failure_probability(params, p, nu2) <= options.log2_p_fail. For
+// many-LUT with 2^m tables per bootstrap pass p + m. Returns nullopt when nothing in the ranges
+// fits. Throws std::invalid_argument for inconsistent options or p outside 1..16.
 std::optional<PbsParameters> search_parameters(MessageBits p, const SearchOptions& options = {});
 
 }  // namespace fheml::tfhe

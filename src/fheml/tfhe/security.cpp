@@ -12,6 +12,9 @@ namespace {
 // zama-ai/concrete tools/parameter-curves/concrete-security-curves-rust/src/gaussian/curves_gen.rs
 constexpr double kSlope128 = -0.025696778711484593;
 constexpr double kBias128 = 2.675931372549016;
+// 132-bit line of the same file (concrete commit 4d6afba9dd8da64a279d031432baaaf6ee2141be).
+constexpr double kSlope132 = -0.024891456582633045;
+constexpr double kBias132 = 2.65734593837534;
 
 // Floor of the noise: the std on the integer scale is at least 2^2 = 4, i.e. 2^(2 - 64) of the
 // torus (`epsilon_log2_std_modular = 2.0` in security_weights.rs of the same crate). It matters
@@ -26,25 +29,42 @@ constexpr double kCurveToleranceBits = 1e-9;
 
 }  // namespace
 
-double min_log2_noise_std_128(std::size_t dimension) {
+double min_log2_noise_std(std::size_t dimension, SecurityLevel level) {
+  const int bits = static_cast<int>(level);
   if (dimension < kMinSecureDimension) {
     throw std::invalid_argument(
-        "min_noise_std_128: the 128-bit security curve is defined for dimensions >= " +
-        std::to_string(kMinSecureDimension) + ", found " + std::to_string(dimension) +
+        "min_noise_std: the " + std::to_string(bits) +
+        "-bit security curve is defined for dimensions >= " + std::to_string(kMinSecureDimension) +
+        ", found " + std::to_string(dimension) +
         "; use a larger LWE dimension (or k*N for a GLWE key)");
   }
-  return std::max(kSlope128 * static_cast<double>(dimension) + kBias128, kFloorLog2Std);
+  const bool strict = level == SecurityLevel::k132;
+  const double slope = strict ? kSlope132 : kSlope128;
+  const double bias = strict ? kBias132 : kBias128;
+  return std::max(slope * static_cast<double>(dimension) + bias, kFloorLog2Std);
 }
 
-NoiseStdDev min_noise_std_128(std::size_t dimension) {
-  return NoiseStdDev{std::exp2(min_log2_noise_std_128(dimension))};
+NoiseStdDev min_noise_std(std::size_t dimension, SecurityLevel level) {
+  return NoiseStdDev{std::exp2(min_log2_noise_std(dimension, level))};
 }
 
-bool is_secure_128(std::size_t dimension, NoiseStdDev noise) {
+bool is_secure(std::size_t dimension, NoiseStdDev noise, SecurityLevel level) {
   if (dimension < kMinSecureDimension || !(noise.value > 0) || !std::isfinite(noise.value)) {
     return false;
   }
-  return std::log2(noise.value) >= min_log2_noise_std_128(dimension) - kCurveToleranceBits;
+  return std::log2(noise.value) >= min_log2_noise_std(dimension, level) - kCurveToleranceBits;
+}
+
+double min_log2_noise_std_128(std::size_t dimension) {
+  return min_log2_noise_std(dimension, SecurityLevel::k128);
+}
+
+NoiseStdDev min_noise_std_128(std::size_t dimension) {
+  return min_noise_std(dimension, SecurityLevel::k128);
+}
+
+bool is_secure_128(std::size_t dimension, NoiseStdDev noise) {
+  return is_secure(dimension, noise, SecurityLevel::k128);
 }
 
 }  // namespace fheml::tfhe
