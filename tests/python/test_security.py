@@ -17,3 +17,48 @@ def test_a_132_bit_tree_meets_it_and_computes_the_same():
     assert model.fhe_circuit.statistics()["security_bits"] == 132
     assert "security: 132 bits" in model.fhe_circuit.report()
     np.testing.assert_array_equal(model.predict(X[:4], fhe="execute"), model.predict(X[:4]))
+
+
+def _fnv1a(fields) -> int:
+    """fheml's parameter fingerprint (tfhe::fingerprint): FNV-1a over a tag and the 9 fields."""
+    h = 0xcbf29ce484222325
+    for value in (0x66686d6c70627331, *fields):
+        for byte in value.to_bytes(8, "little"):
+            h = ((h ^ byte) * 0x100000001b3) & 0xFFFFFFFFFFFFFFFF
+    return h
+
+
+def _halve_lwe_noise(path):
+    """Rewrites an artifact as a hostile maker could: the LWE noise halved (below the 128-bit
+    curve), the envelope's fingerprint and BLAKE2b checksum made consistent again."""
+    import hashlib
+    import struct
+    data = bytearray(path.read_bytes())
+    fingerprint = int.from_bytes(data[12:20], "little")
+    end = 28 + int.from_bytes(data[20:28], "little")
+    for offset in range(28, min(end - 72, 4096)):
+        if _fnv1a(struct.unpack_from("<9Q", data, offset)) == fingerprint:
+            break
+    else:
+        raise AssertionError(f"no parameter block in {path}")
+    noise = struct.unpack_from("<d", data, offset + 24)[0]
+    struct.pack_into("<d", data, offset + 24, noise / 2)
+    data[12:20] = _fnv1a(struct.unpack_from("<9Q", data, offset)).to_bytes(8, "little")
+    data[end:end + 16] = hashlib.blake2b(bytes(data[:end]), digest_size=16).digest()
+    path.write_bytes(bytes(data))
+
+
+def test_insecure_artifacts_are_refused_by_every_python_entry_point(tmp_path):
+    import pytest
+    from fheml.deployment import FHEModelClient, FHEModelDev, FHEModelServer
+    X, y = load_breast_cancer(return_X_y=True)
+    X = StandardScaler().fit_transform(X)
+    model = fsk.DecisionTreeClassifier(max_depth=2, random_state=0).fit(X, y).compile(X)
+    FHEModelDev(tmp_path / "m", model).save()
+    FHEModelClient(tmp_path / "m").generate_private_and_evaluation_keys()  # loads before
+    for name in ("client.fheml", "server.fheml"):
+        _halve_lwe_noise(tmp_path / "m" / name)
+    with pytest.raises(ValueError, match="below the 128-bit security curve"):
+        FHEModelClient(tmp_path / "m")
+    with pytest.raises(ValueError, match="below the 128-bit security curve"):
+        FHEModelServer(tmp_path / "m")
