@@ -82,7 +82,7 @@ class FheNetwork:
                  p_error: float | None = None, global_p_error: float | None = None,
                  threads: int = 0, min_agreement: float = 0.99,
                  per_channel_activations: bool = True, out_of_range: str = "warn",
-                 security_level: int = 128):
+                 security_level: int = 128, profile: str = "standard"):
         if p_error is not None and global_p_error is not None:
             raise ValueError("set p_error or global_p_error, not both")
         for name, value in (("p_error", p_error), ("global_p_error", global_p_error)):
@@ -117,7 +117,7 @@ class FheNetwork:
             p_error=p_error, global_p_error=global_p_error, threads=int(threads), search=search,
             min_agreement=float(min_agreement),
             per_channel_activations=bool(per_channel_activations), out_of_range=out_of_range,
-            security_level=int(security_level))
+            security_level=int(security_level), profile=profile)
         chosen = [t for t in self._fhe_model.precision_trials() if t["chosen"]]
         self.n_bits = chosen[0]["n_bits"] if chosen else roles
         self.rounding_threshold_bits = (chosen[0]["rounding_threshold_bits"] if chosen
@@ -215,7 +215,8 @@ def compile_onnx_model(model, X_calib, n_bits="auto", rounding_threshold_bits="a
                        rounding_method: str = "approximate", p_error: float | None = None,
                        global_p_error: float | None = None, threads: int = 0,
                        max_lookup_bits: int = 8, min_agreement: float = 0.99,
-                       out_of_range: str = "warn", security_level: int = 128) -> FheNetwork:
+                       out_of_range: str = "warn", security_level: int = 128,
+                       profile: str = "standard") -> FheNetwork:
     """Compiles an ONNX network (path, bytes or onnx.ModelProto) for encrypted inference.
 
     X_calib: representative inputs ([N, ...] as the network takes them, or flat [N, F]); their
@@ -231,11 +232,13 @@ def compile_onnx_model(model, X_calib, n_bits="auto", rounding_threshold_bits="a
     "exact" (2 bootstraps per removed chunk). p_error / global_p_error: failure budget per
     bootstrap / per prediction (default 2^-40 per bootstrap). out_of_range: inputs beyond the
     calibrated range are clipped, with a fheml.InputRangeWarning ("warn"), refused with a
-    ValueError ("raise"), or silently ("clip"). security_level: 128 or 132 bits.
+    ValueError ("raise"), or silently ("clip"). security_level: 128 or 132 bits. profile:
+    "standard", or "ind-cpa-d" when decrypted results may reach the server (every bootstrap
+    fails with probability at most 2^-64, 132-bit keys; README, Security).
     """
     return FheNetwork(_onnx_bytes(model), X_calib, n_bits=n_bits,
                       rounding_threshold_bits=rounding_threshold_bits,
                       rounding_method=rounding_method, max_lookup_bits=max_lookup_bits,
                       p_error=p_error, global_p_error=global_p_error, threads=threads,
                       min_agreement=min_agreement, out_of_range=out_of_range,
-                      security_level=security_level)
+                      security_level=security_level, profile=profile)

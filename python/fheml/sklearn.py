@@ -46,11 +46,19 @@ _MODES = ("disable", "simulate", "execute")
 _OUT_OF_RANGE = ("warn", "raise", "clip")
 # What a model fitted but not compiled runs with (compile's defaults).
 _DEFAULT_COMPILE_OPTIONS = {"p_error": None, "global_p_error": None, "threads": 0,
-                            "out_of_range": "warn", "security_level": 128}
+                            "out_of_range": "warn", "security_level": 128,
+                            "profile": "standard"}
+_PROFILES = ("standard", "ind-cpa-d")
 _ROLES = ("model_inputs", "op_inputs", "op_weights", "model_outputs")
 # Rows per encrypted call: each row is F ciphertexts of 16 KiB (N = 2048), so 16 rows of 30
 # features stay in cache; 64 rows per call cost 25% more per row (bench/README.md).
 _EXECUTE_CHUNK = 16
+
+
+def _check_profile(profile) -> None:
+    if not isinstance(profile, str) or profile not in _PROFILES:
+        raise ValueError(f"profile must be one of {', '.join(map(repr, _PROFILES))}, "
+                         f"found {profile!r}")
 
 
 def _n_bits_roles(n_bits) -> dict[str, int]:
@@ -246,7 +254,8 @@ class _FheModel(BaseEstimator):
         return ours
 
     def compile(self, X, p_error: float | None = None, global_p_error: float | None = None,
-                threads: int = 0, out_of_range: str = "warn", security_level: int = 128):
+                threads: int = 0, out_of_range: str = "warn", security_level: int = 128,
+                profile: str = "standard"):
         """Compiles the circuit for simulate and execute.
 
         X: representative rows (checked against the model: features, finite values); the input
@@ -258,7 +267,10 @@ class _FheModel(BaseEstimator):
         ("warn"), a ValueError ("raise") or nothing ("clip"). Trees never need it: a value past
         the grid compares with every threshold as the grid's end does. security_level: 128 (the
         lattice-estimator curve Concrete uses) or 132 (TFHE-rs's design target: a margin against
-        better attacks, for slightly larger keys and slower bootstraps).
+        better attacks, for slightly larger keys and slower bootstraps). profile: "standard", or
+        "ind-cpa-d" when decrypted results (or whether a result was wrong) may reach the server:
+        every bootstrap fails with probability at most 2^-64 (p_error defaults to it; a larger
+        p_error or global_p_error is refused) and the keys are chosen at 132 bits.
         """
         check_is_fitted(self, "sklearn_model_")
         validate_data(self, X, dtype=np.float64, reset=False)
@@ -272,9 +284,11 @@ class _FheModel(BaseEstimator):
         if out_of_range not in _OUT_OF_RANGE:
             raise ValueError(f"out_of_range must be one of {', '.join(map(repr, _OUT_OF_RANGE))}, "
                              f"found {out_of_range!r}")
+        _check_profile(profile)
         self._compile_options = {"p_error": p_error, "global_p_error": global_p_error,
                                  "threads": int(threads), "out_of_range": out_of_range,
-                                 "security_level": int(security_level)}
+                                 "security_level": int(security_level),
+                                 "profile": profile}
         self._build()
         self._compiled = True
         return self
@@ -393,7 +407,7 @@ class _FheLinearModel(_FheModel):
             _n_bits_roles(self.n_bits), p_error=o["p_error"], global_p_error=o["global_p_error"],
             optimize_rounding=optimize_rounding, threads=o["threads"],
             out_of_range=o.get("out_of_range", "warn"),
-            security_level=o.get("security_level", 128))
+            security_level=o.get("security_level", 128), profile=o.get("profile", "standard"))
 
 
 class _FheRegressor(RegressorMixin, _FheModel):

@@ -16,9 +16,11 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <random>
 #include <sstream>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "fheml/compiler/compile.h"
@@ -547,6 +549,69 @@ TEST(EndToEnd, GlobalPErrorBoundsTheWholeCircuit) {
     EXPECT_THAT(e.what(), HasSubstr("global_p_error"));
     EXPECT_THAT(e.what(), HasSubstr("not both"));
   }
+}
+
+// --- The ind-cpa-d profile: decrypted results may reach the server.
+
+TEST(EndToEnd, IndCpaDProfileBoundsEveryBootstrapAt2m64With132BitKeys) {
+  std::mt19937 rng(7);
+  const ir::FloatGraph g = small_mlp(rng);
+  const auto calibration = random_samples({{1, 3}}, 100, -1, 1, rng);
+
+  compiler::CompileOptions options = small_bits();
+  options.profile = compiler::Profile::kIndCpaD;
+  const runtime::Program program(compiler::compile(g, calibration, options));
+  const compiler::Circuit& circuit = program.circuit();
+  EXPECT_LE(circuit.log2_p_error, compiler::kIndCpaDLog2PError);
+  for (const compiler::NoiseSite& site : circuit.noise_sites) {
+    EXPECT_LE(site.log2_p_fail, -64.0) << site.label;
+  }
+  EXPECT_EQ(tfhe::achieved_security(circuit.parameters), tfhe::SecurityLevel::k132);
+  EXPECT_TRUE(compiler::meets_ind_cpa_d(circuit));
+  EXPECT_THAT(runtime::report(circuit, runtime::compute_statistics(circuit)),
+              HasSubstr("profile: ind-cpa-d"));
+  std::mt19937 inputs_rng(8);
+  const auto samples = test_inputs(circuit, 4, inputs_rng);
+  const auto disabled = runtime::run_clear(circuit, samples);
+  EXPECT_EQ(first_difference(execute(program, samples, 10), disabled, samples), "");
+
+  // The default profile does not meet it; the same budget reached by hand does (the check looks
+  // at the circuit, not at how it was made).
+  const compiler::Circuit standard = compiler::compile(g, calibration, small_bits());
+  EXPECT_FALSE(compiler::meets_ind_cpa_d(standard));
+  EXPECT_THAT(runtime::report(standard, runtime::compute_statistics(standard)),
+              HasSubstr("profile: standard"));
+  compiler::CompileOptions by_hand = small_bits();
+  by_hand.p_error = std::exp2(-64);
+  EXPECT_FALSE(compiler::meets_ind_cpa_d(compiler::compile(g, calibration, by_hand)))
+      << "128-bit keys";
+  by_hand.search.security = tfhe::SecurityLevel::k132;
+  EXPECT_TRUE(compiler::meets_ind_cpa_d(compiler::compile(g, calibration, by_hand)));
+
+  // A tighter budget is kept; a looser one is refused by name.
+  compiler::CompileOptions tighter = options;
+  tighter.global_p_error = std::exp2(-70);
+  const compiler::Circuit tight = compiler::compile(g, calibration, tighter);
+  EXPECT_LE(tight.global_p_error, std::exp2(-70));
+  EXPECT_TRUE(compiler::meets_ind_cpa_d(tight));
+  for (const auto& [p, g_p] :
+       {std::pair<std::optional<double>, std::optional<double>>{std::exp2(-40), std::nullopt},
+        {std::exp2(-63.9), std::nullopt},
+        {std::nullopt, 1e-12}}) {
+    compiler::CompileOptions looser = options;
+    looser.p_error = p;
+    looser.global_p_error = g_p;
+    try {
+      (void)compiler::compile(g, calibration, looser);
+      FAIL() << "a budget above 2^-64 must be refused under ind-cpa-d";
+    } catch (const std::invalid_argument& e) {
+      EXPECT_THAT(e.what(), HasSubstr("ind-cpa-d profile needs"));
+      EXPECT_THAT(e.what(), HasSubstr(p ? "p_error" : "global_p_error"));
+    }
+  }
+  EXPECT_EQ(compiler::parse_profile("ind-cpa-d"), compiler::Profile::kIndCpaD);
+  EXPECT_EQ(compiler::to_string(compiler::parse_profile("standard")), "standard");
+  EXPECT_THROW((void)compiler::parse_profile("IND-CPA-D"), std::invalid_argument);
 }
 
 // --- A linear model: no lookup, no server key, a wide output decoded exactly.

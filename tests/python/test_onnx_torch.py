@@ -350,6 +350,10 @@ def test_compile_onnx_cli_artifacts_serve_python_clients(tmp_path, cancer, small
     python_model = compile_torch_model(small_mlp, Xtr, **EXACT)
     np.testing.assert_array_equal(client.deserialize_decrypt_dequantize(reply),
                                   python_model.decision_function(Xte[:2]))
+    strict = subprocess.run(command[:6] + [str(tmp_path / "strict"), *command[7:],
+                                           "--profile", "ind-cpa-d"], capture_output=True, text=True)
+    assert strict.returncode == 0, strict.stderr
+    assert "profile: ind-cpa-d" in strict.stdout and "security: 132 bits" in strict.stdout
     bad = subprocess.run([str(cli), "compile-onnx", str(tmp_path / "calib.npy"), "--calibration",
                           str(tmp_path / "calib.npy"), "--out", str(tmp_path / "x")],
                          capture_output=True, text=True)

@@ -1,5 +1,6 @@
 """Security levels through the Python API: 128 bits by default, 132 on request (issue 15)."""
 import numpy as np
+import pytest
 from sklearn.datasets import load_breast_cancer
 from sklearn.preprocessing import StandardScaler
 
@@ -17,6 +18,36 @@ def test_a_132_bit_tree_meets_it_and_computes_the_same():
     assert model.fhe_circuit.statistics()["security_bits"] == 132
     assert "security: 132 bits" in model.fhe_circuit.report()
     np.testing.assert_array_equal(model.predict(X[:4], fhe="execute"), model.predict(X[:4]))
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_the_ind_cpa_d_profile_bounds_every_bootstrap_at_2m64_with_132_bit_keys():
+    X, y = load_breast_cancer(return_X_y=True)
+    X = StandardScaler().fit_transform(X)
+    tree = fsk.DecisionTreeClassifier(max_depth=3, random_state=0).fit(X, y)
+    tree.compile(X)
+    assert tree.fhe_circuit.statistics()["profile"] == "standard"
+    assert "profile: standard" in tree.fhe_circuit.report()
+    tree.compile(X, profile="ind-cpa-d")
+    stats = tree.fhe_circuit.statistics()
+    assert stats["profile"] == "ind-cpa-d" and stats["security_bits"] == 132
+    report = tree.fhe_circuit.report()
+    assert "profile: ind-cpa-d" in report and "security: 132 bits" in report
+    np.testing.assert_array_equal(tree.predict(X[:2], fhe="execute"), tree.predict(X[:2]))
+    # A tighter budget is kept; a looser one, or an unknown profile, is refused by name.
+    tree.compile(X, profile="ind-cpa-d", global_p_error=2.0**-80)
+    assert tree.fhe_circuit.statistics()["profile"] == "ind-cpa-d"
+    with pytest.raises(ValueError, match="ind-cpa-d profile needs p_error <= 2\\^-64"):
+        tree.compile(X, profile="ind-cpa-d", p_error=2.0**-40)
+    with pytest.raises(ValueError, match="profile must be one of 'standard', 'ind-cpa-d'"):
+        tree.compile(X, profile="IND-CPA-D")
+    # Every estimator family takes it: a linear model and a network.
+    linear = fsk.LogisticRegression().fit(X, y).compile(X, profile="ind-cpa-d")
+    assert linear.fhe_circuit.statistics()["profile"] == "ind-cpa-d"
+    mlp = fsk.MLPClassifier(hidden_layer_sizes=(8,), n_bits=3, max_iter=300,
+                            random_state=0).fit(X, y)
+    mlp.compile(X, profile="ind-cpa-d")
+    assert mlp.fhe_circuit.statistics()["profile"] == "ind-cpa-d"
 
 
 def _fnv1a(fields) -> int:

@@ -11,6 +11,7 @@
 #include <string>
 
 #include "fheml/cli/commands.h"
+#include "fheml/compiler/compile.h"
 #include "fheml/deploy/deploy.h"
 #include "fheml/models/neural_network.h"
 #include "fheml/models/npy.h"
@@ -29,6 +30,8 @@ struct CompileOnnxOptions {
   unsigned input_bits = 8;
   std::string rounding = "approximate";
   std::optional<double> p_error;
+  int security = 128;
+  std::string profile = "standard";
   double min_agreement = 0.99;
   bool force = false;
 };
@@ -50,6 +53,9 @@ void run_compile_onnx(const CompileOnnxOptions& o) {
   q.rounding_method =
       o.rounding == "exact" ? quant::RoundingMethod::kExact : quant::RoundingMethod::kApproximate;
   options.compile.p_error = o.p_error;
+  options.compile.search.security =
+      o.security == 132 ? tfhe::SecurityLevel::k132 : tfhe::SecurityLevel::k128;
+  options.compile.profile = compiler::parse_profile(o.profile);
   if (o.bits) {
     q.n_bits = {o.input_bits, *o.bits, *o.bits, 8};
     q.rounding_threshold_bits = o.rounding_bits.value_or(*o.bits);
@@ -117,6 +123,16 @@ void add_compile_onnx_command(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--p-error", o->p_error, "failure probability per bootstrap (default 2^-40)")
       ->check(CLI::Range(1e-300, 0.5));
+  cmd->add_option("--security", o->security,
+                  "bits of security the keys are chosen for: 128 (Concrete's curve) or 132 "
+                  "(TFHE-rs's)")
+      ->check(CLI::IsMember({128, 132}))
+      ->capture_default_str();
+  cmd->add_option("--profile", o->profile,
+                  "standard, or ind-cpa-d when decrypted results may reach the server "
+                  "(p_error <= 2^-64, 132-bit keys)")
+      ->check(CLI::IsMember({"standard", "ind-cpa-d"}))
+      ->capture_default_str();
   cmd->add_option("--min-agreement", o->min_agreement,
                   "the search keeps the fastest candidate agreeing with the float network on "
                   "this share of the calibration rows")

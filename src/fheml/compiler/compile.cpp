@@ -26,6 +26,26 @@ Circuit compile(quant::QuantizedGraph quantized, const CompileOptions& options) 
   return circuit;
 }
 
+std::string_view to_string(Profile profile) {
+  return profile == Profile::kIndCpaD ? "ind-cpa-d" : "standard";
+}
+
+Profile parse_profile(std::string_view name) {
+  if (name == "standard") return Profile::kStandard;
+  if (name == "ind-cpa-d") return Profile::kIndCpaD;
+  throw std::invalid_argument("profile must be 'standard' or 'ind-cpa-d', found '" +
+                              std::string(name) + "'");
+}
+
+bool meets_ind_cpa_d(const Circuit& circuit) {
+  constexpr double kTolerance = 1e-9;  // bits: a bound computed as log2(2^-64) may round
+  if (circuit.log2_p_error > kIndCpaDLog2PError + kTolerance) return false;
+  for (const NoiseSite& site : circuit.noise_sites) {
+    if (site.log2_p_fail > kIndCpaDLog2PError + kTolerance) return false;
+  }
+  return tfhe::achieved_security(circuit.parameters) >= tfhe::SecurityLevel::k132;
+}
+
 void choose_parameters(Circuit& circuit, const CompileOptions& options) {
   if (options.p_error && options.global_p_error) {
     throw std::invalid_argument(
@@ -40,6 +60,20 @@ void choose_parameters(Circuit& circuit, const CompileOptions& options) {
   };
   if (options.p_error) check("p_error", *options.p_error);
   if (options.global_p_error) check("global_p_error", *options.global_p_error);
+  const bool ind_cpa_d = options.profile == Profile::kIndCpaD;
+  if (ind_cpa_d) {
+    const auto at_most_2m64 = [](const char* name, double p) {
+      if (std::log2(p) > kIndCpaDLog2PError + 1e-9) {
+        std::ostringstream found;
+        found << p;
+        throw std::invalid_argument(std::string("the ind-cpa-d profile needs ") + name +
+                                    " <= 2^-64 (5.4e-20), found " + found.str() +
+                                    ": decryption failures seen by the server leak the key");
+      }
+    };
+    if (options.p_error) at_most_2m64("p_error", *options.p_error);
+    if (options.global_p_error) at_most_2m64("global_p_error", *options.global_p_error);
+  }
 
   std::vector<tfhe::NoiseConstraint> constraints;
   for (const NoiseSite& site : circuit.noise_sites) {
@@ -54,14 +88,18 @@ void choose_parameters(Circuit& circuit, const CompileOptions& options) {
   }
   tfhe::CircuitSearchOptions search;
   search.search = options.search;
+  if (ind_cpa_d) search.search.security = tfhe::SecurityLevel::k132;
   search.search.nu2 = 1;
-  search.search.log2_p_fail = options.p_error ? std::log2(*options.p_error) : -40.0;
+  search.search.log2_p_fail = options.p_error ? std::log2(*options.p_error)
+                              : ind_cpa_d     ? kIndCpaDLog2PError
+                                              : -40.0;
   search.global_p_error = options.global_p_error;
 
   const auto found = tfhe::search_circuit_parameters(constraints, search);
   if (!found) {
     throw std::invalid_argument(
-        "no 128-bit parameter set meets this circuit's failure budget: " +
+        std::string("no ") + (search.search.security == tfhe::SecurityLevel::k132 ? "132" : "128") +
+        "-bit parameter set meets this circuit's failure budget: " +
         tfhe::explain_no_parameters(constraints, search) +
         (options.quantization.rounding_threshold_bits
              ? ". Lower rounding_threshold_bits or n_bits, or allow a larger p_error"

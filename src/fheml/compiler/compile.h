@@ -4,8 +4,10 @@
 // choose_parameters (one 128-bit parameter set meeting the failure budget at least cost).
 #pragma once
 
+#include <cstdint>
 #include <optional>
 #include <span>
+#include <string_view>
 
 #include "fheml/compiler/circuit.h"
 #include "fheml/ir/float_graph.h"
@@ -13,6 +15,23 @@
 #include "fheml/tfhe/parameters.h"
 
 namespace fheml::compiler {
+
+// Who may see decrypted results, and the failure budget that follows (README, "Security").
+//  kStandard: decrypted results stay with the key holder. 128-bit keys unless search.security
+//    says 132; p_error 2^-40 per bootstrap unless set.
+//  kIndCpaD: decrypted results, or whether a result was wrong, may reach the server or another
+//    party. A decryption failure then leaks a linear relation on the secret key, and enough of
+//    them recover it (Li-Micciancio, "On the security of homomorphic encryption on approximate
+//    numbers", EUROCRYPT 2021; for exact schemes and TFHE: Cheon et al., "Attacks against the
+//    IND-CPA-D security of exact FHE schemes", CCS 2024). So every bootstrap and every
+//    decrypted output fails with probability at most 2^-64 (the default p_error; a larger
+//    p_error or global_p_error is refused) and the keys sit on the 132-bit curve (TFHE-rs's
+//    design level): about 1.1x the time and keys of kStandard (bench/README.md).
+enum class Profile : std::uint8_t { kStandard, kIndCpaD };
+inline constexpr double kIndCpaDLog2PError = -64.0;
+
+std::string_view to_string(Profile profile);   // "standard", "ind-cpa-d"
+Profile parse_profile(std::string_view name);  // throws std::invalid_argument
 
 struct CompileOptions {
   quant::QuantizeOptions quantization;
@@ -23,6 +42,8 @@ struct CompileOptions {
   std::optional<double> global_p_error;
   // Ranges of the parameter search (its log2_p_fail and nu2 are set from the above).
   tfhe::SearchOptions search;
+  // kIndCpaD tightens the above: p_error defaults to 2^-64, security to 132 bits.
+  Profile profile = Profile::kStandard;
 };
 
 // Throws std::invalid_argument with a diagnostic (op, numbers, what to change) when the graph
@@ -36,5 +57,10 @@ Circuit compile(quant::QuantizedGraph quantized, const CompileOptions& options =
 // Fills circuit.parameters, parameter_choice, log2_p_error, global_p_error and the
 // noise_sites' log2_p_fail from circuit.noise_sites (assign_encoding must have run).
 void choose_parameters(Circuit& circuit, const CompileOptions& options);
+
+// Whether a compiled circuit meets kIndCpaD whatever options made it: every noise site's bound
+// at most 2^-64 and the keys at 132 bits (what a deployment that shows decrypted results to the
+// server must check; the report and statistics say it).
+bool meets_ind_cpa_d(const Circuit& circuit);
 
 }  // namespace fheml::compiler

@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "fheml/common/warnings.h"
+#include "fheml/compiler/compile.h"
 #include "fheml/deploy/deploy.h"
 #include "fheml/models/linear_model.h"
 #include "fheml/models/neural_network.h"
@@ -110,10 +111,15 @@ nb::dict statistics_of(const runtime::FheCircuit& fhe) {
   d["linear_ops"] = s.linear_ops;
   d["max_bit_width"] = s.max_bit_width;
   d["max_width"] = s.max_width;
+  d["max_lookup_bits"] = s.max_lookup_bits;
   d["polynomial_size"] = c.parameters.polynomial_size.value;
   d["glwe_dimension"] = c.parameters.glwe_dimension.value;
+  d["lwe_dimension"] = c.parameters.lwe_dimension.value;
+  d["parameters"] = tfhe::describe(c.parameters);
+  d["log2_p_error"] = c.log2_p_error;  // the per-lookup bound the parameters meet
   d["global_p_error"] = c.global_p_error;
   d["security_bits"] = static_cast<int>(tfhe::achieved_security(c.parameters));
+  d["profile"] = compiler::meets_ind_cpa_d(c) ? "ind-cpa-d" : "standard";
   // The client's secret key is k*N binary coefficients (plus n for circuits with lookups).
   d["secret_key_bits"] = c.parameters.glwe_dimension.value * c.parameters.polynomial_size.value +
                          (c.has_lookups ? c.parameters.lwe_dimension.value : 0);
@@ -243,10 +249,11 @@ class PyLinearModel : public PyModel<models::LinearModel> {
                 const InMatrix& calibration, const std::map<std::string, std::int64_t>& n_bits,
                 std::optional<double> p_error, std::optional<double> global_p_error,
                 bool per_tensor_inputs, bool optimize_rounding, unsigned threads,
-                const std::string& out_of_range, int security_level) {
+                const std::string& out_of_range, int security_level, const std::string& profile) {
     models::LinearModelOptions options;
     options.runtime.out_of_range = quant::parse_out_of_range(out_of_range);
     options.compile.search.security = parse_security_level(security_level);
+    options.compile.profile = compiler::parse_profile(profile);
     options.compile.quantization.n_bits = parse_n_bits(n_bits);
     options.compile.p_error = p_error;
     options.compile.global_p_error = global_p_error;
@@ -381,13 +388,15 @@ models::NeuralNetworkOptions network_model_options(
     std::optional<std::int64_t> rounding_threshold_bits, const std::string& rounding_method,
     std::int64_t max_lookup_bits, std::optional<double> p_error,
     std::optional<double> global_p_error, unsigned threads, bool search, double min_agreement,
-    bool per_channel_activations, const std::string& out_of_range, int security_level) {
+    bool per_channel_activations, const std::string& out_of_range, int security_level,
+    const std::string& profile) {
   models::NeuralNetworkOptions options;
   options.runtime.out_of_range = quant::parse_out_of_range(out_of_range);
   options.compile =
       network_options(n_bits, rounding_threshold_bits, rounding_method, max_lookup_bits, p_error,
                       global_p_error, per_channel_activations);
   options.compile.search.security = parse_security_level(security_level);
+  options.compile.profile = compiler::parse_profile(profile);
   options.runtime.threads = threads;
   if (!(min_agreement >= 0.0 && min_agreement <= 1.0)) {
     throw std::invalid_argument("min_agreement must be in [0, 1], found " +
@@ -420,10 +429,11 @@ class PyNeuralNetwork : public PyModel<models::NeuralNetwork> {
                   const std::string& rounding_method, std::int64_t max_lookup_bits,
                   std::optional<double> p_error, std::optional<double> global_p_error,
                   unsigned threads, bool search, double min_agreement, bool per_channel_activations,
-                  const std::string& out_of_range, int security_level) {
-    const models::NeuralNetworkOptions options = network_model_options(
-        n_bits, rounding_threshold_bits, rounding_method, max_lookup_bits, p_error, global_p_error,
-        threads, search, min_agreement, per_channel_activations, out_of_range, security_level);
+                  const std::string& out_of_range, int security_level, const std::string& profile) {
+    const models::NeuralNetworkOptions options =
+        network_model_options(n_bits, rounding_threshold_bits, rounding_method, max_lookup_bits,
+                              p_error, global_p_error, threads, search, min_agreement,
+                              per_channel_activations, out_of_range, security_level, profile);
     const std::vector<std::uint8_t> bytes(bytes_of(onnx).begin(), bytes_of(onnx).end());
     const models::Matrix rows = to_matrix(calibration);
     nb::gil_scoped_release release;
@@ -441,10 +451,11 @@ class PyNeuralNetwork : public PyModel<models::NeuralNetwork> {
                   std::optional<double> p_error, std::optional<double> global_p_error,
                   unsigned threads, bool search, double min_agreement, bool per_channel_activations,
                   const std::vector<double>& activation_clip, std::uint32_t activation_levels,
-                  const std::string& out_of_range, int security_level) {
-    const models::NeuralNetworkOptions options = network_model_options(
-        n_bits, rounding_threshold_bits, rounding_method, max_lookup_bits, p_error, global_p_error,
-        threads, search, min_agreement, per_channel_activations, out_of_range, security_level);
+                  const std::string& out_of_range, int security_level, const std::string& profile) {
+    const models::NeuralNetworkOptions options =
+        network_model_options(n_bits, rounding_threshold_bits, rounding_method, max_lookup_bits,
+                              p_error, global_p_error, threads, search, min_agreement,
+                              per_channel_activations, out_of_range, security_level, profile);
     std::vector<models::Matrix> w;
     std::vector<std::vector<double>> b;
     for (const nb::handle h : coefs) w.push_back(to_matrix(nb::cast<InMatrix>(h)));
@@ -515,7 +526,7 @@ class PyTreeEnsemble : public PyModel<models::TreeEnsemble> {
                  const InVector& base_score, const std::string& link, const InMatrix& calibration,
                  unsigned n_bits, unsigned leaf_bits, unsigned max_lookup_bits,
                  std::optional<double> p_error, std::optional<double> global_p_error,
-                 unsigned threads, int security_level) {
+                 unsigned threads, int security_level, const std::string& profile) {
     const models::TreeEnsembleSpec spec =
         tree_spec(features, tree_offsets, feature, threshold, left, right, value, split,
                   aggregation, base_score, link);
@@ -526,6 +537,7 @@ class PyTreeEnsemble : public PyModel<models::TreeEnsemble> {
     options.compile.p_error = p_error;
     options.compile.global_p_error = global_p_error;
     options.compile.search.security = parse_security_level(security_level);
+    options.compile.profile = compiler::parse_profile(profile);
     options.runtime.threads = threads;
     const models::Matrix rows = to_matrix(calibration);
     nb::gil_scoped_release release;
@@ -687,12 +699,14 @@ NB_MODULE(_core, m) {
   linear
       .def(nb::init<const InMatrix&, const InVector&, const std::string&, const InMatrix&,
                     const std::map<std::string, std::int64_t>&, std::optional<double>,
-                    std::optional<double>, bool, bool, unsigned, const std::string&, int>(),
+                    std::optional<double>, bool, bool, unsigned, const std::string&, int,
+                    const std::string&>(),
            nb::arg("coef"), nb::arg("intercept"), nb::arg("link"), nb::arg("calibration"),
            nb::arg("n_bits"), nb::arg("p_error").none() = nb::none(),
            nb::arg("global_p_error").none() = nb::none(), nb::arg("per_tensor_inputs") = false,
            nb::arg("optimize_rounding") = true, nb::arg("threads") = 0,
            nb::arg("out_of_range") = "warn", nb::arg("security_level") = 128,
+           nb::arg("profile") = "standard",
            "coef [F, C], intercept [C], calibration rows [N, F] (their ranges calibrate the "
            "inputs; optimize_rounding rounds the weights with error feedback on them); n_bits "
            "per role. Raises ValueError when the model cannot be compiled.")
@@ -710,13 +724,13 @@ NB_MODULE(_core, m) {
                     const InIntVector&, const InIntVector&, const InMatrix&, const std::string&,
                     const std::string&, const InVector&, const std::string&, const InMatrix&,
                     unsigned, unsigned, unsigned, std::optional<double>, std::optional<double>,
-                    unsigned, int>(),
+                    unsigned, int, const std::string&>(),
            nb::arg("features"), nb::arg("tree_offsets"), nb::arg("feature"), nb::arg("threshold"),
            nb::arg("left"), nb::arg("right"), nb::arg("value"), nb::arg("split"),
            nb::arg("aggregation"), nb::arg("base_score"), nb::arg("link"), nb::arg("calibration"),
            nb::arg("n_bits") = 6, nb::arg("leaf_bits") = 8, nb::arg("max_lookup_bits") = 4,
            nb::arg("p_error").none() = nb::none(), nb::arg("global_p_error").none() = nb::none(),
-           nb::arg("threads") = 0, nb::arg("security_level") = 128,
+           nb::arg("threads") = 0, nb::arg("security_level") = 128, nb::arg("profile") = "standard",
            "Flat tree arrays (node n of tree t at row tree_offsets[t] + n; feature -1 marks a "
            "leaf), split '<=' or '<', aggregation 'sum' or 'mean', calibration rows [N, F]. "
            "Raises ValueError on a malformed ensemble or when it cannot be compiled.")
@@ -736,14 +750,14 @@ NB_MODULE(_core, m) {
       .def(nb::init<const nb::bytes&, const InMatrix&, const std::map<std::string, std::int64_t>&,
                     std::optional<std::int64_t>, const std::string&, std::int64_t,
                     std::optional<double>, std::optional<double>, unsigned, bool, double, bool,
-                    const std::string&, int>(),
+                    const std::string&, int, const std::string&>(),
            nb::arg("onnx"), nb::arg("calibration"), nb::arg("n_bits"),
            nb::arg("rounding_threshold_bits").none() = nb::none(),
            nb::arg("rounding_method") = "approximate", nb::arg("max_lookup_bits") = 8,
            nb::arg("p_error").none() = nb::none(), nb::arg("global_p_error").none() = nb::none(),
            nb::arg("threads") = 0, nb::arg("search") = false, nb::arg("min_agreement") = 0.99,
            nb::arg("per_channel_activations") = true, nb::arg("out_of_range") = "warn",
-           nb::arg("security_level") = 128)
+           nb::arg("security_level") = 128, nb::arg("profile") = "standard")
       .def("precision_trials", &PyNeuralNetwork::precision_trials,
            "The precision search's trials (n_bits, rounding bits, agreement with the float "
            "graph on the calibration rows, estimated latency, chosen).")
@@ -751,7 +765,8 @@ NB_MODULE(_core, m) {
                     const InMatrix&, const std::map<std::string, std::int64_t>&,
                     std::optional<std::int64_t>, const std::string&, std::int64_t,
                     std::optional<double>, std::optional<double>, unsigned, bool, double, bool,
-                    const std::vector<double>&, std::uint32_t, const std::string&, int>(),
+                    const std::vector<double>&, std::uint32_t, const std::string&, int,
+                    const std::string&>(),
            nb::arg("coefs"), nb::arg("intercepts"), nb::arg("activation"), nb::arg("link"),
            nb::arg("calibration"), nb::arg("n_bits"),
            nb::arg("rounding_threshold_bits").none() = nb::none(),
@@ -761,6 +776,7 @@ NB_MODULE(_core, m) {
            nb::arg("per_channel_activations") = true,
            nb::arg("activation_clip") = std::vector<double>{}, nb::arg("activation_levels") = 0,
            nb::arg("out_of_range") = "warn", nb::arg("security_level") = 128,
+           nb::arg("profile") = "standard",
            "scikit-learn's MLP layers: coefs [in, out] and intercepts per layer.")
       .def("float_decision_function", &PyNeuralNetwork::float_decision_function, nb::arg("x"),
            "The imported float graph on doubles (the reference).")

@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <sstream>
 
+#include "fheml/compiler/compile.h"
 #include "fheml/runtime/detail.h"
 #include "fheml/tfhe/parameters.h"
 
@@ -149,6 +150,11 @@ std::string report(const compiler::Circuit& circuit, const Statistics& statistic
     out << "chosen because: " << circuit.parameter_choice << "\n";
   out << "p_error bound: 2^" << format("%.1f", circuit.log2_p_error) << " per lookup, global "
       << format("%.3g", circuit.global_p_error) << "\n";
+  out << (compiler::meets_ind_cpa_d(circuit)
+              ? "profile: ind-cpa-d (every bootstrap and output fails with p <= 2^-64, 132-bit "
+                "keys: decrypted results may reach the server)\n"
+              : "profile: standard (keep decrypted results, and whether they were wrong, from "
+                "the server: README, Security; compile with profile ind-cpa-d otherwise)\n");
 
   const Statistics& s = statistics;
   out << "lookups:";
