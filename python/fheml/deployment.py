@@ -140,15 +140,40 @@ class FHEModelServer:
     def __init__(self, path):
         self.path = Path(path)
         self._server = _core.Server(os.fspath(self.path))
+        self._shipments = None  # what was scattered to Dask clusters (run(..., client=))
+        self._server_bytes = None
 
     @property
     def circuit_id(self) -> str:
         return self._server.circuit_id
 
-    def run(self, serialized_encrypted_quantized_data: bytes,
-            serialized_evaluation_keys: bytes) -> bytes:
-        return self._server.run(bytes(serialized_encrypted_quantized_data),
-                                bytes(serialized_evaluation_keys))
+    def run(self, serialized_encrypted_quantized_data, serialized_evaluation_keys: bytes,
+            client=None):
+        """The encrypted reply to a request (bytes), or the replies to a list of requests.
+
+        client: a dask.distributed Client: the requests (a list: each is one task) run on its
+        workers, the circuit and the evaluation keys shipped to each worker once
+        (fheml.distributed). The replies come back in the requests' order.
+        """
+        single = isinstance(serialized_encrypted_quantized_data, (bytes, bytearray, memoryview))
+        requests = ([serialized_encrypted_quantized_data] if single
+                    else list(serialized_encrypted_quantized_data))
+        keys = bytes(serialized_evaluation_keys)
+        if client is None:
+            replies = [self._server.run(bytes(r), keys) for r in requests]
+        else:
+            from fheml import distributed
+            if self._server_bytes is None:
+                data = (self.path / "server.fheml").read_bytes()
+                if _core.Server.from_bytes(data).circuit_id != self.circuit_id:
+                    raise ValueError(f"{self.path / 'server.fheml'} changed since this server "
+                                     "loaded it: create a new FHEModelServer")
+                self._server_bytes = data
+                self._shipments = distributed._Shipments()
+            replies = distributed.run_requests(self._server_bytes, keys, requests, client,
+                                               circuit_token=self.circuit_id,
+                                               shipments=self._shipments)
+        return replies[0] if single else replies
 
 
 class FHEServerError(RuntimeError):

@@ -123,6 +123,7 @@ class FheNetwork:
         self.rounding_threshold_bits = (chosen[0]["rounding_threshold_bits"] if chosen
                                         else rounding_threshold_bits)
         self._compiled = True
+        self._out_of_range = out_of_range
         self._single_output = False
         self.classes_ = None
 
@@ -155,10 +156,16 @@ class FheNetwork:
 
     # --- running
 
-    def decision_function(self, X, fhe: str = "disable") -> np.ndarray:
-        """The network's output before the ops moved to the client [N, C]."""
+    def decision_function(self, X, fhe: str = "disable", client=None) -> np.ndarray:
+        """The network's output before the ops moved to the client [N, C]. client: a
+        dask.distributed Client to run fhe="execute" on its workers (fheml.distributed)."""
         self._check_mode(fhe)
         X = self._rows(X)
+        if client is not None:
+            from fheml import distributed
+            distributed.check_mode(fhe, client)
+            return distributed.model_decision(self, self._fhe_model, X, client,
+                                              self._out_of_range, 8)
         chunk = max(1, 4 * self._fhe_model.statistics()["threads"])
         if fhe != "execute" or len(X) <= chunk:
             return self._fhe_model.decision_function(X, fhe)
@@ -169,9 +176,9 @@ class FheNetwork:
                 bar.update(len(parts[-1]))
         return np.vstack(parts)
 
-    def forward(self, X, fhe: str = "disable") -> np.ndarray:
+    def forward(self, X, fhe: str = "disable", client=None) -> np.ndarray:
         """What the original network outputs, computed in mode fhe."""
-        return self.post_processing(self.decision_function(X, fhe))
+        return self.post_processing(self.decision_function(X, fhe, client))
 
     predict = forward
 

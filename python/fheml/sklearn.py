@@ -307,6 +307,7 @@ class _FheModel(BaseEstimator):
     def __getstate__(self):
         state = self.__dict__.copy()
         state.pop("_fhe_model", None)
+        state.pop("_shipment", None)  # in-memory keys and cluster futures: never pickled
         return state
 
     def __setstate__(self, state):
@@ -347,12 +348,18 @@ class _FheModel(BaseEstimator):
         if fhe != "disable" and not self._compiled:
             raise ValueError(f"fhe={fhe!r} needs a compiled model: call compile(X) after fit")
 
-    def _decision(self, X, fhe: str) -> np.ndarray:
-        """The (de)quantized linear part [N, C], in mode fhe."""
+    def _decision(self, X, fhe: str, client=None) -> np.ndarray:
+        """The (de)quantized linear part [N, C], in mode fhe (on a Dask cluster: client)."""
         check_is_fitted(self, "sklearn_model_")
         self._check_mode(fhe)
         X = validate_data(self, X, dtype=np.float64, reset=False, order="C")
         chunk = self._execute_chunk()
+        if client is not None:
+            from fheml import distributed
+            distributed.check_mode(fhe, client)
+            return distributed.model_decision(self, self._fhe_model, X, client,
+                                              self._compile_options.get("out_of_range", "warn"),
+                                              chunk)
         if fhe != "execute" or len(X) <= chunk:
             return self._fhe_model.decision_function(X, fhe)
         parts = []
@@ -411,9 +418,10 @@ class _FheLinearModel(_FheModel):
 
 
 class _FheRegressor(RegressorMixin, _FheModel):
-    def predict(self, X, fhe: str = "disable") -> np.ndarray:
-        """Predictions [N] (or [N, C] for several targets), with the link applied."""
-        d = self._decision(X, fhe)
+    def predict(self, X, fhe: str = "disable", client=None) -> np.ndarray:
+        """Predictions [N] (or [N, C] for several targets), with the link applied. client: a
+        dask.distributed Client to run fhe="execute" on its workers (fheml.distributed)."""
+        d = self._decision(X, fhe, client)
         y = self._fhe_model.post_processing(d)
         return y.ravel() if self._single_output else y
 
@@ -425,19 +433,21 @@ class _FheClassifier(ClassifierMixin, _FheModel):
     def _has_proba(self) -> bool:
         return self._link(2) != "identity"
 
-    def decision_function(self, X, fhe: str = "disable") -> np.ndarray:
+    def decision_function(self, X, fhe: str = "disable", client=None) -> np.ndarray:
         """Scores [N] for two classes (positive: classes_[1]), [N, C] for more."""
-        d = self._decision(X, fhe)
+        d = self._decision(X, fhe, client)
         return d.ravel() if d.shape[1] == 1 else d
 
     @available_if(_has_proba)
-    def predict_proba(self, X, fhe: str = "disable") -> np.ndarray:
+    def predict_proba(self, X, fhe: str = "disable", client=None) -> np.ndarray:
         """Class probabilities [N, n_classes], computed on the client from decrypted scores."""
-        d = self._decision(X, fhe)
+        d = self._decision(X, fhe, client)
         return self._fhe_model.post_processing(d)
 
-    def predict(self, X, fhe: str = "disable") -> np.ndarray:
-        d = self._decision(X, fhe)
+    def predict(self, X, fhe: str = "disable", client=None) -> np.ndarray:
+        """Class labels. client: a dask.distributed Client to run fhe="execute" on its workers
+        (fheml.distributed); the secret key stays in this process."""
+        d = self._decision(X, fhe, client)
         # One column: a score (positive class above 0) or a probability (above 1/2).
         threshold = 0.5 if self._link(d.shape[1]) == "probability" else 0.0
         index = (d[:, 0] > threshold).astype(int) if d.shape[1] == 1 else d.argmax(axis=1)

@@ -9,6 +9,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <atomic>
 #include <random>
 #include <thread>
 
@@ -158,6 +159,58 @@ TEST(KeyStore, KeysSurviveARestartAndConcurrentReloadsShareOneCopy) {
   for (const auto& keys : got) EXPECT_EQ(keys, got[0]);
   EXPECT_EQ(restarted.in_memory(), 1u);
   expect_keys_work(server, *got[0], model);
+}
+
+// Servers behind one load balancer share a key directory: each process has its own store.
+TEST(KeyStore, StoresSharingADirectoryUploadConcurrentlyAndSeeEachOthersKeys) {
+  const auto& model = deployed(ModelKind::kMlp);
+  const Server server_a(model.artifact_dir), server_b(model.artifact_dir);
+  TempDir dir("key-store");
+  KeyStore a(server_a, dir.path(), 2), b(server_b, dir.path(), 2);
+  std::vector<std::string> ids(6);
+  std::vector<std::thread> threads;
+  for (std::size_t t = 0; t < ids.size(); ++t) {
+    threads.emplace_back([&, t] { ids[t] = (t % 2 ? a : b).put(model.keys).key_id; });
+  }
+  for (auto& t : threads) t.join();
+  for (const std::string& id : ids) EXPECT_EQ(id, key_id_of(model.keys));
+  // One whole file, no temporary left behind.
+  EXPECT_EQ(files_in(dir.path()), std::vector<fs::path>{dir.path() / (ids[0] + ".keys")});
+  EXPECT_EQ(read_file(dir.path() / (ids[0] + ".keys")), model.keys);
+  // A store that never saw the upload serves the keys (another process behind the balancer).
+  KeyStore c(server_a, dir.path(), 1);
+  expect_keys_work(server_a, *c.get(ids[0]), model);
+}
+
+// Concurrent writers of one path (threads here, processes in a server fleet): every write
+// succeeds and the file always holds one writer's whole content.
+TEST(WriteFile, ConcurrentWritersOfOnePathLeaveOneWholeFile) {
+  TempDir dir("write-file");
+  const fs::path path = dir.path() / "shared.bin";
+  constexpr std::size_t kWriters = 6, kWrites = 15, kBytes = 256 * 1024;
+  std::vector<std::vector<std::uint8_t>> payloads;
+  for (std::size_t w = 0; w < kWriters; ++w) {
+    payloads.emplace_back(kBytes, static_cast<std::uint8_t>(w + 1));
+  }
+  std::atomic<std::size_t> failures{0};
+  std::vector<std::thread> threads;
+  for (std::size_t w = 0; w < kWriters; ++w) {
+    threads.emplace_back([&, w] {
+      for (std::size_t i = 0; i < kWrites; ++i) {
+        try {
+          write_file(path, payloads[w]);
+        } catch (const std::exception&) {
+          ++failures;
+        }
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(failures.load(), 0u);
+  const std::vector<std::uint8_t> stored = read_file(path);
+  EXPECT_NE(std::find(payloads.begin(), payloads.end(), stored), payloads.end())
+      << "the file mixes writers' content (" << stored.size() << " bytes)";
+  EXPECT_EQ(files_in(dir.path()), std::vector<fs::path>{path});
 }
 
 TEST(KeyStore, AFileAlteredOnDiskIsAServerFaultNotKeys) {

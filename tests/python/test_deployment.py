@@ -228,3 +228,56 @@ def test_http_server_serves_python_artifacts(fixture, request, tmp_path):
     finally:
         server.terminate()
         server.wait(timeout=10)
+
+
+def _serve(model_dir, key_dir):
+    port = _free_port()
+    process = subprocess.Popen([Path(BUILD) / "fheml", "serve", model_dir, "--port", str(port),
+                                "--key-dir", key_dir], stderr=subprocess.PIPE)
+    http = FHEModelHTTPClient(f"http://127.0.0.1:{port}")
+    for _ in range(200):
+        try:
+            assert http.health()["status"] == "ok"
+            return process, http
+        except OSError:
+            time.sleep(0.05)
+    process.terminate()
+    raise AssertionError(f"fheml serve did not start: {process.stderr.read().decode()}")
+
+
+@needs_build
+def test_a_fleet_of_servers_shares_one_key_store(wine_forest, tmp_path):
+    """Two `fheml serve` processes behind one address (a load balancer's pool) on one key
+    directory: keys uploaded to either serve requests on both; concurrent uploads of the same
+    keys to both leave one whole file."""
+    from concurrent.futures import ThreadPoolExecutor
+    model, X = wine_forest
+    FHEModelDev(tmp_path / "model", model).save()
+    fleet = [_serve(tmp_path / "model", tmp_path / "shared-keys") for _ in range(2)]
+    try:
+        (_, a), (_, b) = fleet
+        client = FHEModelClient(tmp_path / "model", key_dir=tmp_path / "keys")
+        client.generate_private_and_evaluation_keys()
+        keys = client.get_serialized_evaluation_keys()
+        key_id = a.upload_evaluation_keys(keys)
+        reply = b.run(key_id, client.quantize_encrypt_serialize(X[:4]))  # never uploaded to b
+        np.testing.assert_array_equal(client.predict(reply), model.predict(X[:4]))
+        # Another client's keys, uploaded to both at once, several times.
+        other = FHEModelClient(tmp_path / "model", key_dir=tmp_path / "other-keys")
+        other.generate_private_and_evaluation_keys()
+        other_keys = other.get_serialized_evaluation_keys()
+        with ThreadPoolExecutor(6) as pool:
+            ids = set(pool.map(lambda i: fleet[i % 2][1].upload_evaluation_keys(other_keys),
+                               range(6)))
+        assert len(ids) == 1
+        [other_id] = ids
+        assert sorted(p.name for p in (tmp_path / "shared-keys").iterdir()) == \
+            sorted([f"{key_id}.keys", f"{other_id}.keys"])
+        assert (tmp_path / "shared-keys" / f"{other_id}.keys").read_bytes() == other_keys
+        for _, server in fleet:
+            reply = server.run(other_id, other.quantize_encrypt_serialize(X[4:6]))
+            np.testing.assert_array_equal(other.predict(reply), model.predict(X[4:6]))
+    finally:
+        for process, _ in fleet:
+            process.terminate()
+            process.wait(timeout=10)

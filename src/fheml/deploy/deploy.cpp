@@ -1,6 +1,7 @@
 #include "fheml/deploy/deploy.h"
 
 #include <fcntl.h>
+#include <sodium.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -77,11 +78,23 @@ std::vector<std::uint8_t> read_file(const fs::path& path, std::uint64_t max_byte
 
 void write_file(const fs::path& path, std::span<const std::uint8_t> bytes, bool private_file,
                 bool replace) {
-  const fs::path temporary = path.string() + ".tmp";
+  // A temporary name of this writer's own (16 random hex digits): writers of the same path in
+  // other threads or processes (servers sharing one key store) never touch each other's file,
+  // and the last rename wins with a whole file. A fixed name let one writer unlink and replace
+  // another's half-written temporary, which the other then renamed into place.
+  [[maybe_unused]] static const bool sodium_ready = sodium_init() >= 0;
+  unsigned char nonce[8];
+  randombytes_buf(nonce, sizeof nonce);
+  std::string suffix = ".";
+  for (const unsigned char b : nonce) {
+    static constexpr char kHex[] = "0123456789abcdef";
+    suffix += kHex[b >> 4];
+    suffix += kHex[b & 15];
+  }
+  const fs::path temporary = path.string() + suffix + ".tmp";
   // POSIX open rather than an ofstream: a private file is created owner-only (0600) at open,
-  // never readable by others for an instant, and O_EXCL refuses a leftover temporary file
-  // (another writer, or a link planted there).
-  ::unlink(temporary.c_str());
+  // never readable by others for an instant, and O_EXCL refuses a file already there (a link
+  // planted under the name).
   const int fd = ::open(temporary.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC,
                         private_file ? 0600 : 0644);
   if (fd < 0) {

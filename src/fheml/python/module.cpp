@@ -28,20 +28,14 @@
 #include "fheml/models/neural_network.h"
 #include "fheml/models/onnx_import.h"
 #include "fheml/models/tree_ensemble.h"
+#include "fheml/python/bindings.h"
 #include "fheml/runtime/statistics.h"
 
 namespace nb = nanobind;
 using namespace fheml;
+using namespace fheml::python;
 
 namespace {
-
-// Inputs: C-contiguous CPU arrays (nanobind converts other dtypes and orders when the Python
-// side passes them through numpy first, which fheml.sklearn does).
-using InMatrix = nb::ndarray<const double, nb::ndim<2>, nb::c_contig, nb::device::cpu>;
-using InVector = nb::ndarray<const double, nb::ndim<1>, nb::c_contig, nb::device::cpu>;
-using InIntMatrix = nb::ndarray<const std::int64_t, nb::ndim<2>, nb::c_contig, nb::device::cpu>;
-template <typename T>
-using OutMatrix = nb::ndarray<nb::numpy, T, nb::ndim<2>>;
 
 runtime::Mode parse_mode(const std::string& mode) {
   if (mode == "disable") return runtime::Mode::kDisable;
@@ -49,23 +43,6 @@ runtime::Mode parse_mode(const std::string& mode) {
   if (mode == "execute") return runtime::Mode::kExecute;
   throw std::invalid_argument("fhe must be 'disable', 'simulate' or 'execute', found '" + mode +
                               "'");
-}
-
-models::Matrix to_matrix(const InMatrix& x) {
-  const std::size_t rows = x.shape(0), cols = x.shape(1);
-  return models::Matrix{rows, cols, std::vector<double>(x.data(), x.data() + rows * cols)};
-}
-
-// The array owns a heap vector through a capsule: no copy on the way out.
-template <typename T>
-OutMatrix<T> to_numpy(std::vector<T>&& values, std::size_t rows, std::size_t cols) {
-  auto* owned = new std::vector<T>(std::move(values));
-  nb::capsule owner(owned, [](void* p) noexcept { delete static_cast<std::vector<T>*>(p); });
-  return OutMatrix<T>(owned->data(), {rows, cols}, owner);
-}
-
-OutMatrix<double> to_numpy(models::Matrix&& m) {
-  return to_numpy(std::move(m.data), m.rows, m.cols);
 }
 
 // n_bits as Concrete ML's dict: {"model_inputs": 8, "op_weights": 8, ...}; missing roles keep
@@ -214,6 +191,20 @@ class PyModel {
                            std::string(models::to_string(model_->link())), metadata);
   }
 
+  // server.fheml's and client.fheml's bytes, as save() would write them (for runs that ship the
+  // circuit to other processes: fheml.distributed).
+  nb::tuple artifacts(const std::string& metadata) const {
+    std::vector<std::uint8_t> server, client;
+    {
+      nb::gil_scoped_release release;
+      const compiler::Circuit& circuit = model_->circuit().circuit();
+      server = deploy::serialize_server_circuit(circuit);
+      client = deploy::serialize(deploy::make_client_spec(
+          circuit, std::string(models::to_string(model_->link())), metadata));
+    }
+    return nb::make_tuple(to_bytes(server), to_bytes(client));
+  }
+
   std::size_t features() const { return model_->features(); }
   std::size_t outputs() const { return model_->outputs(); }
   std::string link() const { return std::string(models::to_string(model_->link())); }
@@ -236,6 +227,8 @@ nb::class_<Py>& def_model_methods(nb::class_<Py>& c) {
       .def("keygen", &Py::keygen, "Generates the keys now (else the first execute does).")
       .def("report", &Py::report, "Per-node table, parameters and statistics.")
       .def("statistics", &Py::statistics)
+      .def("artifacts", &Py::artifacts, nb::arg("metadata") = "{}",
+           "(server.fheml bytes, client.fheml bytes), as save() writes them.")
       .def("save", &Py::save, nb::arg("path"), nb::arg("metadata") = "{}",
            "Writes the deployment artifacts path/server.fheml and path/client.fheml.")
       .def_prop_ro("features", &Py::features)
@@ -342,10 +335,6 @@ models::TreeEnsembleSpec tree_spec(std::size_t features, const InIntVector& tree
   return spec;
 }
 
-std::span<const std::uint8_t> bytes_of(const nb::bytes& b) {
-  return {reinterpret_cast<const std::uint8_t*>(b.c_str()), b.size()};
-}
-
 // The compiler's options for a network, from Python's keywords.
 compiler::CompileOptions network_options(const std::map<std::string, std::int64_t>& n_bits,
                                          std::optional<std::int64_t> rounding_threshold_bits,
@@ -434,7 +423,7 @@ class PyNeuralNetwork : public PyModel<models::NeuralNetwork> {
         network_model_options(n_bits, rounding_threshold_bits, rounding_method, max_lookup_bits,
                               p_error, global_p_error, threads, search, min_agreement,
                               per_channel_activations, out_of_range, security_level, profile);
-    const std::vector<std::uint8_t> bytes(bytes_of(onnx).begin(), bytes_of(onnx).end());
+    const std::vector<std::uint8_t> bytes(as_span(onnx).begin(), as_span(onnx).end());
     const models::Matrix rows = to_matrix(calibration);
     nb::gil_scoped_release release;
     models::OnnxImport imported = models::import_onnx(bytes);
@@ -568,113 +557,6 @@ class PyTreeEnsemble : public PyModel<models::TreeEnsemble> {
   std::string to_text() const { return models::to_text(model_->spec()); }
 };
 
-using deploy::hex_id;
-
-nb::bytes to_bytes(const std::vector<std::uint8_t>& v) {
-  return nb::bytes(reinterpret_cast<const char*>(v.data()), v.size());
-}
-
-std::span<const std::uint8_t> as_span(const nb::bytes& b) {
-  return {reinterpret_cast<const std::uint8_t*>(b.c_str()), b.size()};
-}
-
-// deploy::Client for models whose inputs are one tensor per sample (rows of a matrix, reshaped
-// to the input's shape) and whose outputs are flattened per sample.
-class PyClient {
- public:
-  PyClient(const std::filesystem::path& artifact_dir, const std::filesystem::path& key_dir,
-           const std::string& out_of_range, bool allow_readable_secret_key)
-      : client_(artifact_dir, key_dir,
-                deploy::ClientOptions{quant::parse_out_of_range(out_of_range),
-                                      allow_readable_secret_key}) {
-    if (client_.spec().circuit.inputs.size() != 1) {
-      throw std::invalid_argument(
-          "the Python client takes models with one input tensor, this "
-          "one has " +
-          std::to_string(client_.spec().circuit.inputs.size()));
-    }
-  }
-
-  void generate_keys(bool force) {
-    nb::gil_scoped_release release;
-    client_.generate_private_and_evaluation_keys(force);
-  }
-
-  nb::bytes evaluation_keys() const { return to_bytes(client_.serialized_evaluation_keys()); }
-
-  nb::bytes quantize_encrypt_serialize(const InMatrix& x) {
-    // The float input's shape (a thermometer-coded input travels as more integers than this).
-    const quant::InputQuantizer& input = client_.spec().input_quantizers[0];
-    const std::size_t width = ir::element_count(input.shape);
-    if (x.shape(1) != width) {
-      throw std::invalid_argument("X has " + std::to_string(x.shape(1)) +
-                                  " values per row, the model's input " +
-                                  ir::to_string(input.shape) + " takes " + std::to_string(width));
-    }
-    std::vector<runtime::FloatSample> samples(x.shape(0));
-    for (std::size_t r = 0; r < samples.size(); ++r) {
-      samples[r].emplace_back(
-          input.shape, std::vector<double>(x.data() + r * width, x.data() + (r + 1) * width));
-    }
-    std::vector<std::uint8_t> bytes;
-    {
-      nb::gil_scoped_release release;
-      bytes = client_.quantize_encrypt_serialize(samples);
-    }
-    return to_bytes(bytes);
-  }
-
-  // Decision values [N, total output elements], before post-processing.
-  OutMatrix<double> deserialize_decrypt_dequantize(const nb::bytes& result) const {
-    std::vector<runtime::FloatSample> samples;
-    {
-      const std::span<const std::uint8_t> bytes = as_span(result);
-      nb::gil_scoped_release release;
-      samples = client_.deserialize_decrypt_dequantize(bytes);
-    }
-    std::size_t width = 0;
-    for (const auto& o : client_.spec().circuit.outputs) width += ir::element_count(o.shape);
-    std::vector<double> out;
-    out.reserve(samples.size() * width);
-    for (const auto& sample : samples)
-      for (const auto& t : sample) out.insert(out.end(), t.data.begin(), t.data.end());
-    return to_numpy(std::move(out), samples.size(), width);
-  }
-
-  OutMatrix<double> post_processing(const InMatrix& decision) const {
-    return to_numpy(models::apply_link(models::parse_link(client_.spec().post_processing),
-                                       to_matrix(decision)));
-  }
-
-  std::string metadata() const { return client_.spec().metadata; }
-  std::string circuit_id() const { return hex_id(client_.spec().circuit_id); }
-  std::string key_id() const { return hex_id(client_.key_id()); }
-
- private:
-  deploy::Client client_;
-};
-
-class PyServer {
- public:
-  explicit PyServer(const std::filesystem::path& artifact_dir) : server_(artifact_dir) {}
-
-  nb::bytes run(const nb::bytes& inputs, const nb::bytes& evaluation_keys) const {
-    std::vector<std::uint8_t> out;
-    {
-      const auto in = as_span(inputs);
-      const auto keys = as_span(evaluation_keys);
-      nb::gil_scoped_release release;
-      out = server_.run(in, keys);
-    }
-    return to_bytes(out);
-  }
-
-  std::string circuit_id() const { return hex_id(server_.circuit_id()); }
-
- private:
-  deploy::Server server_;
-};
-
 }  // namespace
 
 NB_MODULE(_core, m) {
@@ -788,7 +670,7 @@ NB_MODULE(_core, m) {
   m.def(
       "import_onnx",
       [](const nb::bytes& onnx) {
-        const std::vector<std::uint8_t> bytes(bytes_of(onnx).begin(), bytes_of(onnx).end());
+        const std::vector<std::uint8_t> bytes(as_span(onnx).begin(), as_span(onnx).end());
         models::OnnxImport imported;
         {
           nb::gil_scoped_release release;
@@ -799,28 +681,5 @@ NB_MODULE(_core, m) {
       nb::arg("onnx"), "Imports a serialized ONNX model; returns what import_info() describes.");
   m.def("supported_onnx_ops", &models::supported_onnx_ops);
 
-  nb::class_<PyClient>(m, "Client",
-                       "The client side of a deployed model: keys (the secret key stays in "
-                       "key_dir), encryption, decryption (deploy::Client).")
-      .def(nb::init<const std::filesystem::path&, const std::filesystem::path&, const std::string&,
-                    bool>(),
-           nb::arg("path"), nb::arg("key_dir"), nb::arg("out_of_range") = "warn",
-           nb::arg("allow_readable_secret_key") = false)
-      .def("generate_keys", &PyClient::generate_keys, nb::arg("force") = false)
-      .def("evaluation_keys", &PyClient::evaluation_keys)
-      .def("quantize_encrypt_serialize", &PyClient::quantize_encrypt_serialize, nb::arg("x"))
-      .def("deserialize_decrypt_dequantize", &PyClient::deserialize_decrypt_dequantize,
-           nb::arg("result"))
-      .def("post_processing", &PyClient::post_processing, nb::arg("decision"))
-      .def_prop_ro("metadata", &PyClient::metadata)
-      .def_prop_ro("circuit_id", &PyClient::circuit_id)
-      .def_prop_ro("key_id", &PyClient::key_id);
-
-  nb::class_<PyServer>(m, "Server",
-                       "The server side of a deployed model: runs on ciphertexts with the "
-                       "evaluation keys only (deploy::Server).")
-      .def(nb::init<const std::filesystem::path&>(), nb::arg("path"))
-      .def("run", &PyServer::run, nb::arg("serialized_encrypted"),
-           nb::arg("serialized_evaluation_keys"))
-      .def_prop_ro("circuit_id", &PyServer::circuit_id);
+  python::register_deploy(m);
 }

@@ -1,0 +1,214 @@
+"""Encrypted batch inference on a Dask cluster (``pip install 'fheml[dask]'``).
+
+    from dask.distributed import Client, LocalCluster
+    dask_client = Client(LocalCluster(n_workers=2, threads_per_worker=1))
+    model.predict(X, fhe="execute", client=dask_client)       # a compiled fheml model, here
+    FHEModelServer("model").run(requests, keys, client=dask_client)   # a deployed model's server
+
+The caller encrypts and decrypts; the workers only compute. What travels: the server circuit
+(``server.fheml``'s bytes: weights, no secret) and the evaluation keys are scattered to every
+worker once (``broadcast``; the caller keeps their futures, so later calls send nothing again),
+and each task carries one chunk of ciphertexts and returns its encrypted reply. A worker
+process checks and decompresses a circuit and a key set once and keeps them (the last
+``KEPT_KEY_SETS`` key sets) for every later task. The secret key never leaves the caller's
+process.
+
+Work is split by rows: chunks of ``rows_per_task`` samples, as many tasks as keep every worker
+thread busy (each task runs on one thread: start workers with ``threads_per_worker`` = their
+cores). A task whose worker dies is run again on another worker by Dask's scheduler; replies are
+collected by chunk index, so every row comes back exactly once. The circuit and keys are on
+every worker, so a run survives the loss of any worker but the last. One sample's bootstraps
+are not split across workers: a sample runs on one thread of one worker.
+"""
+from __future__ import annotations
+
+import collections
+import hashlib
+import math
+import threading
+import uuid
+from typing import Any
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from fheml import _core
+
+__all__ = ["KEPT_KEY_SETS", "default_rows_per_task", "run_requests", "worker_loads"]
+
+# Decompressed key sets a worker process keeps (each is tens to hundreds of MiB in memory).
+KEPT_KEY_SETS = 4
+
+
+def _distributed():
+    try:
+        import distributed
+    except ImportError as e:  # an optional extra
+        raise ImportError("fheml.distributed needs dask.distributed: "
+                          "pip install 'fheml[dask]'") from e
+    return distributed
+
+
+# --- Worker side: what one worker process has loaded, by token.
+
+_lock = threading.Lock()
+_servers: dict[str, Any] = {}
+_keys: collections.OrderedDict[tuple[str, str], Any] = collections.OrderedDict()
+_loads: collections.Counter = collections.Counter()
+
+
+def worker_loads() -> dict[str, int]:
+    """How many times this process loaded each circuit ("circuit:<token>") and key set
+    ("keys:<token>"): 1 each, however many tasks ran (``dask_client.run(worker_loads)``)."""
+    with _lock:
+        return dict(_loads)
+
+
+def _server(circuit_token: str, server_bytes: bytes):
+    with _lock:
+        server = _servers.get(circuit_token)
+        if server is None:
+            server = _core.Server.from_bytes(server_bytes)
+            _servers[circuit_token] = server
+            _loads[f"circuit:{circuit_token}"] += 1
+        return server
+
+
+def _evaluation_keys(server, circuit_token: str, keys_token: str, keys_bytes: bytes):
+    # Under the lock: tasks that start together load a key set once, not once each.
+    with _lock:
+        entry = (circuit_token, keys_token)
+        keys = _keys.get(entry)
+        if keys is None:
+            keys = server.load_evaluation_keys(keys_bytes)
+            _keys[entry] = keys
+            _loads[f"keys:{keys_token}"] += 1
+            while len(_keys) > KEPT_KEY_SETS:
+                _keys.popitem(last=False)
+        else:
+            _keys.move_to_end(entry)
+        return keys
+
+
+def _run_chunk(circuit_token: str, server_bytes: bytes, keys_token: str, keys_bytes: bytes,
+               request: bytes, threads: int) -> bytes:
+    """One task: a chunk of encrypted rows through the circuit (bytes in, bytes out)."""
+    server = _server(circuit_token, server_bytes)
+    keys = _evaluation_keys(server, circuit_token, keys_token, keys_bytes)
+    return server.run(request, keys, threads)
+
+
+# --- Caller side.
+
+class _Shipments:
+    """Futures of what was scattered to a cluster, kept so that later runs send nothing again
+    (the data stays on the workers while a future to it is held)."""
+
+    def __init__(self):
+        self._held: dict[tuple[int, str], tuple[Any, Any]] = {}
+
+    def get(self, dask_client, name: str, data: bytes):
+        held = self._held.get((id(dask_client), name))
+        if held is not None and held[0] is dask_client and held[1].status == "finished":
+            return held[1]
+        # A dict names the Dask key: the same name is the same content (names carry a hash or
+        # an id of it), so a worker that joins later fetches it from a peer by that name.
+        future = dask_client.scatter({name: data}, broadcast=True)[name]
+        self._held[(id(dask_client), name)] = (dask_client, future)
+        return future
+
+
+def run_requests(server_bytes: bytes, evaluation_keys: bytes, requests: list[bytes], dask_client,
+                 *, circuit_token: str | None = None, keys_token: str | None = None,
+                 rows: list[int] | None = None, threads_per_task: int = 1,
+                 progress: bool = True, shipments: _Shipments | None = None) -> list[bytes]:
+    """Runs each serialized request on the cluster; the replies in the requests' order.
+
+    server_bytes: ``server.fheml``'s content; evaluation_keys: the client's serialized keys;
+    both are scattered once per cluster (and kept in ``shipments`` when given). Tokens name
+    them on the workers (default: a BLAKE2b of the bytes). rows: rows per request, for the
+    progress bar. Errors of a task (a request under other keys, a corrupt request) are raised
+    here as the server raised them; the other tasks are cancelled.
+    """
+    distributed = _distributed()
+    requests = [bytes(r) for r in requests]
+    if not requests:
+        return []
+    if (not isinstance(threads_per_task, (int, np.integer)) or isinstance(threads_per_task, bool)
+            or threads_per_task < 1):
+        raise ValueError(f"threads_per_task must be an int >= 1, found {threads_per_task!r}")
+    circuit_token = circuit_token or hashlib.blake2b(server_bytes, digest_size=16).hexdigest()
+    keys_token = keys_token or hashlib.blake2b(evaluation_keys, digest_size=16).hexdigest()
+    shipments = shipments if shipments is not None else _Shipments()
+    server_future = shipments.get(dask_client, f"fheml-circuit-{circuit_token}", server_bytes)
+    keys_future = shipments.get(dask_client, f"fheml-keys-{circuit_token}-{keys_token}",
+                                evaluation_keys)
+    run = uuid.uuid4().hex[:12]
+    futures = [dask_client.submit(_run_chunk, circuit_token, server_future, keys_token,
+                                  keys_future, request, int(threads_per_task),
+                                  key=f"fheml-run-{run}-{i}", pure=False)
+               for i, request in enumerate(requests)]
+    index = {f.key: i for i, f in enumerate(futures)}
+    replies: list[bytes | None] = [None] * len(futures)
+    total = sum(rows) if rows is not None else len(requests)
+    try:
+        with tqdm(total=total, desc="FHE (dask)", unit="row" if rows else "request", delay=1.0,
+                  leave=False, disable=not progress) as bar:
+            for future in distributed.as_completed(futures):
+                i = index[future.key]
+                replies[i] = future.result()
+                bar.update(rows[i] if rows is not None else 1)
+    finally:
+        dask_client.cancel([f for f in futures if not f.done()])
+    return replies  # type: ignore[return-value]
+
+
+def default_rows_per_task(n_rows: int, dask_client, most: int) -> int:
+    """Enough tasks for 4 per worker thread (load balance, small loss when a worker dies), at
+    most `most` rows each (the model's own batch size)."""
+    threads = max(1, sum(dask_client.nthreads().values()))
+    return max(1, min(int(most), math.ceil(n_rows / (4 * threads))))
+
+
+class ModelShipment:
+    """A compiled model's side of distributed runs: its artifacts' bytes, a client with keys of
+    its own (in memory, made at the first run), and what was scattered with them."""
+
+    def __init__(self, core_model, out_of_range: str):
+        self.core_model = core_model
+        self.server_bytes, client_bytes = core_model.artifacts("{}")
+        self.client = _core.Client.from_bytes(client_bytes, out_of_range=out_of_range)
+        self.shipments = _Shipments()
+
+    def decision(self, X: np.ndarray, dask_client, rows_per_task: int, progress: bool = True):
+        """Decrypted, dequantized decision values [N, C] of the rows X (float64, C order)."""
+        if not self.client.has_keys:
+            self.client.generate_keys(False)
+        chunks = [X[i:i + rows_per_task] for i in range(0, len(X), rows_per_task)]
+        requests = [self.client.quantize_encrypt_serialize(np.ascontiguousarray(c))
+                    for c in chunks]
+        replies = run_requests(self.server_bytes, self.client.evaluation_keys(), requests,
+                               dask_client, circuit_token=self.client.circuit_id,
+                               keys_token=self.client.key_id, rows=[len(c) for c in chunks],
+                               progress=progress, shipments=self.shipments)
+        return np.vstack([self.client.deserialize_decrypt_dequantize(r) for r in replies])
+
+
+def model_decision(owner, core_model, X: np.ndarray, dask_client, out_of_range: str,
+                   most_rows: int) -> np.ndarray:
+    """A compiled model's decision values for rows X, run encrypted on the cluster. The
+    shipment (artifacts, in-memory keys, scattered futures) is kept on `owner` for later calls
+    while its compiled C++ model stays the same."""
+    _distributed()
+    shipment = owner.__dict__.get("_shipment")
+    if shipment is None or shipment.core_model is not core_model:
+        shipment = ModelShipment(core_model, out_of_range)
+        owner._shipment = shipment
+    return shipment.decision(X, dask_client,
+                             default_rows_per_task(len(X), dask_client, most_rows))
+
+
+def check_mode(fhe: str, client) -> None:
+    if client is not None and fhe != "execute":
+        raise ValueError("client= runs encrypted rows on a Dask cluster: use it with "
+                         f"fhe='execute' (found fhe={fhe!r}; disable and simulate run here)")
