@@ -83,3 +83,56 @@ def test_network_tutorial_runs_as_written(tmp_path):
     float_acc, fhe_acc = map(float, out[1].split())
     assert fhe_acc >= float_acc - 0.01
     assert int(out[-1]) == 8  # one bootstrap per hidden neuron
+
+
+@pytest.mark.skipif(BUILD is None, reason="FHEML_BUILD_DIR not set (scripts/test.sh sets it)")
+def test_scaling_out_section_runs_as_written(tmp_path):
+    import signal
+
+    pytest.importorskip("distributed")
+    from fheml.deployment import FHEModelClient, FHEModelHTTPClient
+
+    section = _section("Scaling out: a Dask cluster, a fleet of servers")
+    (dask_block,) = _blocks(section, "python")
+    (fleet,) = _blocks(section, "sh")
+    # The Dask example: a file (its workers are processes that import the main module).
+    (tmp_path / "dask_predict.py").write_text(dask_block)
+    out = subprocess.run([sys.executable, "dask_predict.py"], cwd=tmp_path, check=True,
+                         capture_output=True, text=True, timeout=600).stdout
+    labels = re.findall(r"[01]", out.split("[", 1)[1])
+    assert len(labels) == 32, out
+
+    # The fleet: two `fheml serve` on the model the deployment section saves, one key directory.
+    ports = [int(p) for p in re.search(r"for port in ([\d ]+);", fleet).group(1).split()]
+    for port in ports:
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                pytest.skip(f"port {port} is in use on this machine")
+    save, _ = _blocks(_section("Deployment: save, serve, call"), "python")
+    subprocess.run([sys.executable, "-c", save], cwd=tmp_path, check=True)
+    shell = subprocess.Popen(["bash", "-c", fleet.replace("./build/fheml",
+                                                          str(Path(BUILD) / "fheml"))],
+                             cwd=tmp_path, start_new_session=True)
+    try:
+        servers = [FHEModelHTTPClient(f"http://127.0.0.1:{port}") for port in ports]
+        for server in servers:
+            for _ in range(200):
+                try:
+                    server.health()
+                    break
+                except OSError:
+                    time.sleep(0.05)
+        client = FHEModelClient(tmp_path / "cancer_model", key_dir=tmp_path / "cancer_keys")
+        client.generate_private_and_evaluation_keys()
+        key_id = servers[0].upload_evaluation_keys(client.get_serialized_evaluation_keys())
+        assert (tmp_path / "shared_keys" / f"{key_id}.keys").exists()
+        import numpy as np
+        X = np.random.default_rng(0).normal(size=(3, 30))
+        replies = [s.run(key_id, client.quantize_encrypt_serialize(X)) for s in servers]
+        assert np.array_equal(client.predict(replies[0]), client.predict(replies[1]))
+    finally:
+        try:
+            os.killpg(shell.pid, signal.SIGTERM)  # the shell's background servers
+        except ProcessLookupError:
+            pass
+        shell.wait(timeout=10)

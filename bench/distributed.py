@@ -1,0 +1,119 @@
+"""Encrypted batch inference on a Dask LocalCluster: 1 vs 2 worker processes (issue 14).
+
+For a boosted tree ensemble (GB 50 x depth 3) and fheml's NeuralNetClassifier 30-30-30-2 on
+breast cancer (70/30 split, standardized): rows per second of `predict_proba(X, fhe="execute",
+client=dask_client)` on a LocalCluster of 1 and 2 worker processes (one thread each), against
+the same rows run in this process on one thread; what each worker receives once (circuit and
+evaluation keys) and per row (request and reply bytes); the caller's own cost per row (encrypt
+and decrypt); every result checked equal to the local run. Then the projection for N machines
+of C cores from these measured costs.
+
+    .venv/bin/python bench/distributed.py [--rows 32] [--out bench/results/distributed-DATE.json]
+
+Needs dask (`pip install 'fheml[dask]'`) and torch for the network row.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import time
+import warnings
+
+import numpy as np
+from sklearn.datasets import load_breast_cancer
+from sklearn.model_selection import train_test_split
+from sklearn.preprocessing import StandardScaler
+
+import fheml
+from fheml import sklearn as fsk
+
+MODELS = [
+    ("GB 50 x depth 3", lambda: fsk.GradientBoostingClassifier(n_estimators=50, max_depth=3,
+                                                               random_state=0)),
+    ("NeuralNetClassifier 30-30-30-2", lambda: fsk.NeuralNetClassifier(
+        hidden_layer_sizes=(30, 30), random_state=1)),
+]
+
+
+def cluster_run(model, X: np.ndarray, workers: int, expected: np.ndarray) -> dict:
+    from distributed import Client, LocalCluster
+    with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                      dashboard_address=":0", silence_logs=40) as cluster, Client(cluster) as c:
+        c.wait_for_workers(workers)
+        model.predict_proba(X[:2], fhe="execute", client=c)  # ships circuit and keys, warms up
+        start = time.perf_counter()
+        proba = model.predict_proba(X, fhe="execute", client=c)
+        seconds = time.perf_counter() - start
+    if not np.array_equal(proba, expected):
+        raise SystemExit(f"{workers} workers: a row differs from the local encrypted run")
+    return {"workers": workers, "seconds": seconds, "rows_per_second": len(X) / seconds}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--rows", type=int, default=32)
+    parser.add_argument("--out", default=f"bench/results/distributed-{datetime.date.today()}.json")
+    args = parser.parse_args()
+    warnings.simplefilter("ignore", fheml.InputRangeWarning)
+    X, y = load_breast_cancer(return_X_y=True)
+    X_train, X_test, y_train, _ = train_test_split(X, y, test_size=0.3, random_state=0,
+                                                   stratify=y)
+    scaler = StandardScaler().fit(X_train)
+    X_train, X_test = scaler.transform(X_train), scaler.transform(X_test)
+    rows = X_test[:args.rows]
+    results = []
+    for name, make in MODELS:
+        try:
+            model = make().fit(X_train, y_train)
+        except ImportError as e:
+            print(f"skipped {name}: {e}")
+            continue
+        model.compile(X_train, threads=1)
+        model.fhe_circuit.keygen()
+        start = time.perf_counter()
+        local = model.predict_proba(rows, fhe="execute")
+        local_seconds = time.perf_counter() - start
+        runs = [cluster_run(model, rows, w, local) for w in (1, 2)]
+        # What travels, and the caller's share, measured with the model's own shipment client.
+        shipment = model._shipment
+        chunk = rows[:8]
+        start = time.perf_counter()
+        request = shipment.client.quantize_encrypt_serialize(chunk)
+        encrypt_s = (time.perf_counter() - start) / len(chunk)
+        reply = fheml._core.Server.from_bytes(shipment.server_bytes).run(
+            request, shipment.client.evaluation_keys())
+        start = time.perf_counter()
+        shipment.client.deserialize_decrypt_dequantize(reply)
+        decrypt_s = (time.perf_counter() - start) / len(chunk)
+        r = {
+            "model": name, "rows": len(rows),
+            "bootstraps_per_row": model.fhe_circuit.statistics()["bootstraps"],
+            "local_1_thread_rows_per_second": len(rows) / local_seconds,
+            "runs": runs,
+            "speedup_2_workers": runs[1]["rows_per_second"] / runs[0]["rows_per_second"],
+            "circuit_bytes": len(shipment.server_bytes),
+            "evaluation_key_bytes": len(shipment.client.evaluation_keys()),
+            "request_bytes_per_row": len(request) / len(chunk),
+            "reply_bytes_per_row": len(reply) / len(chunk),
+            "caller_encrypt_s_per_row": encrypt_s, "caller_decrypt_s_per_row": decrypt_s,
+        }
+        results.append(r)
+        print(f"{name}: local 1 thread {r['local_1_thread_rows_per_second']:.3f} rows/s; "
+              f"1 worker {runs[0]['rows_per_second']:.3f}, 2 workers "
+              f"{runs[1]['rows_per_second']:.3f} rows/s ({r['speedup_2_workers']:.2f}x); once per "
+              f"worker {(r['circuit_bytes'] + r['evaluation_key_bytes']) / 2**20:.1f} MiB; per row "
+              f"{r['request_bytes_per_row'] / 1024:.1f} KiB up, "
+              f"{r['reply_bytes_per_row'] / 1024:.1f} KiB down; caller "
+              f"{1e3 * (encrypt_s + decrypt_s):.2f} ms/row", flush=True)
+    os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
+    with open(args.out, "w") as f:
+        json.dump({"machine": platform.platform(), "cpus": os.cpu_count(),
+                   "date": str(datetime.date.today()), "results": results}, f, indent=1)
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
