@@ -5,10 +5,11 @@ breast cancer (70/30 split, standardized): rows per second of `predict_proba(X, 
 client=dask_client)` on a LocalCluster of 1 and 2 worker processes (one thread each), against
 the same rows run in this process on one thread; what each worker receives once (circuit and
 evaluation keys) and per row (request and reply bytes); the caller's own cost per row (encrypt
-and decrypt); every result checked equal to the local run. Then the projection for N machines
+and decrypt); every tree result checked equal to the local run (a network's approximate rounding may
+differ near ties: the share of equal rows is recorded). Then the projection for N machines
 of C cores from these measured costs.
 
-    .venv/bin/python bench/distributed.py [--rows 32] [--out bench/results/distributed-DATE.json]
+    .venv/bin/python bench/dask_models.py [--rows 32] [--out bench/results/distributed-DATE.json]
 
 Needs dask (`pip install 'fheml[dask]'`) and torch for the network row.
 """
@@ -38,7 +39,7 @@ MODELS = [
 ]
 
 
-def cluster_run(model, X: np.ndarray, workers: int, expected: np.ndarray) -> dict:
+def cluster_run(model, X: np.ndarray, workers: int, expected: np.ndarray, exact: bool) -> dict:
     from distributed import Client, LocalCluster
     with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
                       dashboard_address=":0", silence_logs=40) as cluster, Client(cluster) as c:
@@ -47,9 +48,13 @@ def cluster_run(model, X: np.ndarray, workers: int, expected: np.ndarray) -> dic
         start = time.perf_counter()
         proba = model.predict_proba(X, fhe="execute", client=c)
         seconds = time.perf_counter() - start
-    if not np.array_equal(proba, expected):
+    # Trees are exact: every row equals the local run. A network's approximate rounding reads a
+    # neighbouring entry near a tie with a probability (other keys, other noise): most rows.
+    same = float(np.mean(np.all(proba == expected, axis=1)))
+    if exact and same < 1.0:
         raise SystemExit(f"{workers} workers: a row differs from the local encrypted run")
-    return {"workers": workers, "seconds": seconds, "rows_per_second": len(X) / seconds}
+    return {"workers": workers, "seconds": seconds, "rows_per_second": len(X) / seconds,
+            "rows_equal_to_local_run": same}
 
 
 def main() -> None:
@@ -76,7 +81,8 @@ def main() -> None:
         start = time.perf_counter()
         local = model.predict_proba(rows, fhe="execute")
         local_seconds = time.perf_counter() - start
-        runs = [cluster_run(model, rows, w, local) for w in (1, 2)]
+        exact = not name.startswith("NeuralNet")
+        runs = [cluster_run(model, rows, w, local, exact) for w in (1, 2)]
         # What travels, and the caller's share, measured with the model's own shipment client.
         shipment = model._shipment
         chunk = rows[:8]
