@@ -148,12 +148,15 @@ class FHEModelServer:
         return self._server.circuit_id
 
     def run(self, serialized_encrypted_quantized_data, serialized_evaluation_keys: bytes,
-            client=None):
+            client=None, split: str = "auto"):
         """The encrypted reply to a request (bytes), or the replies to a list of requests.
 
-        client: a dask.distributed Client: the requests (a list: each is one task) run on its
-        workers, the circuit and the evaluation keys shipped to each worker once
-        (fheml.distributed). The replies come back in the requests' order.
+        client: a dask.distributed Client: the requests run on its workers, the circuit and the
+        evaluation keys shipped to each worker once (fheml.distributed). split: "rows" (each
+        request is a task), "bootstraps" (each request in turn, its bootstraps spread over the
+        workers stage by stage, the linear parts run here), or "auto" (rows when there are at
+        least as many requests as worker threads). The replies come back in the requests'
+        order; a reply does not depend on the split.
         """
         single = isinstance(serialized_encrypted_quantized_data, (bytes, bytearray, memoryview))
         requests = ([serialized_encrypted_quantized_data] if single
@@ -170,9 +173,17 @@ class FHEModelServer:
                                      "loaded it: create a new FHEModelServer")
                 self._server_bytes = data
                 self._shipments = distributed._Shipments()
-            replies = distributed.run_requests(self._server_bytes, keys, requests, client,
-                                               circuit_token=self.circuit_id,
-                                               shipments=self._shipments)
+            if distributed.choose_split(split, len(requests), client) == "rows":
+                replies = distributed.run_requests(self._server_bytes, keys, requests, client,
+                                                   circuit_token=self.circuit_id,
+                                                   shipments=self._shipments)
+            else:
+                key_id = self._server.evaluation_keys_id(keys)
+                replies = [distributed.run_staged(self._server, self._server_bytes, keys,
+                                                  bytes(r), key_id, client,
+                                                  circuit_token=self.circuit_id,
+                                                  shipments=self._shipments)
+                           for r in requests]
         return replies[0] if single else replies
 
 

@@ -13,12 +13,22 @@ process checks and decompresses a circuit and a key set once and keeps them (the
 ``KEPT_KEY_SETS`` key sets) for every later task. The secret key never leaves the caller's
 process.
 
-Work is split by rows: chunks of ``rows_per_task`` samples, as many tasks as keep every worker
-thread busy (each task runs on one thread: start workers with ``threads_per_worker`` = their
-cores). A task whose worker dies is run again on another worker by Dask's scheduler; replies are
-collected by chunk index, so every row comes back exactly once. The circuit and keys are on
-every worker, so a run survives the loss of any worker but the last. One sample's bootstraps
-are not split across workers: a sample runs on one thread of one worker.
+Work is split at one of two units:
+
+- **rows** (many rows: at least one per worker thread): chunks of ``rows_per_task`` samples, as
+  many tasks as keep every worker thread busy (each task runs on one thread: start workers with
+  ``threads_per_worker`` = their cores);
+- **bootstraps** (fewer rows than worker threads, e.g. one large CNN sample): the caller's
+  process runs the circuit's linear parts (no keys needed) and, at each stage (level of
+  independent bootstraps), sends that stage's ciphertexts in parts to the workers, which
+  key-switch and bootstrap them; the next stage starts when all parts are back. A reply is the
+  one a single server would give, bit for bit. What travels per bootstrap: one big-key
+  ciphertext each way (8 (kN + 1) bytes).
+
+A task whose worker dies is run again on another worker by Dask's scheduler (its data travels
+inside the task, so nothing is lost with the worker); results are collected by index, so every
+row and every bootstrap comes back exactly once. The circuit and keys are on every worker, so a
+run survives the loss of any worker but the last.
 """
 from __future__ import annotations
 
@@ -34,10 +44,16 @@ from tqdm.auto import tqdm
 
 from fheml import _core
 
-__all__ = ["KEPT_KEY_SETS", "default_rows_per_task", "run_requests", "worker_loads"]
+__all__ = ["KEPT_KEY_SETS", "default_rows_per_task", "run_requests", "run_staged",
+           "worker_loads"]
 
 # Decompressed key sets a worker process keeps (each is tens to hundreds of MiB in memory).
 KEPT_KEY_SETS = 4
+# A stage is cut in parts of at least this many bootstraps (a bootstrap costs ~10-20 ms, a Dask
+# task a few ms) and at most this many bytes (Dask warns about larger task payloads; smaller
+# parts also retry cheaply).
+MIN_BOOTSTRAPS_PER_TASK = 2
+MAX_STAGE_BYTES_PER_TASK = 8 << 20
 
 
 def _distributed():
@@ -59,7 +75,8 @@ _loads: collections.Counter = collections.Counter()
 
 def worker_loads() -> dict[str, int]:
     """How many times this process loaded each circuit ("circuit:<token>") and key set
-    ("keys:<token>"): 1 each, however many tasks ran (``dask_client.run(worker_loads)``)."""
+    ("keys:<token>"): 1 each, however many tasks ran (``dask_client.run(worker_loads)``); and
+    the parts of split runs it computed ("stage-parts") with their bootstraps ("bootstraps")."""
     with _lock:
         return dict(_loads)
 
@@ -96,6 +113,19 @@ def _run_chunk(circuit_token: str, server_bytes: bytes, keys_token: str, keys_by
     server = _server(circuit_token, server_bytes)
     keys = _evaluation_keys(server, circuit_token, keys_token, keys_bytes)
     return server.run(request, keys, threads)
+
+
+def _run_stage_part(circuit_token: str, server_bytes: bytes, keys_token: str, keys_bytes: bytes,
+                    ciphertexts: np.ndarray, lookups: np.ndarray, key_id: str,
+                    threads: int) -> np.ndarray:
+    """One task of a split run: a part of one stage's bootstraps."""
+    server = _server(circuit_token, server_bytes)
+    keys = _evaluation_keys(server, circuit_token, keys_token, keys_bytes)
+    out = server.run_stage(ciphertexts, lookups, keys, key_id, threads)
+    with _lock:
+        _loads["stage-parts"] += 1
+        _loads["bootstraps"] += len(ciphertexts)
+    return out
 
 
 # --- Caller side.
@@ -163,11 +193,97 @@ def run_requests(server_bytes: bytes, evaluation_keys: bytes, requests: list[byt
     return replies  # type: ignore[return-value]
 
 
+def _stage_parts(count: int, row_bytes: int, threads: int) -> list[tuple[int, int]]:
+    """[begin, end) of each part of a stage of `count` bootstraps: one per worker thread, or a
+    multiple of that many when a part would exceed MAX_STAGE_BYTES_PER_TASK (dealt round-robin,
+    each thread gets the same number of parts: equal work within one bootstrap); fewer for a
+    stage of under MIN_BOOTSTRAPS_PER_TASK per thread."""
+    rounds = max(1, math.ceil(count * row_bytes / (threads * MAX_STAGE_BYTES_PER_TASK)))
+    parts = min(rounds * threads, max(1, count // MIN_BOOTSTRAPS_PER_TASK), count)
+    bounds = [count * i // parts for i in range(parts + 1)]
+    return list(zip(bounds[:-1], bounds[1:]))
+
+
+def run_staged(server, server_bytes: bytes, evaluation_keys: bytes, request: bytes, key_id: str,
+               dask_client, *, circuit_token: str | None = None, keys_token: str | None = None,
+               progress: bool = True, shipments: _Shipments | None = None) -> bytes:
+    """One request with its bootstraps split across the cluster; its reply (bytes).
+
+    server: a ``_core.Server`` of ``server_bytes`` here (it runs the linear parts); key_id: the
+    evaluation keys' (hex): a request under another key is refused here, and every part carries
+    it so that a worker holding other keys refuses it too. The circuit and keys are scattered
+    once as in ``run_requests``.
+    """
+    distributed = _distributed()
+    circuit_token = circuit_token or hashlib.blake2b(server_bytes, digest_size=16).hexdigest()
+    keys_token = keys_token or hashlib.blake2b(evaluation_keys, digest_size=16).hexdigest()
+    shipments = shipments if shipments is not None else _Shipments()
+    server_future = shipments.get(dask_client, f"fheml-circuit-{circuit_token}", server_bytes)
+    keys_future = shipments.get(dask_client, f"fheml-keys-{circuit_token}-{keys_token}",
+                                evaluation_keys)
+    threads = worker_threads(dask_client)
+    run = uuid.uuid4().hex[:12]
+    stage = 0
+
+    with tqdm(total=server.stage_count, desc="FHE (dask, per stage)", unit="stage", delay=1.0,
+              leave=False, disable=not progress) as bar:
+        def run_stage(ciphertexts: np.ndarray, lookups: np.ndarray) -> np.ndarray:
+            nonlocal stage
+            parts = _stage_parts(len(ciphertexts), ciphertexts.shape[1] * 8, threads)
+            # Parts dealt round-robin over the worker threads (the scheduler's own placement
+            # may queue two on one worker while another idles), loosely: a part whose worker
+            # dies runs elsewhere, and its data travels inside the task, so nothing is lost.
+            slots = _thread_slots(dask_client)
+            futures = [dask_client.submit(_run_stage_part, circuit_token, server_future,
+                                          keys_token, keys_future, ciphertexts[b:e],
+                                          lookups[b:e], key_id, 1,
+                                          key=f"fheml-stage-{run}-{stage}-{i}", pure=False,
+                                          workers=[slots[i % len(slots)]],
+                                          allow_other_workers=True)
+                       for i, (b, e) in enumerate(parts)]
+            stage += 1
+            try:
+                done = dask_client.gather(futures)
+            finally:
+                dask_client.cancel([f for f in futures if not f.done()])
+            bar.update(1)
+            return np.ascontiguousarray(np.vstack(done), dtype=np.uint64)
+
+        return server.run_staged(bytes(request), key_id, run_stage)
+
+
+def _thread_slots(dask_client) -> list[str]:
+    """Worker addresses, each once per thread, interleaved (a, b, a, b, ...)."""
+    nthreads = dask_client.nthreads()
+    slots = []
+    for round_ in range(max(nthreads.values(), default=0)):
+        slots.extend(w for w, n in sorted(nthreads.items()) if n > round_)
+    if not slots:
+        raise RuntimeError("the Dask cluster has no workers")
+    return slots
+
+
+def worker_threads(dask_client) -> int:
+    return max(1, sum(dask_client.nthreads().values()))
+
+
 def default_rows_per_task(n_rows: int, dask_client, most: int) -> int:
     """Enough tasks for 4 per worker thread (load balance, small loss when a worker dies), at
     most `most` rows each (the model's own batch size)."""
-    threads = max(1, sum(dask_client.nthreads().values()))
-    return max(1, min(int(most), math.ceil(n_rows / (4 * threads))))
+    return max(1, min(int(most), math.ceil(n_rows / (4 * worker_threads(dask_client)))))
+
+
+SPLITS = ("auto", "rows", "bootstraps")
+
+
+def choose_split(split: str, n_rows: int, dask_client) -> str:
+    """"auto": by rows when there are at least as many rows as worker threads, otherwise by
+    bootstraps (one row, or a few, would leave threads idle)."""
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {', '.join(SPLITS)}, found {split!r}")
+    if split == "auto":
+        return "rows" if n_rows >= worker_threads(dask_client) else "bootstraps"
+    return split
 
 
 class ModelShipment:
@@ -179,11 +295,23 @@ class ModelShipment:
         self.server_bytes, client_bytes = core_model.artifacts("{}")
         self.client = _core.Client.from_bytes(client_bytes, out_of_range=out_of_range)
         self.shipments = _Shipments()
+        self._server = None  # runs the linear parts of split runs here, made at the first
 
-    def decision(self, X: np.ndarray, dask_client, rows_per_task: int, progress: bool = True):
+    def decision(self, X: np.ndarray, dask_client, rows_per_task: int, progress: bool = True,
+                 split: str = "auto"):
         """Decrypted, dequantized decision values [N, C] of the rows X (float64, C order)."""
         if not self.client.has_keys:
             self.client.generate_keys(False)
+        if choose_split(split, len(X), dask_client) == "bootstraps":
+            if self._server is None:
+                self._server = _core.Server.from_bytes(self.server_bytes)
+            request = self.client.quantize_encrypt_serialize(np.ascontiguousarray(X))
+            reply = run_staged(self._server, self.server_bytes, self.client.evaluation_keys(),
+                               request, self.client.key_id, dask_client,
+                               circuit_token=self.client.circuit_id,
+                               keys_token=self.client.key_id, progress=progress,
+                               shipments=self.shipments)
+            return self.client.deserialize_decrypt_dequantize(reply)
         chunks = [X[i:i + rows_per_task] for i in range(0, len(X), rows_per_task)]
         requests = [self.client.quantize_encrypt_serialize(np.ascontiguousarray(c))
                     for c in chunks]
@@ -196,9 +324,10 @@ class ModelShipment:
 
 def model_decision(owner, core_model, X: np.ndarray, dask_client, out_of_range: str,
                    most_rows: int) -> np.ndarray:
-    """A compiled model's decision values for rows X, run encrypted on the cluster. The
-    shipment (artifacts, in-memory keys, scattered futures) is kept on `owner` for later calls
-    while its compiled C++ model stays the same."""
+    """A compiled model's decision values for rows X, run encrypted on the cluster (split by
+    rows, or by bootstraps for fewer rows than worker threads). The shipment (artifacts,
+    in-memory keys, scattered futures) is kept on `owner` for later calls while its compiled
+    C++ model stays the same."""
     _distributed()
     shipment = owner.__dict__.get("_shipment")
     if shipment is None or shipment.core_model is not core_model:

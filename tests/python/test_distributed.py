@@ -1,7 +1,7 @@
 """fheml.distributed: encrypted batch inference on a Dask LocalCluster of 2 worker processes.
 
-Results equal the local encrypted run on every row; the circuit and the evaluation keys reach
-each worker once (counted on the workers) however many tasks and calls use them; killing a
+Results equal the local encrypted run on every row (one row split by bootstraps: the same
+reply byte for byte); the circuit and the evaluation keys reach each worker once (counted on the workers) however many tasks and calls use them; killing a
 worker mid-run still returns every row exactly once; no worker ever holds the secret key.
 """
 import os
@@ -118,6 +118,52 @@ def test_deployed_server_runs_requests_on_the_cluster_and_the_secret_stays(dask_
     assert not any(dask_client.run(holds_needle).values())
 
 
+def test_one_row_spreads_its_bootstraps_over_the_workers_bit_for_bit(dask_client, forest,
+                                                                     tmp_path):
+    model, X = forest
+    FHEModelDev(tmp_path / "model", model).save()
+    client = FHEModelClient(tmp_path / "model", key_dir=tmp_path / "keys")
+    client.generate_private_and_evaluation_keys()
+    keys = client.get_serialized_evaluation_keys()
+    request = client.quantize_encrypt_serialize(X[:1])
+    server = FHEModelServer(tmp_path / "model")
+    before = _loads(dask_client)
+    # One request, two worker threads: "auto" splits its stages across both workers.
+    reply = server.run(request, keys, client=dask_client)
+    assert reply == server.run(request, keys)  # the single server's reply, byte for byte
+    np.testing.assert_array_equal(client.predict(reply), model.predict(X[:1]))
+    after = _loads(dask_client)
+    parts = {w: after[w].get("stage-parts", 0) - before[w].get("stage-parts", 0) for w in after}
+    done = sum(after[w].get("bootstraps", 0) - before[w].get("bootstraps", 0) for w in after)
+    assert all(n >= 1 for n in parts.values()), parts  # both workers took parts of stages
+    assert done == model.fhe_circuit.statistics()["bootstraps"]  # each bootstrap once
+    # The same for a model's own predict on fewer rows than worker threads.
+    np.testing.assert_array_equal(model.predict_proba(X[1:2], fhe="execute", client=dask_client),
+                                  model.predict_proba(X[1:2], fhe="execute"))
+    # A request under other keys is refused before any stage runs; a part under another key id
+    # by the worker's check (here on a local server object).
+    other = FHEModelClient(tmp_path / "model", key_dir=tmp_path / "other-keys")
+    other.generate_private_and_evaluation_keys()
+    with pytest.raises(ValueError, match="under key"):
+        server.run(other.quantize_encrypt_serialize(X[:1]), keys, client=dask_client,
+                   split="bootstraps")
+    core = server._server
+    loaded = core.load_evaluation_keys(keys)
+    stage = {}
+
+    def capture(ciphertexts, lookups):
+        stage["parts"] = (ciphertexts, lookups)
+        return core.run_stage(ciphertexts, lookups, loaded, client.key_id, 1)
+    assert core.run_staged(request, client.key_id, capture) == reply
+    ciphertexts, lookups = stage["parts"]
+    with pytest.raises(ValueError, match="the stage is under key"):
+        core.run_stage(ciphertexts, lookups, loaded, other.key_id, 1)
+    with pytest.raises(ValueError, match="not a lookup"):
+        core.run_stage(ciphertexts, np.zeros_like(lookups), loaded, client.key_id, 1)
+    with pytest.raises(ValueError, match="split must be"):
+        server.run(request, keys, client=dask_client, split="levels")
+
+
 def test_a_worker_killed_mid_run_loses_no_row_and_repeats_none(forest):
     model, X = forest
     rows = X[:28]
@@ -155,4 +201,22 @@ def test_a_worker_killed_mid_run_loses_no_row_and_repeats_none(forest):
         assert not errors, errors
         with pytest.raises(ProcessLookupError):  # the worker really died (its nanny restarted it)
             os.kill(pid, 0)
-    np.testing.assert_array_equal(result["proba"], local)
+        np.testing.assert_array_equal(result["proba"], local)
+
+        # A row split by bootstraps: one part of its stage goes to each worker; one worker
+        # dies as its part starts, the part runs again elsewhere, the row comes back whole.
+        dask_client.wait_for_workers(WORKERS)
+        victim = sorted(dask_client.nthreads())[0]
+        dead_pid = dask_client.run(os.getpid, workers=[victim])[victim]
+
+        def die_on_the_next_part():
+            from fheml import distributed as d
+
+            def die(*args):
+                os._exit(3)
+            d._server = die  # called first by a stage part (rows have all run)
+        dask_client.run(die_on_the_next_part, workers=[victim])
+        one = model.predict_proba(rows[:1], fhe="execute", client=dask_client)
+        np.testing.assert_array_equal(one, local[:1])
+        with pytest.raises(ProcessLookupError):
+            os.kill(dead_pid, 0)

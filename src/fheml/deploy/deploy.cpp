@@ -370,21 +370,36 @@ runtime::EvaluationKeys Server::load_evaluation_keys(std::span<const std::uint8_
   return runtime::decompress(keys);
 }
 
+EncryptedInputs Server::read_inputs(std::span<const std::uint8_t> bytes,
+                                    std::uint64_t key_id) const {
+  tfhe::DeserializeOptions options;
+  options.expected_parameters = &circuit().parameters;
+  EncryptedInputs inputs = deserialize_encrypted_inputs(bytes, options);
+  check_circuit_id(inputs.circuit_id, circuit_id_, "the encrypted inputs");
+  if (inputs.key_id != key_id) {
+    throw tfhe::DeserializationError(
+        "the encrypted inputs are under key " + hex_id(inputs.key_id) +
+        ", the evaluation keys were made from key " + hex_id(key_id) +
+        ": run them with the evaluation keys of the client that encrypted them");
+  }
+  return inputs;
+}
+
 std::vector<std::uint8_t> Server::run(std::span<const std::uint8_t> encrypted_inputs,
                                       const runtime::EvaluationKeys& keys,
                                       tfhe::ThreadPool* pool) const {
-  tfhe::DeserializeOptions options;
-  options.expected_parameters = &circuit().parameters;
-  const EncryptedInputs inputs = deserialize_encrypted_inputs(encrypted_inputs, options);
-  check_circuit_id(inputs.circuit_id, circuit_id_, "the encrypted inputs");
-  if (inputs.key_id != keys.key_id) {
-    throw tfhe::DeserializationError(
-        "the encrypted inputs are under key " + hex_id(inputs.key_id) +
-        ", the evaluation keys were made from key " + hex_id(keys.key_id) +
-        ": run them with the evaluation keys of the client that encrypted them");
-  }
+  const EncryptedInputs inputs = read_inputs(encrypted_inputs, keys.key_id);
   EncryptedOutputs outputs{circuit_id_, inputs.key_id,
                            runtime::run(program_, keys, inputs.inputs, runtime::RunOptions{pool})};
+  return serialize(outputs);
+}
+
+std::vector<std::uint8_t> Server::run_staged(std::span<const std::uint8_t> encrypted_inputs,
+                                             std::uint64_t key_id,
+                                             const runtime::StageRunner& stages) const {
+  const EncryptedInputs inputs = read_inputs(encrypted_inputs, key_id);
+  EncryptedOutputs outputs{circuit_id_, inputs.key_id,
+                           runtime::run_staged(program_, inputs.inputs, stages)};
   return serialize(outputs);
 }
 

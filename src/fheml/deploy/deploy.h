@@ -129,7 +129,17 @@ class Server {
   std::vector<std::uint8_t> run(std::span<const std::uint8_t> encrypted_inputs,
                                 std::span<const std::uint8_t> evaluation_keys) const;
 
+  // A request split at its stages (runtime::run_staged): the linear parts here, each stage's
+  // bootstraps handed to `stages` (which holds the evaluation keys, e.g. on other machines, and
+  // calls runtime::run_stage). The checks of run; the inputs' key id must be `key_id`, that of
+  // the keys `stages` computes with. The reply is run's, byte for byte.
+  std::vector<std::uint8_t> run_staged(std::span<const std::uint8_t> encrypted_inputs,
+                                       std::uint64_t key_id,
+                                       const runtime::StageRunner& stages) const;
+
  private:
+  EncryptedInputs read_inputs(std::span<const std::uint8_t> bytes, std::uint64_t key_id) const;
+
   runtime::Program program_;
   std::uint64_t circuit_id_ = 0;
 };

@@ -16,6 +16,7 @@
 #include <utility>
 #include <vector>
 
+#include "fheml/deploy/artifacts.h"
 #include "fheml/deploy/deploy.h"
 #include "fheml/models/linear_model.h"
 #include "fheml/python/bindings.h"
@@ -25,6 +26,45 @@ namespace fheml::python {
 namespace {
 
 using deploy::hex_id;
+
+// A stage's ciphertexts or replies as they travel between a coordinator and its workers:
+// [count, lwe size] words; the tables as [count, 2] (node, table).
+using InWords = nb::ndarray<const std::uint64_t, nb::ndim<2>, nb::c_contig, nb::device::cpu>;
+using InLookups = nb::ndarray<const std::uint32_t, nb::ndim<2>, nb::c_contig, nb::device::cpu>;
+
+// The inverse of deploy::hex_id: exactly 16 hex digits.
+std::uint64_t parse_hex_id(const std::string& text, const char* what) {
+  std::uint64_t id = 0;
+  bool ok = text.size() == 16;
+  for (const char c : text) {
+    const int digit = c >= '0' && c <= '9'   ? c - '0'
+                      : c >= 'a' && c <= 'f' ? c - 'a' + 10
+                      : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                             : -1;
+    ok = ok && digit >= 0;
+    id = (id << 4) | static_cast<std::uint64_t>(digit & 15);
+  }
+  if (!ok) {
+    throw std::invalid_argument(std::string(what) + " must be 16 hex digits, found '" + text + "'");
+  }
+  return id;
+}
+
+tfhe::LweCiphertextList to_list(const InWords& words, tfhe::LweDimension dimension) {
+  if (words.shape(1) != tfhe::lwe_size(dimension)) {
+    throw std::invalid_argument("stage ciphertexts of " + std::to_string(words.shape(1)) +
+                                " words, the circuit's have " +
+                                std::to_string(tfhe::lwe_size(dimension)));
+  }
+  tfhe::LweCiphertextList list(dimension, 0);
+  list.data.assign(words.data(), words.data() + words.shape(0) * words.shape(1));
+  return list;
+}
+
+OutMatrix<std::uint64_t> words_to_numpy(const tfhe::LweCiphertextList& list) {
+  return to_numpy(std::vector<std::uint64_t>(list.data), list.count(),
+                  tfhe::lwe_size(list.dimension));
+}
 
 // deploy::Client for models whose inputs are one tensor per sample (rows of a matrix, reshaped
 // to the input's shape) and whose outputs are flattened per sample.
@@ -167,6 +207,77 @@ class PyServer {
     return to_bytes(out);
   }
 
+  // A request with its stages' bootstraps handed to run_stage(ciphertexts [n, size] uint64,
+  // lookups [n, 2] uint32) -> ciphertexts [n, size] (fheml.distributed sends them to workers).
+  nb::bytes run_staged(const nb::bytes& inputs, const std::string& key_id,
+                       const nb::callable& run_stage) const {
+    const std::uint64_t id = parse_hex_id(key_id, "key_id");
+    const runtime::StageRunner stages = [&run_stage](const tfhe::LweCiphertextList& in,
+                                                     std::span<const runtime::StageLookup> l) {
+      std::vector<std::uint32_t> lookups;
+      lookups.reserve(2 * l.size());
+      for (const runtime::StageLookup& x : l) lookups.insert(lookups.end(), {x.node, x.table});
+      nb::gil_scoped_acquire acquire;
+      const nb::object result =
+          run_stage(words_to_numpy(in), to_numpy(std::move(lookups), l.size(), std::size_t{2}));
+      const InWords words = nb::cast<InWords>(result);
+      if (words.shape(0) != in.count()) {
+        throw std::invalid_argument("run_stage returned " + std::to_string(words.shape(0)) +
+                                    " ciphertexts for " + std::to_string(in.count()));
+      }
+      return to_list(words, in.dimension);
+    };
+    std::vector<std::uint8_t> out;
+    {
+      const auto in = as_span(inputs);
+      nb::gil_scoped_release release;
+      out = server_.run_staged(in, id, stages);
+    }
+    return to_bytes(out);
+  }
+
+  // A worker's part of a stage: the ciphertexts of request key `key_id` (the keys' own, or an
+  // error) bootstrapped with the tables `lookups` names.
+  OutMatrix<std::uint64_t> run_stage(const InWords& ciphertexts, const InLookups& lookups,
+                                     const PyEvaluationKeys& keys, const std::string& key_id,
+                                     std::size_t threads) const {
+    if (parse_hex_id(key_id, "key_id") != keys.keys().key_id) {
+      throw std::invalid_argument("the stage is under key " + key_id +
+                                  ", the evaluation keys were made from key " + keys.key_id());
+    }
+    if (lookups.shape(1) != 2 || lookups.shape(0) != ciphertexts.shape(0)) {
+      throw std::invalid_argument("lookups must be [n, 2] (node, table) for n ciphertexts");
+    }
+    if (threads > runtime::kMaxThreads) {
+      throw std::invalid_argument("threads must be at most " +
+                                  std::to_string(runtime::kMaxThreads));
+    }
+    const tfhe::LweCiphertextList in = to_list(
+        ciphertexts, tfhe::extracted_lwe_dimension(server_.circuit().parameters.glwe_dimension,
+                                                   server_.circuit().parameters.polynomial_size));
+    std::vector<runtime::StageLookup> l(lookups.shape(0));
+    for (std::size_t i = 0; i < l.size(); ++i) {
+      l[i] = {lookups.data()[2 * i], lookups.data()[2 * i + 1]};
+    }
+    tfhe::LweCiphertextList out;
+    {
+      nb::gil_scoped_release release;
+      std::optional<tfhe::ThreadPool> pool;
+      if (threads > 0) pool.emplace(threads);
+      out = runtime::run_stage(server_.program(), keys.keys(), in, l,
+                               runtime::RunOptions{pool ? &*pool : nullptr});
+    }
+    return words_to_numpy(out);
+  }
+
+  // The key id of serialized evaluation keys, checked against the circuit, not decompressed.
+  std::string evaluation_keys_id(const nb::bytes& evaluation_keys) const {
+    tfhe::DeserializeOptions options;
+    options.expected_parameters = &server_.circuit().parameters;
+    return hex_id(deploy::deserialize_evaluation_keys(as_span(evaluation_keys), options).key_id);
+  }
+
+  std::size_t stage_count() const { return server_.program().stage_count(); }
   std::string circuit_id() const { return hex_id(server_.circuit_id()); }
 
  private:
@@ -220,6 +331,16 @@ void register_deploy(nb::module_& m) {
       .def("load_evaluation_keys", &PyServer::load_evaluation_keys,
            nb::arg("serialized_evaluation_keys"),
            "Checks the keys against the circuit and decompresses them, once for many runs.")
+      .def("run_staged", &PyServer::run_staged, nb::arg("serialized_encrypted"), nb::arg("key_id"),
+           nb::arg("run_stage"),
+           "Runs a request with each stage's bootstraps handed to run_stage(ciphertexts, "
+           "lookups) -> ciphertexts (uint64 [n, size], uint32 [n, 2]).")
+      .def("run_stage", &PyServer::run_stage, nb::arg("ciphertexts"), nb::arg("lookups"),
+           nb::arg("evaluation_keys"), nb::arg("key_id"), nb::arg("threads") = 0,
+           "Bootstraps a part of a stage of run_staged with loaded evaluation keys.")
+      .def("evaluation_keys_id", &PyServer::evaluation_keys_id,
+           nb::arg("serialized_evaluation_keys"))
+      .def_prop_ro("stage_count", &PyServer::stage_count)
       .def_prop_ro("circuit_id", &PyServer::circuit_id);
 
   nb::class_<PyEvaluationKeys>(m, "EvaluationKeys",

@@ -56,13 +56,27 @@ struct Flattened {
   }
 };
 
+// KS+PBS of each input with the table its lookup names (checked by the callers).
+LweCiphertextList bootstrap(const Program& program, const tfhe::ServerKey& key,
+                            const LweCiphertextList& inputs, std::span<const StageLookup> lookups,
+                            tfhe::ThreadPool& pool) {
+  std::vector<const tfhe::LookupTable*> tables(lookups.size());
+  for (std::size_t i = 0; i < lookups.size(); ++i) {
+    tables[i] = &program.tables(ir::ValueId{lookups[i].node})[lookups[i].table];
+  }
+  return tfhe::keyswitch_bootstrap_batch(key, inputs, tables, pool);
+}
+
+// The levelized evaluation of one batch: linear nodes here, each stage's bootstraps here with
+// the server key (keys) or handed to a StageRunner (stages), exactly one of the two given.
 class Evaluator {
  public:
-  Evaluator(const Program& program, const EvaluationKeys& keys, std::size_t batch,
-            const RunOptions& options)
+  Evaluator(const Program& program, const EvaluationKeys* keys, const StageRunner* stages,
+            std::size_t batch, const RunOptions& options)
       : program_(program),
         graph_(program.circuit().graph),
         keys_(keys),
+        stages_(stages),
         batch_(batch),
         pool_(options.pool != nullptr ? *options.pool : tfhe::ThreadPool::global()),
         trace_(options.trace),
@@ -151,7 +165,7 @@ class Evaluator {
   void run_lookups(const Flattened& work) {
     const std::size_t total = work.total();
     LweCiphertextList inputs(big_, total);
-    std::vector<const tfhe::LookupTable*> tables(total);
+    std::vector<StageLookup> lookups(total);
     parallel_chunks(pool_, total, [&](std::size_t t, std::size_t) {
       const auto [k, offset] = work.locate(t);
       const std::uint32_t id = work.nodes[k];
@@ -166,11 +180,21 @@ class Evaluator {
       tfhe::lwe_add_plaintext_assign(ct, detail::encode_at(lookup.offset, width));
       const std::uint32_t scale = width - lookup.bits - lookup.shift;
       if (scale > 0) tfhe::lwe_mul_scalar_assign(ct, std::int64_t{1} << scale);
-      tables[t] = &program_.tables(ir::ValueId{id})[lookup.table_of_element[offset % count_of(id)]];
+      lookups[t] = StageLookup{id, lookup.table_of_element[offset % count_of(id)]};
     });
     if (trace_ != nullptr) trace_->batch_sizes.push_back(total);
-    const LweCiphertextList outputs =
-        tfhe::keyswitch_bootstrap_batch(*keys_.server_key, inputs, tables, pool_);
+    LweCiphertextList outputs;
+    if (stages_ != nullptr) {
+      outputs = (*stages_)(inputs, lookups);
+      if (outputs.dimension != big_ || outputs.data.size() != inputs.data.size()) {
+        throw std::invalid_argument(
+            "the stage runner returned " + std::to_string(outputs.data.size()) +
+            " words of dimension " + std::to_string(outputs.dimension.value) + " for " +
+            std::to_string(total) + " ciphertexts of dimension " + std::to_string(big_.value));
+      }
+    } else {
+      outputs = bootstrap(program_, *keys_->server_key, inputs, lookups, pool_);
+    }
     const std::size_t length = tfhe::lwe_size(big_);
     for (std::size_t k = 0; k < work.nodes.size(); ++k) {
       LweCiphertextList& value = owned_[work.nodes[k]];
@@ -185,7 +209,8 @@ class Evaluator {
 
   const Program& program_;
   const ir::IntGraph& graph_;
-  const EvaluationKeys& keys_;
+  const EvaluationKeys* keys_;
+  const StageRunner* stages_;
   std::size_t batch_;
   tfhe::ThreadPool& pool_;
   ExecutionTrace* trace_;
@@ -323,17 +348,19 @@ std::vector<std::vector<Torus>> encode_inputs(const ClientCircuit& circuit, cons
   return plaintexts;
 }
 
-// run on seeded inputs (expanded here) or on expanded ones (read in place).
+// run on seeded inputs (expanded here) or on expanded ones (read in place), bootstrapping with
+// `keys` or through `stages` (one of the two).
 template <class Input>
-std::vector<EncryptedOutput> run_inputs(const Program& program, const EvaluationKeys& keys,
-                                        std::span<const Input> inputs, const RunOptions& options) {
+std::vector<EncryptedOutput> run_inputs(const Program& program, const EvaluationKeys* keys,
+                                        const StageRunner* stages, std::span<const Input> inputs,
+                                        const RunOptions& options) {
   const compiler::Circuit& circuit = program.circuit();
-  check_keys(circuit, keys);
+  if (keys != nullptr) check_keys(circuit, *keys);
   const std::vector<ir::ValueId> input_ids = circuit.graph.inputs();
   // Counts are checked before expanding: a forged count must not allocate.
   const std::size_t batch = check_batches<Input>(circuit.parameters, inputs,
                                                  list_specs(circuit, input_ids, "input"), "input");
-  Evaluator evaluator(program, keys, batch, options);
+  Evaluator evaluator(program, keys, stages, batch, options);
   for (std::size_t i = 0; i < inputs.size(); ++i) {
     if constexpr (std::is_same_v<Input, EncryptedInput>) {
       evaluator.set_input(input_ids[i].index, tfhe::expand(inputs[i].ciphertexts));
@@ -482,12 +509,55 @@ std::vector<ExpandedInput> encrypt_expanded(const compiler::Circuit& circuit,
 std::vector<EncryptedOutput> run(const Program& program, const EvaluationKeys& keys,
                                  std::span<const EncryptedInput> inputs,
                                  const RunOptions& options) {
-  return run_inputs(program, keys, inputs, options);
+  return run_inputs(program, &keys, nullptr, inputs, options);
 }
 
 std::vector<EncryptedOutput> run(const Program& program, const EvaluationKeys& keys,
                                  std::span<const ExpandedInput> inputs, const RunOptions& options) {
-  return run_inputs(program, keys, inputs, options);
+  return run_inputs(program, &keys, nullptr, inputs, options);
+}
+
+std::vector<EncryptedOutput> run_staged(const Program& program,
+                                        std::span<const EncryptedInput> inputs,
+                                        const StageRunner& stages, const RunOptions& options) {
+  return run_inputs(program, nullptr, &stages, inputs, options);
+}
+
+LweCiphertextList run_stage(const Program& program, const EvaluationKeys& keys,
+                            const LweCiphertextList& inputs, std::span<const StageLookup> lookups,
+                            const RunOptions& options) {
+  const compiler::Circuit& circuit = program.circuit();
+  check_keys(circuit, keys);
+  if (!keys.server_key) throw std::invalid_argument("the circuit has no lookups to bootstrap");
+  const tfhe::LweDimension big = big_dimension(circuit.parameters);
+  if (inputs.dimension != big || inputs.data.size() % tfhe::lwe_size(big) != 0) {
+    throw std::invalid_argument("stage ciphertexts of dimension " +
+                                std::to_string(inputs.dimension.value) + " (" +
+                                std::to_string(inputs.data.size()) + " words), the circuit's is " +
+                                std::to_string(big.value));
+  }
+  if (inputs.count() != lookups.size()) {
+    throw std::invalid_argument("a stage of " + std::to_string(inputs.count()) +
+                                " ciphertexts names " + std::to_string(lookups.size()) +
+                                " lookups: one each");
+  }
+  for (std::size_t i = 0; i < lookups.size(); ++i) {
+    const StageLookup& l = lookups[i];
+    if (l.node >= circuit.graph.nodes.size() ||
+        circuit.graph.nodes[l.node].op != ir::IntOp::kLookup) {
+      throw std::invalid_argument("stage lookup " + std::to_string(i) + " names node " +
+                                  node_name(l.node) + ", not a lookup of the circuit");
+    }
+    if (l.table >= program.tables(ir::ValueId{l.node}).size()) {
+      throw std::invalid_argument("stage lookup " + std::to_string(i) + " names table " +
+                                  std::to_string(l.table) + " of node " + node_name(l.node) +
+                                  ", which has " +
+                                  std::to_string(program.tables(ir::ValueId{l.node}).size()));
+    }
+  }
+  tfhe::ThreadPool& pool = options.pool != nullptr ? *options.pool : tfhe::ThreadPool::global();
+  if (options.trace != nullptr) options.trace->batch_sizes.push_back(inputs.count());
+  return bootstrap(program, *keys.server_key, inputs, lookups, pool);
 }
 
 std::vector<IntSample> decrypt(const compiler::Circuit& circuit, const ClientKeys& keys,

@@ -15,6 +15,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -204,6 +205,40 @@ std::vector<EncryptedOutput> run(const Program& program, const EvaluationKeys& k
 std::vector<EncryptedOutput> run(const Program& program, const EvaluationKeys& keys,
                                  std::span<const ExpandedInput> inputs,
                                  const RunOptions& options = {});
+
+// --- A run split at its stages (levels of independent bootstraps). The server of a request
+// runs the linear parts itself and hands each stage's bootstraps to a StageRunner, which may
+// spread them over other processes or machines holding the same circuit and evaluation keys
+// (fheml.distributed does, on Dask): one large sample's bootstraps on many cores.
+
+// One bootstrap of a stage: the lookup node and which of its tables (IntLookup::tables).
+struct StageLookup {
+  std::uint32_t node = 0;
+  std::uint32_t table = 0;
+  bool operator==(const StageLookup&) const = default;
+};
+
+// Given a stage's ciphertexts (under the big key, ready for the keyswitch) and the table of
+// each, returns the bootstrapped ciphertexts in the same order (run_stage on the runner's side).
+using StageRunner = std::function<tfhe::LweCiphertextList(const tfhe::LweCiphertextList& inputs,
+                                                          std::span<const StageLookup> lookups)>;
+
+// run, with every stage's bootstraps handed to `stages` and no evaluation keys here. The same
+// checks of the inputs; std::invalid_argument when `stages` returns another count of
+// ciphertexts or another dimension than it was given (its exceptions pass through).
+std::vector<EncryptedOutput> run_staged(const Program& program,
+                                        std::span<const EncryptedInput> inputs,
+                                        const StageRunner& stages, const RunOptions& options = {});
+
+// The runner's side: bootstraps inputs[i] with the table lookups[i] names (several ciphertexts
+// of a stage, any subset of it), bit-identical to run's own bootstraps. Throws
+// std::invalid_argument when the keys do not match the circuit, the counts differ, the
+// dimension is not the circuit's big dimension, or a lookup names no lookup node or no table of
+// it.
+tfhe::LweCiphertextList run_stage(const Program& program, const EvaluationKeys& keys,
+                                  const tfhe::LweCiphertextList& inputs,
+                                  std::span<const StageLookup> lookups,
+                                  const RunOptions& options = {});
 
 // Client side: phase, rounded to a multiple of 2^(63-W), mapped into [lo, lo + 2^(W+1)) of the
 // output node's range. Throws std::invalid_argument on sizes that do not match the circuit.
