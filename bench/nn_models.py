@@ -155,12 +155,40 @@ def measure(name, data, net, rows, precision, float_acc=None):
     return row
 
 
+def qat_seeds(seeds: int, out: str | None) -> None:
+    """Test accuracy (disable) of NeuralNetClassifier over random_state 1..seeds, against the
+    float torch network of the same shape (trained as in the table): QAT's spread over seeds."""
+    rows = []
+    for name, data, net, epochs, lr in models():
+        if not name.startswith("MLP"):
+            continue
+        net = train(net, data[0], data[2], epochs, lr)
+        Xtr, Xte, ytr, yte = data
+        with torch.no_grad():
+            float_acc = float((net(torch.tensor(Xte, dtype=torch.float32)).numpy().argmax(1)
+                               == yte).mean())
+        hidden = tuple(m.out_features for m in net if isinstance(m, torch.nn.Linear))[:-1]
+        accs = [float(NeuralNetClassifier(hidden_layer_sizes=hidden, random_state=seed)
+                      .fit(Xtr, ytr).score(Xte, yte)) for seed in range(1, seeds + 1)]
+        rows.append({"model": name, "float_accuracy": float_acc, "qat_accuracies": accs,
+                     "mean": float(np.mean(accs)), "gap_points": 100 * (float_acc - np.mean(accs))})
+        print(json.dumps(rows[-1]), flush=True)
+    if out:
+        with open(out, "w") as f:
+            json.dump({"date": datetime.date.today().isoformat(), "results": rows}, f, indent=1)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rows", type=int, default=2, help="encrypted samples timed per model")
     parser.add_argument("--out", default=None, help="JSON file for the results")
+    parser.add_argument("--qat-seeds", type=int, default=0,
+                        help="only: fheml's NeuralNetClassifier over this many seeds (accuracy)")
     args = parser.parse_args()
     torch.set_num_threads(1)
+    if args.qat_seeds:
+        qat_seeds(args.qat_seeds, args.out)
+        return
     results = []
     for name, data, net, epochs, lr in models():
         net = train(net, data[0], data[2], epochs, lr)

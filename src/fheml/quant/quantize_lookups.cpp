@@ -184,15 +184,70 @@ ValueId Quantizer::build_lookup(ValueId source, const std::string& origin,
                                 bool distinct_per_element) {
   // Copies: rounding below adds nodes, which moves the graph's storage.
   const Shape shape = result_.graph.node(source).shape;
-  const IntRange worst = result_.graph.node(source).range;
-  IntRange seen = observed(source);
-  const auto margin = static_cast<std::int64_t>(
-      std::ceil(options_.calibration_margin * static_cast<double>(seen.hi - seen.lo)));
-  seen = {std::max(worst.lo, seen.lo - margin), std::min(worst.hi, seen.hi + margin)};
-  const IntRange range = worst.bits() <= seen.bits() ? worst : seen;
-  const std::uint32_t bits = range.bits();
   const std::uint32_t limit = options_.max_lookup_bits;
   const std::size_t count = ir::element_count(shape);
+  // The range the lookup reads: calibrated (with the calibration margin), or the worst case
+  // when that is narrower.
+  const auto window = [&](ValueId id) {
+    const IntRange worst = result_.graph.node(id).range;
+    IntRange seen = observed(id);
+    const auto margin = static_cast<std::int64_t>(
+        std::ceil(options_.calibration_margin * static_cast<double>(seen.hi - seen.lo)));
+    seen = {std::max(worst.lo, seen.lo - margin), std::min(worst.hi, seen.hi + margin)};
+    return worst.bits() <= seen.bits() ? worst : seen;
+  };
+  IntRange range = window(source);
+
+  // Per-element centring. One window [lo, hi] serves every element of the node; when the
+  // elements' own ranges sit apart (a layer's neurons: weights of other signs and scales),
+  // that window is the union of theirs and a rounded lookup is coarser for every one. When
+  // the lookup must round and reads a linear node, each element's centre is subtracted in a
+  // copy of that node (its bias: no extra operation; the original is pruned when nothing else
+  // reads it) and element e's table reads x + centre[e]: the window becomes the widest
+  // element's.
+  std::vector<std::int64_t> centre;
+  if (range.bits() > limit && options_.rounding_threshold_bits && count > 1 &&
+      result_.graph.node(source).op == IntOp::kLinear && !calibration_[source.index].empty()) {
+    std::vector<std::int64_t> lo(count, std::numeric_limits<std::int64_t>::max());
+    std::vector<std::int64_t> hi(count, std::numeric_limits<std::int64_t>::min());
+    for (const auto& t : calibration_[source.index]) {
+      for (std::size_t e = 0; e < count; ++e) {
+        lo[e] = std::min(lo[e], t.data[e]);
+        hi[e] = std::max(hi[e], t.data[e]);
+      }
+    }
+    std::vector<std::int64_t> c(count);
+    std::int64_t widest = 0;
+    for (std::size_t e = 0; e < count; ++e) {
+      c[e] = lo[e] + (hi[e] - lo[e]) / 2;
+      widest = std::max(widest, hi[e] - lo[e]);
+    }
+    // Worth a copy of the node only if the window needs fewer bits, its margin included. (An
+    // element's room beyond its calibrated range is now the margin and the window's slack,
+    // where the union gave inner elements more: a wider margin here measured worse on held-out
+    // rows (bench/README.md "Networks"), so the calibration margin stays the same.)
+    const auto centred_width =
+        static_cast<std::int64_t>(
+            std::ceil(static_cast<double>(widest) * (1.0 + 2.0 * options_.calibration_margin))) +
+        2;
+    if (IntRange{0, centred_width}.bits() < IntRange{range.lo, range.hi}.bits()) {
+      std::vector<std::vector<Term>> rows(count);
+      std::vector<double> constants(count);
+      for (std::size_t e = 0; e < count; ++e) {
+        rows[e] = {Term{source.index, static_cast<std::uint32_t>(e), 1.0}};
+        constants[e] = -static_cast<double>(c[e]);
+      }
+      const IntNode& from = result_.graph.node(source);
+      const std::string centred_origin = from.origin + " centred";
+      source = build_linear(std::move(rows), std::move(constants), shape, centred_origin,
+                            /*integer_rows=*/true)
+                   .node;
+      range = window(source);
+      centre = std::move(c);
+      distinct_per_element = true;
+    }
+  }
+  const std::uint32_t bits = range.bits();
 
   std::int64_t offset = 0;
   std::uint32_t shift = 0;
@@ -254,7 +309,7 @@ ValueId Quantizer::build_lookup(ValueId source, const std::string& origin,
       double x =
           std::ldexp(static_cast<double>(m), static_cast<int>(shift)) - static_cast<double>(offset);
       if (shift > 0 && !approximate) x += std::ldexp(1.0, static_cast<int>(shift) - 1) - 0.5;
-      table[m] = table_value(e, x);
+      table[m] = table_value(e, centre.empty() ? x : x + static_cast<double>(centre[e]));
       lo = std::min(lo, table[m]);
       hi = std::max(hi, table[m]);
     }
