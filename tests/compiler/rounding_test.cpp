@@ -164,7 +164,7 @@ TEST(Rounding, NeuronsFarApartAreCentredOnOneNarrowWindow) {
     EXPECT_LE(all_hi - all_lo, widest + 3) << "centred window wider than the widest neuron";
     if (method == quant::RoundingMethod::kExact) {
       runtime::FheCircuit fhe(circuit);
-      const auto xs = quantized(circuit, samples(8, 2));
+      const auto xs = quantized(circuit, samples(3, 2));
       EXPECT_EQ(fhe.run_integers(xs, runtime::Mode::kExecute),
                 fhe.run_integers(xs, runtime::Mode::kDisable));
     }

@@ -671,7 +671,7 @@ StageRunner split_runner(const Program& program, const EvaluationKeys& keys, std
 TEST(Staged, StagesRunInPartsGiveTheRunsCiphertextsBitForBit) {
   const Program program(chain_circuit());
   const RuntimeKeys& keys = keys_for(program.circuit());
-  const auto samples = pairs(2, 5);
+  const auto samples = pairs(2, 3);
   tfhe::Csprng rng(tfhe::test_seed(21));
   const auto inputs = encrypt(program.circuit(), keys.client, samples, rng);
   const auto whole = run(program, keys.evaluation, inputs);
@@ -683,8 +683,8 @@ TEST(Staged, StagesRunInPartsGiveTheRunsCiphertextsBitForBit) {
     EXPECT_EQ(staged[o].batch, whole[o].batch);
     EXPECT_TRUE(staged[o].ciphertexts == whole[o].ciphertexts) << "output " << o;
   }
-  // Depth 1: %2 (3 elements) and %5 (2) of 16 samples; depth 2: %4 (2).
-  EXPECT_EQ(stage_sizes, (std::vector<std::size_t>{16 * 5, 16 * 2}));
+  // Depth 1: %2 (3 elements) and %5 (2) of 4 samples; depth 2: %4 (2).
+  EXPECT_EQ(stage_sizes, (std::vector<std::size_t>{4 * 5, 4 * 2}));
   expect_same(decrypt(program.circuit(), keys.client, staged),
               run_clear(program.circuit(), samples), samples, "staged");
 }
