@@ -148,6 +148,19 @@ class _Shipments:
         return future
 
 
+def _ship(dask_client, server_bytes: bytes, evaluation_keys: bytes, circuit_token: str | None,
+          keys_token: str | None, shipments: _Shipments | None):
+    """The circuit and the keys on the cluster (scattered once, kept in `shipments`): their
+    tokens (default: a BLAKE2b of the bytes) and futures."""
+    circuit_token = circuit_token or hashlib.blake2b(server_bytes, digest_size=16).hexdigest()
+    keys_token = keys_token or hashlib.blake2b(evaluation_keys, digest_size=16).hexdigest()
+    shipments = shipments if shipments is not None else _Shipments()
+    server_future = shipments.get(dask_client, f"fheml-circuit-{circuit_token}", server_bytes)
+    keys_future = shipments.get(dask_client, f"fheml-keys-{circuit_token}-{keys_token}",
+                                evaluation_keys)
+    return circuit_token, server_future, keys_token, keys_future
+
+
 def run_requests(server_bytes: bytes, evaluation_keys: bytes, requests: list[bytes], dask_client,
                  *, circuit_token: str | None = None, keys_token: str | None = None,
                  rows: list[int] | None = None, threads_per_task: int = 1,
@@ -167,12 +180,8 @@ def run_requests(server_bytes: bytes, evaluation_keys: bytes, requests: list[byt
     if (not isinstance(threads_per_task, (int, np.integer)) or isinstance(threads_per_task, bool)
             or threads_per_task < 1):
         raise ValueError(f"threads_per_task must be an int >= 1, found {threads_per_task!r}")
-    circuit_token = circuit_token or hashlib.blake2b(server_bytes, digest_size=16).hexdigest()
-    keys_token = keys_token or hashlib.blake2b(evaluation_keys, digest_size=16).hexdigest()
-    shipments = shipments if shipments is not None else _Shipments()
-    server_future = shipments.get(dask_client, f"fheml-circuit-{circuit_token}", server_bytes)
-    keys_future = shipments.get(dask_client, f"fheml-keys-{circuit_token}-{keys_token}",
-                                evaluation_keys)
+    circuit_token, server_future, keys_token, keys_future = _ship(
+        dask_client, server_bytes, evaluation_keys, circuit_token, keys_token, shipments)
     run = uuid.uuid4().hex[:12]
     futures = [dask_client.submit(_run_chunk, circuit_token, server_future, keys_token,
                                   keys_future, request, int(threads_per_task),
@@ -215,12 +224,8 @@ def run_staged(server, server_bytes: bytes, evaluation_keys: bytes, request: byt
     once as in ``run_requests``.
     """
     distributed = _distributed()
-    circuit_token = circuit_token or hashlib.blake2b(server_bytes, digest_size=16).hexdigest()
-    keys_token = keys_token or hashlib.blake2b(evaluation_keys, digest_size=16).hexdigest()
-    shipments = shipments if shipments is not None else _Shipments()
-    server_future = shipments.get(dask_client, f"fheml-circuit-{circuit_token}", server_bytes)
-    keys_future = shipments.get(dask_client, f"fheml-keys-{circuit_token}-{keys_token}",
-                                evaluation_keys)
+    circuit_token, server_future, keys_token, keys_future = _ship(
+        dask_client, server_bytes, evaluation_keys, circuit_token, keys_token, shipments)
     threads = worker_threads(dask_client)
     run = uuid.uuid4().hex[:12]
     stage = 0
