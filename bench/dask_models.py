@@ -19,18 +19,13 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import json
-import os
-import platform
 import time
 import warnings
 
 import numpy as np
-from sklearn.datasets import load_breast_cancer
-from sklearn.model_selection import train_test_split
-from sklearn.preprocessing import StandardScaler
 
 import fheml
+from _common import breast_cancer_split, write_results  # noqa: E402  (bench/ on sys.path)
 from fheml import sklearn as fsk
 
 MODELS = [
@@ -78,11 +73,7 @@ def main() -> None:
     parser.add_argument("--out", default=f"bench/results/distributed-{datetime.date.today()}.json")
     args = parser.parse_args()
     warnings.simplefilter("ignore", fheml.InputRangeWarning)
-    X, y = load_breast_cancer(return_X_y=True)
-    X_train, X_test, y_train, _ = train_test_split(X, y, test_size=0.3, random_state=0,
-                                                   stratify=y)
-    scaler = StandardScaler().fit(X_train)
-    X_train, X_test = scaler.transform(X_train), scaler.transform(X_test)
+    X_train, X_test, y_train, _ = breast_cancer_split()
     rows = X_test[:args.rows]
     results = []
     for name, make in MODELS:
@@ -143,11 +134,7 @@ def main() -> None:
               f"{runs[0]['one_row_split_seconds_median']:.3f} s, 2 workers "
               f"{runs[1]['one_row_split_seconds_median']:.3f} s "
               f"({r['one_row_split_speedup_2_workers']:.2f}x)", flush=True)
-    os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
-    with open(args.out, "w") as f:
-        json.dump({"machine": platform.platform(), "cpus": os.cpu_count(),
-                   "date": str(datetime.date.today()), "results": results}, f, indent=1)
-    print(f"wrote {args.out}")
+    write_results(args.out, results)
 
 
 if __name__ == "__main__":

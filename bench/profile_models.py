@@ -21,18 +21,14 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
-import os
-import platform
 import statistics
 import time
 import warnings
 
 import numpy as np
-from sklearn.datasets import load_breast_cancer
-from sklearn.model_selection import train_test_split
-from sklearn.preprocessing import StandardScaler
 
 import fheml
+from _common import breast_cancer_split, write_results  # noqa: E402  (bench/ on sys.path)
 from fheml import sklearn as fsk
 
 PROFILES = ("standard", "ind-cpa-d")
@@ -113,11 +109,7 @@ def main() -> None:
         return
     # Test rows a little past the training range are clipped, the same in both profiles.
     warnings.simplefilter("ignore", fheml.InputRangeWarning)
-    X, y = load_breast_cancer(return_X_y=True)
-    X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.3, random_state=0,
-                                                        stratify=y)
-    scaler = StandardScaler().fit(X_train)
-    X_train, X_test = scaler.transform(X_train), scaler.transform(X_test)
+    X_train, X_test, y_train, y_test = breast_cancer_split()
     print(HEADER)
     results = []
     for name, make in MODELS:
@@ -130,12 +122,7 @@ def main() -> None:
             results.append({"model": name,
                             **measure(model, X_train, X_test, y_test, profile, args.rows)})
             print(table_row(results[-1], results), flush=True)
-    os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
-    with open(args.out, "w") as f:
-        json.dump({"machine": platform.platform(), "cpus": os.cpu_count(),
-                   "date": str(datetime.date.today()), "rows_timed": args.rows,
-                   "results": results}, f, indent=1)
-    print(f"wrote {args.out}")
+    write_results(args.out, results, rows_timed=args.rows)
 
 
 if __name__ == "__main__":

@@ -17,9 +17,6 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import json
-import os
-import platform
 import statistics
 import time
 
@@ -27,6 +24,7 @@ import numpy as np
 from sklearn.datasets import load_breast_cancer, load_digits, load_wine
 from sklearn.model_selection import train_test_split
 
+from _common import write_results  # noqa: E402  (bench/ on sys.path)
 from fheml import sklearn as fsk
 
 try:
@@ -104,12 +102,7 @@ def main() -> None:
                   f"{stats['lookups'] / stats['concrete_ml_bootstraps']:.2f} | "
                   f"{row['seconds_per_row_1_threads']:.3f} | {row['seconds_per_row_2_threads']:.3f} | "
                   f"{s['evaluation_key_bytes'] / 2**20:.1f} MiB |", flush=True)
-    os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
-    with open(args.out, "w") as f:
-        json.dump({"machine": platform.platform(), "cpus": os.cpu_count(),
-                   "date": str(datetime.date.today()), "rows_timed": args.rows,
-                   "results": results}, f, indent=1)
-    print(f"wrote {args.out}")
+    write_results(args.out, results, rows_timed=args.rows)
 
 
 if __name__ == "__main__":
