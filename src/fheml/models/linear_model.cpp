@@ -7,6 +7,8 @@
 #include <string>
 #include <utility>
 
+#include "fheml/quant/weight_rounding.h"
+
 namespace fheml::models {
 namespace {
 
@@ -95,44 +97,10 @@ compiler::Circuit compile_linear(const Matrix& coef, std::span<const double> int
   compiler::CompileOptions compile = options.compile;
   compile.quantization.per_channel_inputs = !options.per_tensor_inputs;
   compile.quantization.input_headroom = options.input_headroom;
+  // prepare_coef has rounded the weights on the calibration rows (or was asked not to); the
+  // two rows given here carry only the ranges.
+  compile.quantization.optimize_weight_rounding = false;
   return compiler::compile(graph, samples, compile);
-}
-
-// Inverse of a symmetric positive definite matrix [n, n] through its Cholesky factor. Written
-// here rather than taken from a linear algebra library: it is the only dense solve the project
-// needs, on matrices of at most kMaxOptimizedFeatures rows, damped to be well conditioned.
-std::vector<double> inverse_spd(std::vector<double> a, std::size_t n) {
-  // a = L L^T, L stored in the lower triangle.
-  for (std::size_t j = 0; j < n; ++j) {
-    double d = a[j * n + j];
-    for (std::size_t k = 0; k < j; ++k) d -= a[j * n + k] * a[j * n + k];
-    if (!(d > 0)) throw std::invalid_argument("calibration covariance is not positive definite");
-    const double ljj = std::sqrt(d);
-    a[j * n + j] = ljj;
-    for (std::size_t i = j + 1; i < n; ++i) {
-      double v = a[i * n + j];
-      for (std::size_t k = 0; k < j; ++k) v -= a[i * n + k] * a[j * n + k];
-      a[i * n + j] = v / ljj;
-    }
-  }
-  // M = L^-1 (lower triangular), then a^-1 = M^T M.
-  std::vector<double> m(n * n, 0.0);
-  for (std::size_t j = 0; j < n; ++j) {
-    m[j * n + j] = 1.0 / a[j * n + j];
-    for (std::size_t i = j + 1; i < n; ++i) {
-      double v = 0;
-      for (std::size_t k = j; k < i; ++k) v -= a[i * n + k] * m[k * n + j];
-      m[i * n + j] = v / a[i * n + i];
-    }
-  }
-  std::vector<double> inv(n * n, 0.0);
-  for (std::size_t i = 0; i < n; ++i)
-    for (std::size_t j = 0; j <= i; ++j) {
-      double v = 0;
-      for (std::size_t k = i; k < n; ++k) v += m[k * n + i] * m[k * n + j];
-      inv[i * n + j] = inv[j * n + i] = v;
-    }
-  return inv;
 }
 
 }  // namespace
@@ -238,63 +206,32 @@ Matrix optimize_weight_rounding(const Matrix& coef, std::span<const double> inpu
                                 " input scales, calibration " + std::to_string(calibration.rows) +
                                 " x " + std::to_string(calibration.cols));
   }
-  // Covariance of the features (centred: the intercept stays a float, so a constant shift of
-  // the error is free), damped by 1% of its mean diagonal as GPTQ does.
-  std::vector<double> mean(n, 0.0), h(n * n, 0.0);
-  const auto rows = static_cast<double>(calibration.rows);
-  for (std::size_t r = 0; r < calibration.rows; ++r)
-    for (std::size_t f = 0; f < n; ++f) mean[f] += calibration.data[r * n + f] / rows;
-  std::vector<double> centred(n);
-  for (std::size_t r = 0; r < calibration.rows; ++r) {
-    for (std::size_t f = 0; f < n; ++f) centred[f] = calibration.data[r * n + f] - mean[f];
-    for (std::size_t i = 0; i < n; ++i)
-      for (std::size_t j = 0; j <= i; ++j) h[i * n + j] += centred[i] * centred[j] / rows;
-  }
-  double diagonal = 0;
-  for (std::size_t i = 0; i < n; ++i) diagonal += h[i * n + i] / static_cast<double>(n);
-  const double damping = diagonal > 0 ? 0.01 * diagonal : 1.0;
-  for (std::size_t i = 0; i < n; ++i) {
-    h[i * n + i] += damping;
-    for (std::size_t j = 0; j < i; ++j) h[j * n + i] = h[i * n + j];
-  }
-  const std::vector<double> h_inverse = inverse_spd(std::move(h), n);
+  // The features' inverse covariance, in the effective weights' units (w * s on x / s).
+  std::vector<double> h_inverse =
+      quant::damped_inverse_covariance(calibration.data, calibration.rows, n);
+  for (std::size_t i = 0; i < n; ++i)
+    for (std::size_t j = 0; j < n; ++j) h_inverse[i * n + j] *= input_scales[i] * input_scales[j];
 
-  const double qmax = std::ldexp(1.0, static_cast<int>(weight_bits) - 1) - 1;
+  const auto qmax = (std::int64_t{1} << (weight_bits - 1)) - 1;
   Matrix out = coef;
   for (std::size_t c = 0; c < coef.cols; ++c) {
     std::vector<double> w(n);
     std::size_t largest = 0;
     for (std::size_t f = 0; f < n; ++f) {
-      w[f] = coef.data[f * coef.cols + c];
-      if (std::abs(w[f] * input_scales[f]) > std::abs(w[largest] * input_scales[largest]))
-        largest = f;
+      w[f] = coef.data[f * coef.cols + c] * input_scales[f];
+      if (std::abs(w[f]) > std::abs(w[largest])) largest = f;
     }
-    const double step = std::abs(w[largest] * input_scales[largest]) / qmax;
+    const double step = std::abs(w[largest]) / static_cast<double>(qmax);
     if (step == 0) continue;
     // The largest effective weight first: it sits on the grid exactly (+-qmax) and fixes the
     // step, which later corrections must not change (they are clamped to +-qmax).
     std::vector<std::size_t> order{largest};
     for (std::size_t f = 0; f < n; ++f)
       if (f != largest) order.push_back(f);
-    std::vector<double> hinv = h_inverse;
-    std::vector<bool> done(n, false);
-    for (const std::size_t f : order) {
-      const double grid = step / input_scales[f];
-      const double q = std::clamp(std::nearbyint(w[f] / grid), -qmax, qmax) * grid;
-      const double feedback = (w[f] - q) / hinv[f * n + f];
-      done[f] = true;
-      w[f] = q;
-      for (std::size_t j = 0; j < n; ++j)
-        if (!done[j]) w[j] -= feedback * hinv[f * n + j];
-      // Remove f from the inverse (the remaining features' inverse covariance given f fixed).
-      for (std::size_t i = 0; i < n; ++i) {
-        if (done[i]) continue;
-        const double factor = hinv[i * n + f] / hinv[f * n + f];
-        for (std::size_t j = 0; j < n; ++j)
-          if (!done[j]) hinv[i * n + j] -= factor * hinv[f * n + j];
-      }
-    }
-    for (std::size_t f = 0; f < n; ++f) out.data[f * coef.cols + c] = w[f];
+    const std::vector<std::int64_t> levels = quant::round_with_error_feedback(
+        w, n, std::span<const double>(&step, 1), h_inverse, order, qmax);
+    for (std::size_t f = 0; f < n; ++f)
+      out.data[f * coef.cols + c] = static_cast<double>(levels[f]) * step / input_scales[f];
   }
   return out;
 }

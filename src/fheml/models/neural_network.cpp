@@ -40,9 +40,11 @@ std::vector<quant::Sample> samples_of(const Matrix& x, const ir::Shape& shape) {
   return samples;
 }
 
-// Agreement of the quantized circuit (clear) with the float graph on `rows`.
+// Agreement of the quantized circuit (clear) with the float graph on `rows`: the share of rows
+// whose class matches (the top output, or the sign of a binary classifier's one logit), else
+// 1 - MSE / variance (one output of a regressor).
 double agreement(const compiler::Circuit& circuit, const ir::FloatGraph& graph, const Matrix& rows,
-                 const ir::Shape& shape) {
+                 const ir::Shape& shape, bool binary_logit) {
   runtime::FheCircuit fhe(circuit);
   const std::vector<quant::Sample> samples = samples_of(rows, shape);
   const std::vector<runtime::FloatSample> quantized = fhe.predict(samples, runtime::Mode::kDisable);
@@ -55,6 +57,8 @@ double agreement(const compiler::Circuit& circuit, const ir::FloatGraph& graph, 
     if (f.size() > 1) {
       same += std::max_element(f.begin(), f.end()) - f.begin() ==
               std::max_element(q.begin(), q.end()) - q.begin();
+    } else if (binary_logit) {
+      same += (f[0] > 0) == (q[0] > 0);
     }
     for (std::size_t i = 0; i < f.size(); ++i) {
       squared_error += (q[i] - f[i]) * (q[i] - f[i]);
@@ -65,7 +69,8 @@ double agreement(const compiler::Circuit& circuit, const ir::FloatGraph& graph, 
   }
   if (samples.empty()) return 0;
   const std::size_t outputs = ir::element_count(graph.node(graph.outputs()[0]).shape);
-  if (outputs > 1) return static_cast<double>(same) / static_cast<double>(samples.size());
+  if (outputs > 1 || binary_logit)
+    return static_cast<double>(same) / static_cast<double>(samples.size());
   const double n = static_cast<double>(values);
   const double variance = sum_squares / n - (sum / n) * (sum / n);
   return variance > 0 ? 1.0 - (squared_error / n) / variance : (squared_error == 0 ? 1.0 : 0.0);
@@ -77,7 +82,7 @@ struct Compiled {
   std::size_t chosen = 0;
 };
 
-Compiled compile_network(const ir::FloatGraph& graph, const Matrix& calibration,
+Compiled compile_network(const ir::FloatGraph& graph, Link link, const Matrix& calibration,
                          const NeuralNetworkOptions& options) {
   const ir::Shape& shape = graph.node(graph.inputs()[0]).shape;
   feature_ranges(calibration, ir::element_count(shape));  // sizes and finite values
@@ -109,7 +114,9 @@ Compiled compile_network(const ir::FloatGraph& graph, const Matrix& calibration,
     PrecisionTrial trial{candidate, 0, 0, {}};
     try {
       compiler::Circuit circuit = compiler::compile(graph, samples, c);
-      trial.agreement = agreement(circuit, graph, rows, shape);
+      trial.agreement = agreement(
+          circuit, graph, rows, shape,
+          link == Link::kSigmoid && ir::element_count(graph.node(graph.outputs()[0]).shape) == 1);
       trial.estimated_latency_ms = runtime::compute_statistics(circuit).estimated_latency_ms;
       const bool meets = trial.agreement >= options.search.min_agreement;
       const PrecisionTrial* incumbent = best_index ? &out.trials[*best_index] : nullptr;
@@ -244,7 +251,7 @@ NeuralNetwork::NeuralNetwork(ir::FloatGraph graph, Link link, const Matrix& cali
     : NeuralNetwork(
           [&] {
             Prepared p{checked(std::move(graph)), {}};
-            p.compiled = compile_network(p.graph, calibration, options);
+            p.compiled = compile_network(p.graph, link, calibration, options);
             return p;
           }(),
           link, options.runtime) {}

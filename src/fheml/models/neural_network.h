@@ -24,8 +24,9 @@ namespace fheml::models {
 // The precision search (Concrete ML leaves this to its users): every candidate below is
 // compiled, run in the clear on the calibration rows and compared with the float graph; the
 // one with the lowest estimated latency whose agreement reaches min_agreement wins (the most
-// agreeing one when none does). Agreement: the share of rows whose top-1 output matches the
-// float graph's (several outputs), or 1 - MSE / variance of the float output (one output).
+// agreeing one when none does). Agreement: the share of rows whose class matches the float
+// graph's (the top output of several, the sign of one output under the sigmoid link), or
+// 1 - MSE / variance of the float output (one output otherwise: a regressor).
 struct PrecisionCandidate {
   quant::NBits n_bits;
   std::uint32_t rounding_threshold_bits = 4;

@@ -52,6 +52,11 @@ struct QuantizeOptions {
   RoundingMethod rounding_method = RoundingMethod::kExact;
   std::uint32_t max_lookup_bits = 8;
   bool per_channel_weights = true;  // one weight scale per output element row, else per op
+  // Weights of linear ops not already on a grid are rounded with error feedback on the
+  // calibration values of their inputs (GPTQ's optimal brain quantization, as the linear models
+  // do: quant/weight_rounding.h) instead of each to its nearest level: same grid, same bit
+  // widths, the rounding errors of a row cancel on data like the calibration's.
+  bool optimize_weight_rounding = true;
   // Lookup outputs quantized per channel (axis 1: the features of a [N, C] tensor, the channels
   // of a conv output) instead of per tensor. Costs nothing: tables are per element anyway.
   bool per_channel_activations = false;

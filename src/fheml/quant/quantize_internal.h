@@ -27,6 +27,9 @@ using ir::IntRange;
 using ir::Shape;
 using ir::ValueId;
 
+// Rows with more inputs than this keep plain rounding: error feedback costs O(F^3) per group.
+inline constexpr std::size_t kMaxRoundedInputs = 512;
+
 [[noreturn]] inline void fail(const std::string& message) { throw std::invalid_argument(message); }
 
 inline std::string describe(const FloatNode& node) {
@@ -106,6 +109,14 @@ class Quantizer {
   // bias of the node (scale 1, float bias 0).
   Affine build_linear(std::vector<std::vector<Term>> rows, std::vector<double> constants,
                       const Shape& shape, const std::string& origin, bool integer_rows = false);
+
+  // Integer levels for the rows not `exact` (weight ~ level * scale[r]), rounded with error
+  // feedback on the calibration values of their inputs (weight_rounding.h), rows with the same
+  // inputs sharing one inverse covariance; an empty vector leaves a row to plain rounding (exact
+  // rows, single-term rows, more than kMaxRoundedInputs inputs, or the option off).
+  std::vector<std::vector<std::int64_t>> round_rows(const std::vector<std::vector<Term>>& rows,
+                                                    const std::vector<double>& scale,
+                                                    const std::vector<bool>& exact);
 
   // ---- lookups (quantize_lookups.cpp) ----
 

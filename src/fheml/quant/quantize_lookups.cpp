@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "fheml/quant/quantize_internal.h"
+#include "fheml/quant/weight_rounding.h"
 
 namespace fheml::quant::detail {
 
@@ -132,6 +133,9 @@ Affine Quantizer::build_linear(std::vector<std::vector<Term>> rows, std::vector<
     }
   }
 
+  const std::vector<std::vector<std::int64_t>> levels =
+      integer_rows ? std::vector<std::vector<std::int64_t>>(count) : round_rows(rows, scale, exact);
+
   IntNode node;
   node.op = IntOp::kLinear;
   node.shape = shape;
@@ -151,8 +155,10 @@ Affine Quantizer::build_linear(std::vector<std::vector<Term>> rows, std::vector<
   for (std::size_t r = 0; r < count; ++r) {
     magnitude = std::abs(static_cast<double>(node.linear.bias[r]));
     std::int64_t row_lo = node.linear.bias[r], row_hi = node.linear.bias[r];
-    for (const Term& t : rows[r]) {
-      const double w = std::nearbyint(t.weight / scale[r]);
+    for (std::size_t k = 0; k < rows[r].size(); ++k) {
+      const Term& t = rows[r][k];
+      const double w = levels[r].empty() ? std::nearbyint(t.weight / scale[r])
+                                         : static_cast<double>(levels[r][k]);
       if (w == 0.0) continue;
       auto [it, inserted] =
           source_index.try_emplace(t.node, static_cast<std::uint32_t>(node.inputs.size()));
@@ -175,6 +181,59 @@ Affine Quantizer::build_linear(std::vector<std::vector<Term>> rows, std::vector<
   node.range = {ilo, ihi};
   const ValueId id = add_node(std::move(node));
   return Affine{id, std::move(scale), std::move(constants)};
+}
+
+std::vector<std::vector<std::int64_t>> Quantizer::round_rows(
+    const std::vector<std::vector<Term>>& rows, const std::vector<double>& scale,
+    const std::vector<bool>& exact) {
+  std::vector<std::vector<std::int64_t>> levels(rows.size());
+  if (!options_.optimize_weight_rounding || samples_.empty()) return levels;
+  // Rows over the same inputs (a gemm's outputs, a conv's channels at one position) share the
+  // inputs' inverse covariance: one group each.
+  using Inputs = std::vector<std::pair<std::uint32_t, std::uint32_t>>;
+  std::map<Inputs, std::vector<std::size_t>> groups;
+  for (std::size_t r = 0; r < rows.size(); ++r) {
+    if (exact[r] || rows[r].size() < 2 || rows[r].size() > kMaxRoundedInputs) continue;
+    Inputs inputs;
+    for (const Term& t : rows[r]) inputs.emplace_back(t.node, t.element);
+    groups[std::move(inputs)].push_back(r);
+  }
+  const std::size_t count = samples_.size();
+  const auto qmax = (std::int64_t{1} << (options_.n_bits.op_weights - 1)) - 1;
+  for (const auto& [inputs, members] : groups) {
+    const std::size_t n = inputs.size();
+    std::vector<double> values(count * n), variance(n, 0.0), mean(n, 0.0);
+    for (std::size_t f = 0; f < n; ++f) {
+      const auto& node_values = calibration_[inputs[f].first];
+      for (std::size_t s = 0; s < count; ++s) {
+        const auto v = static_cast<double>(node_values[s].data[inputs[f].second]);
+        values[s * n + f] = v;
+        mean[f] += v / static_cast<double>(count);
+      }
+      for (std::size_t s = 0; s < count; ++s)
+        variance[f] += (values[s * n + f] - mean[f]) * (values[s * n + f] - mean[f]);
+    }
+    // The inputs that vary most first (GPTQ's "act order"): their errors are the costliest and
+    // the later ones absorb the corrections.
+    std::vector<std::size_t> order(n);
+    for (std::size_t f = 0; f < n; ++f) order[f] = f;
+    std::stable_sort(order.begin(), order.end(),
+                     [&](std::size_t a, std::size_t b) { return variance[a] > variance[b]; });
+    std::vector<double> weights(n * members.size()), steps(members.size());
+    for (std::size_t c = 0; c < members.size(); ++c) {
+      steps[c] = scale[members[c]];
+      for (std::size_t f = 0; f < n; ++f)
+        weights[f * members.size() + c] = rows[members[c]][f].weight;
+    }
+    const std::vector<std::int64_t> k = round_with_error_feedback(
+        weights, n, steps, damped_inverse_covariance(values, count, n), order, qmax);
+    for (std::size_t c = 0; c < members.size(); ++c) {
+      auto& row = levels[members[c]];
+      row.resize(n);
+      for (std::size_t f = 0; f < n; ++f) row[f] = k[f * members.size() + c];
+    }
+  }
+  return levels;
 }
 
 // ---- lookups ----
