@@ -646,6 +646,54 @@ TEST(EndToEnd, LinearOnlyGraphRunsWithoutLookupsAndDecodesAWideOutputExactly) {
   EXPECT_LT(a.max_error, 0.03 * a.spread) << "max " << a.max_error << ", spread " << a.spread;
 }
 
+// Lookups on a first layer read fresh encryptions of the inputs; later ones read bootstrapped
+// ciphertexts: each noise site counts its weights against the right variance.
+TEST(EndToEnd, NoiseSitesCountInputsAtTheFreshVariance) {
+  std::mt19937 rng(17);
+  ir::FloatGraph g;
+  const auto x = g.input("x", {1, 6});
+  const auto h = g.unary(FloatOp::kRelu, dense(g, x, 6, 5, "fc1", rng));
+  g.mark_output(g.unary(FloatOp::kRelu, dense(g, h, 5, 3, "fc2", rng)));
+  const auto calibration = random_samples({{1, 6}}, 100, -1, 1, rng);
+  compiler::CompileOptions options;
+  options.quantization.n_bits = quant::NBits::uniform(4);
+  options.quantization.max_lookup_bits = 4;
+  options.quantization.rounding_threshold_bits = 4;
+  options.quantization.rounding_method = quant::RoundingMethod::kApproximate;
+  const compiler::Circuit circuit = compiler::compile(g, calibration, options);
+  const auto sum_of_squares = [&](const ir::IntNode& linear) {
+    double largest = 0;
+    for (std::size_t r = 0; r + 1 < linear.linear.row_begin.size(); ++r) {
+      double sum = 0;
+      for (std::size_t k = linear.linear.row_begin[r]; k < linear.linear.row_begin[r + 1]; ++k) {
+        const auto c = static_cast<double>(linear.linear.entries[k].coefficient);
+        sum += c * c;
+      }
+      largest = std::max(largest, sum);
+    }
+    return largest;
+  };
+  std::vector<const compiler::NoiseSite*> lookups;
+  for (const auto& site : circuit.noise_sites)
+    if (!site.is_output) lookups.push_back(&site);
+  ASSERT_EQ(lookups.size(), 2u) << ir::to_string(circuit.graph);
+  for (std::size_t layer = 0; layer < 2; ++layer) {
+    const ir::IntNode& lookup = circuit.graph.node(lookups[layer]->node);
+    const ir::IntNode& source = circuit.graph.node(lookup.inputs[0]);
+    ASSERT_EQ(source.op, ir::IntOp::kLinear);
+    const int shift = static_cast<int>(circuit.width[lookup.inputs[0].index]) -
+                      static_cast<int>(lookup.lookup.bits + lookup.lookup.shift);
+    const double expected = sum_of_squares(source) * std::ldexp(1.0, 2 * shift);
+    const bool reads_inputs = circuit.graph.node(source.inputs[0]).op == ir::IntOp::kInput;
+    EXPECT_EQ(reads_inputs, layer == 0);
+    EXPECT_EQ(lookups[layer]->nu2_fresh, reads_inputs ? expected : 0.0) << layer;
+    EXPECT_EQ(lookups[layer]->nu2, reads_inputs ? 0.0 : expected) << layer;
+  }
+  // The first layer's lookup, whose noise is the inputs' fresh noise, is not the one that binds.
+  EXPECT_EQ(circuit.parameter_choice.find(lookups[0]->label), std::string::npos)
+      << circuit.parameter_choice;
+}
+
 // --- The report of a fixed circuit (golden lines; the timing and size lines are left out).
 
 TEST(EndToEnd, ReportOfATinyCircuitIsGolden) {
@@ -670,10 +718,11 @@ TEST(EndToEnd, ReportOfATinyCircuitIsGolden) {
       "%1    linear           gemm fc                      [-3, 3]                     3   3  "
       "       -        -",
       "%2    lookup p=3 x2 out relu(gemm fc)                [0, 3]                      2   1  "
-      "   2^1.0    -40.0",
+      "in 2^1.0    -40.6",
       "noise sites:",
-      "  lookup %2 relu(gemm fc)                  bits  3  nu2     2^1.0  log2 p_fail -40.0",
-      "p_error bound: 2^-40.0 per lookup, global 1.81e-12",
+      "  lookup %2 relu(gemm fc)                  bits  3  nu2         0  inputs     2^1.0  log2 "
+      "p_fail -40.6",
+      "p_error bound: 2^-40.0 per lookup, global 1.19e-12",
       "lookups: 2 x 3-bit; bootstraps 2, key switches 2, linear ops 7, depth 1",
       "max width 3, max lookup bits 3, max bit width 3",
   };

@@ -95,6 +95,44 @@ TEST(CircuitSearch, RepeatedPrecisionKeepsTheLargestNu2) {
   EXPECT_NE(found->binding.find("\"b\""), std::string::npos) << found->binding;
 }
 
+TEST(CircuitSearch, FreshInputsCountAtTheFreshVariance) {
+  // A first layer's lookup reads fresh encryptions of the inputs, whose noise is far below a
+  // bootstrap's output: 2^12 on them costs no more than a plain lookup, where 2^12 on
+  // bootstrapped ciphertexts needs a second bootstrap level.
+  NoiseConstraint first = lookup(4, 0, 1, "first");
+  first.nu2_fresh = 4096;
+  const auto fresh = search_circuit_parameters(std::vector{first}, per_element());
+  const auto plain = search_circuit_parameters(std::vector{lookup(4, 1)}, per_element());
+  const auto bootstrapped = search_circuit_parameters(std::vector{lookup(4, 4096)}, per_element());
+  ASSERT_TRUE(fresh && plain && bootstrapped);
+  EXPECT_LE(cost_of(fresh), cost_of(plain));
+  EXPECT_LT(cost_of(fresh), cost_of(bootstrapped));
+  const PbsParameters& p = fresh->parameters;
+  EXPECT_EQ(
+      fresh->log2_p_fail[0],
+      log2_failure_probability_for_variance(
+          MessageBits{4}, variance_at_lookup(p, 4096 * fresh_encryption_variance(p.glwe_noise))));
+  // Both parts add up, in a lookup as in a decrypted output.
+  NoiseConstraint both = lookup(4, 4096);
+  both.nu2_fresh = 1 << 20;
+  NoiseConstraint out = output(20, 64);
+  out.nu2_fresh = 1 << 20;
+  const PbsParameters& q = bootstrapped->parameters;
+  const CircuitParameters evaluated = evaluate_circuit_parameters(std::vector{both, out}, q);
+  const double fresh_q = fresh_encryption_variance(q.glwe_noise);
+  EXPECT_EQ(evaluated.log2_p_fail[0],
+            log2_failure_probability_for_variance(
+                MessageBits{4},
+                variance_at_lookup(q, 4096 * ciphertext_variance(q) + (1 << 20) * fresh_q)));
+  EXPECT_EQ(evaluated.log2_p_fail[1],
+            log2_failure_probability_for_variance(
+                MessageBits{20}, 64 * ciphertext_variance(q) + (1 << 20) * fresh_q));
+  NoiseConstraint negative = lookup(4);
+  negative.nu2_fresh = -1;
+  EXPECT_THROW(search_circuit_parameters(std::vector{negative}, per_element()),
+               std::invalid_argument);
+}
+
 TEST(CircuitSearch, TableMustFitThePolynomial) {
   // With an (absurdly) loose bound the noise alone allows N = 2^9 for 9 bits; the table of a
   // 9-bit lookup with its padding bit needs 2^10 coefficients.

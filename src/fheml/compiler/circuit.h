@@ -31,7 +31,11 @@ struct NoiseSite {
   ir::ValueId node;
   bool is_output = false;
   std::uint32_t bits = 0;  // p of the lookup, or W of the output's class
-  double nu2 = 0.0;        // max over elements, in units of tfhe::ciphertext_variance(params)
+  // Squared 2-norm of the weights over the ciphertexts the site reads, max over elements: on
+  // lookup outputs (bootstrapped), in units of tfhe::ciphertext_variance(params); on the
+  // circuit's inputs (fresh encryptions), in units of the fresh encryption variance.
+  double nu2 = 0.0;
+  double nu2_fresh = 0.0;
   double log2_p_fail = 0;  // per element under the chosen parameters (filled by the optimizer)
   std::string label;       // "lookup %12 relu(gemm fc2)"
 };

@@ -82,6 +82,7 @@ void choose_parameters(Circuit& circuit, const CompileOptions& options) {
                             : tfhe::NoiseConstraint::Kind::kLookup;
     c.bits = tfhe::MessageBits{site.bits};
     c.nu2 = site.nu2;
+    c.nu2_fresh = site.nu2_fresh;
     c.count = ir::element_count(circuit.graph.node(site.node).shape);
     c.label = site.label;
     constraints.push_back(std::move(c));

@@ -19,20 +19,38 @@ struct UnionFind {
   void unite(std::uint32_t a, std::uint32_t b) { parent[find(a)] = find(b); }
 };
 
-// Noise multiplier of each element of `node` relative to one fresh/bootstrapped ciphertext:
-// linear nodes read independent sources (inputs and lookup outputs), so it is sum c^2.
-std::vector<double> element_multipliers(const ir::IntNode& node) {
-  const std::size_t count = ir::element_count(node.shape);
-  if (node.op != ir::IntOp::kLinear) return std::vector<double>(count, 1.0);
-  std::vector<double> m(count, 0.0);
-  for (std::size_t r = 0; r < count; ++r) {
-    for (std::size_t k = node.linear.row_begin[r]; k < node.linear.row_begin[r + 1]; ++k) {
-      const double c = static_cast<double>(node.linear.entries[k].coefficient);
-      m[r] += c * c;
+// Noise multipliers of each element of a node: sum c^2 over the bootstrapped ciphertexts (lookup
+// outputs) and over the fresh ones (inputs) it is a linear combination of. A linear node's terms
+// read distinct elements (the quantizer merges repeated ones), and the noises of distinct
+// elements are independent, so the variances add; a linear node read by another contributes its
+// own multipliers times c^2.
+struct Multipliers {
+  std::vector<double> bootstrapped, fresh;
+};
+
+std::vector<Multipliers> noise_multipliers(const ir::IntGraph& graph) {
+  std::vector<Multipliers> out(graph.nodes.size());
+  for (std::size_t i = 0; i < graph.nodes.size(); ++i) {
+    const ir::IntNode& node = graph.nodes[i];
+    const std::size_t count = ir::element_count(node.shape);
+    Multipliers& m = out[i];
+    m.bootstrapped.assign(count, node.op == ir::IntOp::kLookup ? 1.0 : 0.0);
+    m.fresh.assign(count, node.op == ir::IntOp::kInput ? 1.0 : 0.0);
+    if (node.op != ir::IntOp::kLinear) continue;
+    for (std::size_t r = 0; r < count; ++r) {
+      for (std::size_t k = node.linear.row_begin[r]; k < node.linear.row_begin[r + 1]; ++k) {
+        const ir::IntLinearEntry& e = node.linear.entries[k];
+        const Multipliers& source = out[node.inputs[e.source].index];
+        const double c2 = static_cast<double>(e.coefficient) * static_cast<double>(e.coefficient);
+        m.bootstrapped[r] += c2 * source.bootstrapped[e.element];
+        m.fresh[r] += c2 * source.fresh[e.element];
+      }
     }
   }
-  return m;
+  return out;
 }
+
+double largest(const std::vector<double>& v) { return *std::max_element(v.begin(), v.end()); }
 
 std::string label_of(const ir::IntGraph& graph, ir::ValueId id, bool output) {
   const ir::IntNode& n = graph.node(id);
@@ -77,22 +95,22 @@ void assign_encoding(Circuit& circuit) {
   circuit.has_lookups = has_lookups;
 
   circuit.noise_sites.clear();
+  const std::vector<Multipliers> multipliers = noise_multipliers(graph);
   for (std::uint32_t i = 0; i < count; ++i) {
     const ir::IntNode& n = graph.nodes[i];
     if (n.op != ir::IntOp::kLookup) continue;
-    const ir::IntNode& source = graph.node(n.inputs[0]);
-    const auto m = element_multipliers(source);
+    const Multipliers& m = multipliers[n.inputs[0].index];
     const int shift = static_cast<int>(circuit.width[n.inputs[0].index]) -
                       static_cast<int>(n.lookup.bits + n.lookup.shift);
-    const double nu2 = *std::max_element(m.begin(), m.end()) * std::ldexp(1.0, 2 * shift);
-    circuit.noise_sites.push_back(
-        {ir::ValueId{i}, false, n.lookup.bits, nu2, 0.0, label_of(graph, ir::ValueId{i}, false)});
+    const double scale = std::ldexp(1.0, 2 * shift);
+    circuit.noise_sites.push_back({ir::ValueId{i}, false, n.lookup.bits,
+                                   largest(m.bootstrapped) * scale, largest(m.fresh) * scale, 0.0,
+                                   label_of(graph, ir::ValueId{i}, false)});
   }
   for (const ir::ValueId out : graph.outputs) {
-    const auto m = element_multipliers(graph.node(out));
-    circuit.noise_sites.push_back({out, true, circuit.width[out.index],
-                                   *std::max_element(m.begin(), m.end()), 0.0,
-                                   label_of(graph, out, true)});
+    const Multipliers& m = multipliers[out.index];
+    circuit.noise_sites.push_back({out, true, circuit.width[out.index], largest(m.bootstrapped),
+                                   largest(m.fresh), 0.0, label_of(graph, out, true)});
   }
 }
 

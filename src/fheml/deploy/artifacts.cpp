@@ -357,7 +357,7 @@ auto open_payload(std::span<const std::uint8_t> bytes, ObjectType type,
 
 tfhe::SecurityCheck security_of(const tfhe::DeserializeOptions& options) {
   return options.unsafe_allow_insecure_parameters ? tfhe::SecurityCheck::kUnsafeAllowInsecure
-                                           : tfhe::SecurityCheck::kRequire128;
+                                                  : tfhe::SecurityCheck::kRequire128;
 }
 
 void write_nested(Writer& w, const std::vector<std::uint8_t>& inner) {
@@ -408,6 +408,7 @@ std::vector<std::uint8_t> serialize_server_circuit(const compiler::Circuit& c) {
     w.u64(s.is_output ? 1 : 0);
     w.u64(s.bits);
     w.f64(s.nu2);
+    w.f64(s.nu2_fresh);
     w.f64(s.log2_p_fail);
     write_string(w, s.label);
   }
@@ -454,6 +455,12 @@ compiler::Circuit deserialize_server_circuit(std::span<const std::uint8_t> bytes
           s.is_output = read_flag(r, "noise site output flag") == 1;
           s.bits = read_index(r, 63, "noise site bits");
           s.nu2 = r.f64();
+          s.nu2_fresh = r.f64();
+          if (!(s.nu2 >= 0 && s.nu2_fresh >= 0 && std::isfinite(s.nu2 + s.nu2_fresh))) {
+            fail(r.context(), "noise site " + std::to_string(i) + ": nu2 " + std::to_string(s.nu2) +
+                                  " and " + std::to_string(s.nu2_fresh) +
+                                  " must be finite and >= 0");
+          }
           s.log2_p_fail = r.f64();
           s.label = read_string(r, kMaxNameBytes, "noise site label");
           out.noise_sites.push_back(std::move(s));

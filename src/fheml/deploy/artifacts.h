@@ -33,7 +33,8 @@ namespace fheml::deploy {
 // 2: input quantizers carry their encoding (integer or thermometer).
 // 3: evaluation keys, encrypted inputs and outputs carry the secret key's id
 //    (runtime::key_id); tree models' input grids cover every threshold.
-inline constexpr std::uint64_t kArtifactFormatVersion = 3;
+// 4: noise sites carry the part of nu2 on fresh inputs (nu2_fresh).
+inline constexpr std::uint64_t kArtifactFormatVersion = 4;
 
 // What the client holds.
 struct ClientSpec {

@@ -75,6 +75,10 @@ void validate(std::span<const NoiseConstraint> constraints, const CircuitSearchO
            std::to_string(c.nu2) + "; pass the squared 2-norm of the weights (1 for a plain " +
            "lookup)");
     }
+    if (!(c.nu2_fresh >= 0.0) || !std::isfinite(c.nu2_fresh)) {
+      fail(describe_constraint_for_error(i, c) + ": nu2_fresh must be finite and >= 0, found " +
+           std::to_string(c.nu2_fresh) + "; pass the squared 2-norm of the weights on inputs");
+    }
     if (c.count == 0) {
       fail(describe_constraint_for_error(i, c) +
            ": count must be >= 1 (the number of elements sharing the constraint), found 0");
@@ -105,21 +109,22 @@ double log2_element_bound(const NoiseConstraint& c, const CircuitSearchOptions& 
 }
 
 double log2_failure(const NoiseConstraint& c, const PbsParameters& params, bool with_lookups) {
-  if (c.kind == Kind::kLookup) return log2_failure_probability(params, c.bits, c.nu2);
-  const double variance =
-      with_lookups ? ciphertext_variance(params) : fresh_encryption_variance(params.glwe_noise);
-  return log2_failure_probability_for_variance(c.bits, c.nu2 * variance);
+  const double linear = linear_variance(c, params, with_lookups);
+  return log2_failure_probability_for_variance(
+      c.bits, c.kind == Kind::kLookup ? variance_at_lookup(params, linear) : linear);
 }
 
 // The constraints the search has to check. Per-element bound: one per (kind, bits), with the
-// largest nu2 (the failure grows with nu2). Global bound: one per (kind, bits, nu2), counts
-// summed, so that the union bound is unchanged. The label is that of the kept constraint (the
-// heaviest one per element, the first one for the global bound).
+// largest nu2 and the largest nu2_fresh (the failure grows with both; the pair may come from two
+// constraints, which only errs on the safe side). Global bound: one per (kind, bits, nu2,
+// nu2_fresh), counts summed, so that the union bound is unchanged. The label is that of the
+// constraint with the largest nu2 per element, the first one for the global bound.
 std::vector<NoiseConstraint> reduce(std::span<const NoiseConstraint> constraints, bool global) {
   std::vector<NoiseConstraint> reduced;
-  std::map<std::tuple<int, std::size_t, double>, std::size_t> index;
+  std::map<std::tuple<int, std::size_t, double, double>, std::size_t> index;
   for (const NoiseConstraint& c : constraints) {
-    const auto key = std::make_tuple(static_cast<int>(c.kind), c.bits.value, global ? c.nu2 : 0.0);
+    const auto key = std::make_tuple(static_cast<int>(c.kind), c.bits.value, global ? c.nu2 : 0.0,
+                                     global ? c.nu2_fresh : 0.0);
     const auto [it, inserted] = index.emplace(key, reduced.size());
     if (inserted) {
       reduced.push_back(c);
@@ -128,8 +133,10 @@ std::vector<NoiseConstraint> reduce(std::span<const NoiseConstraint> constraints
     NoiseConstraint& kept = reduced[it->second];
     if (global) {
       kept.count += c.count;
-    } else if (c.nu2 > kept.nu2) {
-      kept = c;
+    } else {
+      const double fresh = std::max(kept.nu2_fresh, c.nu2_fresh);
+      if (c.nu2 > kept.nu2) kept = c;
+      kept.nu2_fresh = fresh;
     }
   }
   return reduced;
@@ -168,7 +175,8 @@ std::string power_of_two(double log2_value) {
 
 std::string describe_constraint(const NoiseConstraint& c) {
   return std::string(c.kind == Kind::kLookup ? "lookup " : "output ") + quoted_label(c) + " (" +
-         std::to_string(c.bits.value) + " bits, nu2=" + power_of_two(std::log2(c.nu2)) + ")";
+         std::to_string(c.bits.value) + " bits, nu2=" + power_of_two(std::log2(c.nu2)) +
+         (c.nu2_fresh > 0 ? ", on inputs " + power_of_two(std::log2(c.nu2_fresh)) : "") + ")";
 }
 
 std::string binding_sentence(std::span<const NoiseConstraint> constraints,
@@ -266,6 +274,11 @@ std::string range_text(const SearchOptions& search, std::size_t first_log2_n, bo
 
 }  // namespace
 
+double linear_variance(const NoiseConstraint& c, const PbsParameters& params, bool with_lookups) {
+  const double fresh = fresh_encryption_variance(params.glwe_noise);
+  return c.nu2 * (with_lookups ? ciphertext_variance(params) : fresh) + c.nu2_fresh * fresh;
+}
+
 CircuitParameters evaluate_circuit_parameters(std::span<const NoiseConstraint> constraints,
                                               const PbsParameters& params,
                                               const CircuitSearchOptions& options) {
@@ -304,7 +317,8 @@ std::optional<CircuitParameters> search_circuit_parameters(
   std::vector<internal::VarianceBound> bounds;
   bounds.reserve(reduced.size());
   for (const NoiseConstraint& c : reduced) {
-    bounds.push_back({c.nu2, max_variance_for_failure(c.bits, log2_element_bound(c, options)),
+    bounds.push_back({c.nu2, c.nu2_fresh,
+                      max_variance_for_failure(c.bits, log2_element_bound(c, options)),
                       c.kind == Kind::kLookup});
   }
   const std::optional<PbsParameters> found =
@@ -352,12 +366,10 @@ std::string explain_no_parameters(std::span<const NoiseConstraint> constraints,
     needed[j] = max_variance_for_failure(reduced[j].bits, log2_element_bound(reduced[j], options));
   }
   const auto consider = [&](const PbsParameters& params) {
-    const double ciphertext =
-        with_lookups ? ciphertext_variance(params) : fresh_encryption_variance(params.glwe_noise);
     for (std::size_t j = 0; j < m; ++j) {
       const NoiseConstraint& c = reduced[j];
-      const double v = c.kind == Kind::kLookup ? variance_at_lookup(params, c.nu2 * ciphertext)
-                                               : c.nu2 * ciphertext;
+      const double linear = linear_variance(c, params, with_lookups);
+      const double v = c.kind == Kind::kLookup ? variance_at_lookup(params, linear) : linear;
       if (v < reached[j]) {
         reached[j] = v;
         reached_at[j] = describe(params);

@@ -22,13 +22,15 @@ struct NoiseConstraint {
   enum class Kind {
     // A bootstrap on `bits`-bit messages (1..16; for many-LUT pass many_lut_precision) whose
     // input is a linear combination of squared 2-norm nu2 of ciphertexts of variance
-    // ciphertext_variance(params): fails with failure_probability(params, bits, nu2). Its table
-    // needs N >= 2^(bits+1).
+    // ciphertext_variance(params) plus one of squared 2-norm nu2_fresh of fresh encryptions
+    // under the big (k*N) key (a circuit's inputs): fails with
+    // log2_failure_probability_for_variance(bits, variance_at_lookup(params, linear_variance)).
+    // Its table needs N >= 2^(bits+1).
     kLookup,
     // An output decrypted at `bits` bits of message (1..62, with the same padding and half-box
-    // rule as a lookup): fails with log2_failure_probability_for_variance(bits, nu2 * V), V =
-    // ciphertext_variance(params) if the circuit has any lookup, else the fresh encryption
-    // variance of the big (k*N) key.
+    // rule as a lookup): fails with log2_failure_probability_for_variance(bits,
+    // linear_variance), V = ciphertext_variance(params) in it if the circuit has any lookup, else
+    // the fresh encryption variance of the big (k*N) key.
     kDecrypt,
   };
   Kind kind = Kind::kLookup;
@@ -36,6 +38,11 @@ struct NoiseConstraint {
   double nu2 = 1;         // squared 2-norm multiplier of the ciphertext variance, finite, >= 0
   std::size_t count = 1;  // elements sharing this constraint (for the global bound), >= 1
   std::string label;      // what the compiler names it by, e.g. "lookup %7 relu"
+  // Squared 2-norm multiplier of the fresh encryption variance (the terms on a circuit's inputs,
+  // which no bootstrap has touched), finite, >= 0. Fresh noise is many orders of magnitude
+  // below a bootstrap's output: counting inputs in nu2 would bind a first layer's lookups for
+  // noise they do not have.
+  double nu2_fresh = 0;
 };
 
 struct CircuitSearchOptions {
@@ -57,6 +64,10 @@ struct CircuitParameters {
   double global_p_fail = 0;         // sum of count * P_fail over all constraints
   std::vector<double> log2_p_fail;  // per constraint, in the order given
 };
+
+// The variance of a constraint's linear combination under `params`: nu2 * V + nu2_fresh * fresh,
+// V = ciphertext_variance(params) with lookups, the fresh encryption variance without.
+double linear_variance(const NoiseConstraint& c, const PbsParameters& params, bool with_lookups);
 
 // Failure probabilities of `constraints` under `params` (no search), with the fields of
 // CircuitParameters filled as search_circuit_parameters does (within_bound tells whether the

@@ -18,13 +18,15 @@ namespace fheml::tfhe::internal {
 void validate_search_ranges(const char* caller, const SearchOptions& options);
 
 // A necessary condition on a candidate, used only to prune before the exact acceptance test:
-//   nu2 * ciphertext_variance(params) [+ key switch + modulus switch if at_lookup] <= max_variance.
+//   nu2 * ciphertext_variance(params) + nu2_fresh * fresh encryption variance
+//   [+ key switch + modulus switch if at_lookup] <= max_variance.
 // at_lookup: the variance at a bootstrap's input (a lookup); otherwise that of a ciphertext that
 // is decrypted as it is. The key-switch rounding term of variance_at_lookup is left out, so the
 // condition is implied by the exact one (it never prunes a set that the exact test accepts, up to
 // the rounding of max_variance_for_failure, which errs on the safe side).
 struct VarianceBound {
   double nu2 = 1;
+  double nu2_fresh = 0;
   double max_variance = 0;
   bool at_lookup = true;
 };

@@ -218,8 +218,8 @@ std::string describe(const PbsParameters& params) {
 
 std::optional<PbsParameters> search_parameters(MessageBits p, const SearchOptions& options) {
   validate(p, options);
-  const internal::VarianceBound bound{options.nu2, max_variance_for_failure(p, options.log2_p_fail),
-                                      true};
+  const internal::VarianceBound bound{options.nu2, 0.0,
+                                      max_variance_for_failure(p, options.log2_p_fail), true};
   return internal::search_minimum_cost(
       options, std::span(&bound, 1), [&](const PbsParameters& candidate) {
         // The noise model's own verdict is authoritative (the bound is its inverse).
@@ -269,10 +269,12 @@ std::optional<PbsParameters> search_minimum_cost(
   const std::size_t n_min = options.min_lwe_dimension;
   const std::size_t n_count = options.max_lwe_dimension - n_min + 1;
   const std::size_t ks_levels = options.max_ks_level;
-  // A bound whose linear part alone (nu2 * ciphertext variance) is over its limit.
-  const auto linear_fails = [&](double ciphertext, double ms) {
+  // A bound whose linear part alone (nu2 * ciphertext variance + nu2_fresh * fresh) is over its
+  // limit.
+  const auto linear_fails = [&](double ciphertext, double fresh, double ms) {
     for (const VarianceBound& b : bounds) {
-      if (b.nu2 * ciphertext + (b.at_lookup ? ms : 0.0) >= b.max_variance) return true;
+      if (b.nu2 * ciphertext + b.nu2_fresh * fresh + (b.at_lookup ? ms : 0.0) >= b.max_variance)
+        return true;
     }
     return false;
   };
@@ -319,12 +321,12 @@ std::optional<PbsParameters> search_minimum_cost(
       for (std::size_t i = 0; i < n_count; ++i) {
         const std::size_t n = n_min + i;
         const double ms = modulus_switch_variance(LweDimension{n}, PolynomialSize{big_n});
-        if (linear_fails(0.0, ms)) break;  // grows with n
+        if (linear_fails(0.0, fresh, ms)) break;  // grows with n
         for (std::size_t l = 1; l <= options.max_pbs_level; ++l) {
           if (pbs_best[l - 1].base_log == 0) continue;
           const double ciphertext =
               std::max(fresh, static_cast<double>(n) * pbs_best[l - 1].variance);
-          if (linear_fails(ciphertext, ms)) continue;
+          if (linear_fails(ciphertext, fresh, ms)) continue;
           const double pbs_cost = static_cast<double>(n) * cmux_cost(k, big_n, l);
           if (pbs_cost >= best_cost) break;  // grows with l
           for (std::size_t ks_l = 1; ks_l <= ks_levels; ++ks_l) {
@@ -335,7 +337,8 @@ std::optional<PbsParameters> search_minimum_cost(
             const double ks_variance = static_cast<double>(kn) * ks.variance;
             bool pruned = false;
             for (const VarianceBound& b : bounds) {
-              if (b.at_lookup && b.nu2 * ciphertext + ms + ks_variance > b.max_variance) {
+              if (b.at_lookup &&
+                  b.nu2 * ciphertext + b.nu2_fresh * fresh + ms + ks_variance > b.max_variance) {
                 pruned = true;
                 break;
               }
