@@ -190,7 +190,8 @@ class _FheNeuralNet(_RoundingCompile, _FheModel):
         net, _ = _qat.train(X, targets, tuple(self.hidden_layer_sizes), n_outputs,
                             classification, int(self.n_bits), int(self.n_bits), rounding,
                             int(self.max_epochs), float(self.lr), int(self.batch_size),
-                            float(self.weight_decay), self.random_state, score=score)
+                            float(self.weight_decay), self.random_state, score=score,
+                            calibration=self._calibration)
         self._adopt_trained(net, classification)
         return self
 

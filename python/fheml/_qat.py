@@ -7,9 +7,13 @@ model's quantization and the compiled circuit reproduces the trained one:
   quantizer); the first layer's weights are fake-quantized as the compiler does it, on the
   effective weights w * s_f (s_f the feature's step), per output neuron, symmetric;
 - hidden layers: weights fake-quantized per output neuron, symmetric, `weight_bits`;
-- accumulators: rounded to `rounding_bits` as the compiler rounds them before the lookup:
-  each neuron centred on its own running range, one power-of-two step per layer from the
-  widest neuron's range;
+- accumulators: rounded to `rounding_bits` exactly as the compiler rounds them before the
+  lookup (quant/quantize_lookups.cpp, approximate rounding): on the integer accumulator the
+  circuit holds (inputs and weights on their grids; the bias and the inputs' zero points are
+  not in it), each neuron centred on its own range over the calibration rows, one window and
+  one power-of-two step per layer, the same margin, offset and round-half-up; recomputed from
+  the calibration rows every epoch, so that training sees the rounding grid (its phase as well
+  as its step) the compiled circuit will use;
 - activations: relu, clipped to a learned bound alpha (PACT, Choi et al. 2018,
   arXiv:1805.06085) and quantized to `activation_bits` unsigned levels; one alpha per layer, so
   that every neuron of a layer shares the grid the next layer's integer weights multiply.
@@ -37,6 +41,49 @@ def _fake_quant_symmetric(w: torch.Tensor, bits: int, scale_per_row: torch.Tenso
     return q if scale_per_row is None else q / scale_per_row
 
 
+def _bits(lo: int, hi: int) -> int:
+    """ir::IntRange::bits: the bits of hi - lo (1 for a single value)."""
+    return max(1, int(hi - lo).bit_length())
+
+
+def _compiler_rounding(lo: np.ndarray, hi: np.ndarray, worst_lo: np.ndarray,
+                       worst_hi: np.ndarray, p: int, max_lookup_bits: int,
+                       margin: float = 0.05):
+    """The compiler's choice for a lookup on a layer's integer accumulators whose calibrated
+    per-neuron ranges are [lo, hi] and worst cases [worst_lo, worst_hi]
+    (quant/quantize_lookups.cpp, build_lookup, approximate rounding to p bits): None when the
+    window fits max_lookup_bits (no rounding), else (centres, offset, shift). Mirrors the
+    calibration margin, the window's clamp to the worst case (taken whole when it needs no more
+    bits), the centring (done when it lowers the window's bits) and the shift and offset rules."""
+    lo, hi = lo.astype(np.int64), hi.astype(np.int64)
+    worst_lo, worst_hi = worst_lo.astype(np.int64), worst_hi.astype(np.int64)
+
+    def window(a: int, b: int, wa: int, wb: int) -> tuple[int, int]:
+        m = int(np.ceil(margin * float(b - a)))
+        a, b = max(wa, a - m), min(wb, b + m)
+        return (wa, wb) if _bits(wa, wb) <= _bits(a, b) else (a, b)
+
+    rl, rh = window(int(lo.min()), int(hi.max()), int(worst_lo.min()), int(worst_hi.max()))
+    if _bits(rl, rh) <= max_lookup_bits:
+        return None
+    centre = np.zeros_like(lo)
+    widest = int((hi - lo).max())
+    centred_width = int(np.ceil(widest * (1.0 + 2.0 * margin))) + 2
+    if len(lo) > 1 and _bits(0, centred_width) < _bits(rl, rh):
+        centre = lo + (hi - lo) // 2
+        rl, rh = window(int((lo - centre).min()), int((hi - centre).max()),
+                        int((worst_lo - centre).min()), int((worst_hi - centre).max()))
+    bits = _bits(rl, rh)
+    if bits <= max_lookup_bits:  # centred, the lookup reads the whole window: no rounding
+        return None
+    shift = bits - p
+    width = rh - rl
+    while width >= 2 ** (p + shift) - 2 ** shift:
+        shift += 1
+    slack = 2 ** (p + shift) - 2 ** shift - 1 - width
+    return centre, -rl + slack // 2, shift
+
+
 class QuantMLP(nn.Module):
     def __init__(self, n_features: int, hidden: tuple[int, ...], n_outputs: int,
                  activation_bits: int, weight_bits: int, rounding_bits: int,
@@ -50,10 +97,9 @@ class QuantMLP(nn.Module):
         self.rounding_bits = rounding_bits
         self.register_buffer("input_step", torch.tensor(input_step, dtype=torch.float32)[None, :])
         self.register_buffer("input_lo", torch.tensor(input_lo, dtype=torch.float32)[None, :])
-        # Per hidden layer: each neuron's running accumulator range (integer units).
-        self.acc_lo = [torch.zeros(h) for h in hidden]
-        self.acc_hi = [torch.zeros(h) for h in hidden]
-        self.seen = [False] * len(hidden)
+        # Per hidden layer: the compiler's rounding (centres, offset, shift), or None (exact).
+        self.rounding: list = [None] * len(hidden)
+        self.max_lookup_bits = 8
         self.quantize = False
 
     def weight(self, i: int) -> torch.Tensor:
@@ -73,32 +119,54 @@ class QuantMLP(nn.Module):
             unit = unit * alpha / (2 ** self.activation_bits - 1)
         return unit
 
-    def _round_accumulator(self, i: int, z: torch.Tensor) -> torch.Tensor:
-        """The compiler's rounding: the integer accumulator (inputs and weights on their grids,
-        the bias and the inputs' zero points folded in, as the compiled circuit's linear node
-        holds them: z in units of the neuron's weight step), each neuron centred on its own
-        calibrated range, keeps its top `rounding_bits` over the widest neuron's range: a
-        power-of-two step shared by the layer."""
-        unit = self._weight_unit(i)
-        acc = z.detach() / unit
-        if self.training:
-            lo, hi = acc.amin(dim=0), acc.amax(dim=0)
-            if self.acc_lo[i].shape != lo.shape or not bool(self.seen[i]):
-                self.acc_lo[i], self.acc_hi[i] = lo, hi
-                self.seen[i] = True
-            else:  # running extremes, slowly forgetting the early epochs
-                self.acc_lo[i] = torch.minimum(self.acc_lo[i], lo) * 0.99 + 0.01 * lo
-                self.acc_hi[i] = torch.maximum(self.acc_hi[i], hi) * 0.99 + 0.01 * hi
-        lo, hi = self.acc_lo[i], self.acc_hi[i]
-        width = float((hi - lo).max()) * 1.1
-        p = self.rounding_bits
-        shift = 0
-        while width >= 2.0 ** (p + shift) - 2.0 ** shift:
-            shift += 1
+    def _integer_accumulator(self, i: int, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        """z's integer accumulator as the circuit's linear node holds it: in units of the neuron's
+        weight step, without the float bias (the layer's bias, and on the first layer the inputs'
+        zero points w . lo, which the compiler folds into the lookup's function)."""
+        constant = self.layers[i].bias
+        if i == 0:
+            constant = constant + self.input_lo @ self.weight(0).T
+        return (z - constant).detach() / self._weight_unit(i)
+
+    def _quantize_input(self, x: torch.Tensor) -> torch.Tensor:
+        """The client's input quantizer: 8 bits per feature over the calibration range."""
+        q = torch.clamp(torch.round((x - self.input_lo) / self.input_step), 0, 255)
+        return self.input_lo + q * self.input_step
+
+    def calibrate_rounding(self, X: torch.Tensor) -> None:
+        """Each layer's rounding as the compiler will choose it for the current weights, from
+        the integer accumulators of the calibration rows X (layer after layer, each seeing the
+        previous layers' rounding)."""
+        with torch.no_grad():
+            x = self._quantize_input(X)
+            for i in range(len(self.layers) - 1):
+                z = nn.functional.linear(x, self.weight(i), self.layers[i].bias)
+                acc = torch.round(self._integer_accumulator(i, x, z)).to(torch.float64)
+                # The worst case of each neuron's integer accumulator: its integer weights over
+                # the inputs' integer range (8-bit inputs, activation levels).
+                source_step = (self.input_step if i == 0 else
+                               (self.alpha[i - 1].abs() + 1e-3) / (2 ** self.activation_bits - 1))
+                k = torch.round(self.weight(i) * source_step / self._weight_unit(i)[:, None])
+                top = 255.0 if i == 0 else float(2 ** self.activation_bits - 1)
+                worst_lo = (k.clamp(max=0) * top).sum(dim=1).to(torch.float64).numpy()
+                worst_hi = (k.clamp(min=0) * top).sum(dim=1).to(torch.float64).numpy()
+                self.rounding[i] = _compiler_rounding(acc.amin(dim=0).numpy(),
+                                                      acc.amax(dim=0).numpy(), worst_lo,
+                                                      worst_hi, self.rounding_bits,
+                                                      self.max_lookup_bits)
+                x = self._activation(i, self._round_accumulator(i, x, z))
+
+    def _round_accumulator(self, i: int, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        """The compiler's approximate rounding of the accumulator (straight-through): m =
+        floor((acc - c + offset) / 2^shift + 1/2), read as m 2^shift - offset + c."""
+        if self.rounding[i] is None:
+            return z
+        centre, offset, shift = self.rounding[i]
+        acc = self._integer_accumulator(i, x, z)
         step = 2.0 ** shift
-        origin = torch.floor((lo + hi) / 2) - width / 2
-        rounded = torch.round((acc - origin) / step) * step + origin
-        return z + ((rounded - acc) * unit).detach()
+        c = torch.as_tensor(centre, dtype=acc.dtype)
+        rounded = torch.floor((torch.round(acc) - c + offset) / step + 0.5) * step - offset + c
+        return z + ((rounded - acc) * self._weight_unit(i)).detach()
 
     def _activation(self, i: int, z: torch.Tensor) -> torch.Tensor:
         alpha = self.alpha[i].abs() + 1e-3
@@ -113,22 +181,24 @@ class QuantMLP(nn.Module):
                 if i + 1 < len(self.layers):
                     x = torch.relu(x)
             return x
+        x = self._quantize_input(x)
         for i, layer in enumerate(self.layers):
             z = nn.functional.linear(x, self.weight(i), layer.bias)
             if i + 1 == len(self.layers):
                 return z
-            z = self._round_accumulator(i, z)
-            x = self._activation(i, z)
+            x = self._activation(i, self._round_accumulator(i, x, z))
         return x
 
-    def start_quantization(self, X: torch.Tensor) -> None:
-        """Alpha of each layer from its float activations (their 99.9th percentile)."""
+    def start_quantization(self, X: torch.Tensor, calibration: torch.Tensor) -> None:
+        """Alpha of each layer from its float activations (their 99.9th percentile), then the
+        compiler's rounding on the calibration rows."""
         with torch.no_grad():
             h = X
             for i, layer in enumerate(self.layers[:-1]):
                 h = torch.relu(layer(h))
                 self.alpha[i] = torch.quantile(h.flatten(), 0.999).clamp_min(1e-2)
         self.quantize = True
+        self.calibrate_rounding(calibration)
 
 
 class Deployed(nn.Module):
@@ -159,8 +229,13 @@ class Deployed(nn.Module):
 def train(X: np.ndarray, y: np.ndarray, hidden, n_outputs: int, classification: bool,
           activation_bits: int, weight_bits: int, rounding_bits: int, max_epochs: int,
           lr: float, batch_size: int, weight_decay: float, random_state,
-          score=None, checkpoints: int = 8) -> tuple[Deployed, float]:
+          score=None, checkpoints: int = 8, calibration: np.ndarray | None = None,
+          max_lookup_bits: int = 8, fake_quantization: bool = True) -> tuple[nn.Module, float]:
     """The trained network as the compiler should see it, and its score (-inf without one).
+    fake_quantization=False trains the same network in float with the same schedule and returns
+    it as it is (a float torch module: the reference QAT is measured against).
+    `calibration`: the rows the circuit will be compiled on (default X): the input quantizers'
+    ranges and the accumulators' rounding come from them, as in the compiler.
     score(deployed) -> float, when
     given, rates a candidate by its compiled circuit (higher is better): the network is then
     taken at the best of `checkpoints` points spread over the quantized epochs, not the last
@@ -169,12 +244,15 @@ def train(X: np.ndarray, y: np.ndarray, hidden, n_outputs: int, classification: 
     seed = 0 if random_state is None else int(random_state)
     generator = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
-    lo, hi = X.min(axis=0), X.max(axis=0)
+    calibration = X if calibration is None else calibration
+    lo, hi = calibration.min(axis=0), calibration.max(axis=0)
     spread = np.where(hi > lo, hi - lo, (hi - lo).max() if (hi > lo).any() else 1.0)
     input_step = spread / 255.0
     net = QuantMLP(X.shape[1], tuple(hidden), n_outputs, activation_bits, weight_bits,
                    rounding_bits, input_step, lo)
+    net.max_lookup_bits = max_lookup_bits
     Xt = torch.tensor(X, dtype=torch.float32)
+    Ct = torch.tensor(calibration, dtype=torch.float32)
     yt = torch.tensor(y, dtype=torch.long if classification else torch.float32)
     if not classification and yt.ndim == 1:
         yt = yt[:, None]
@@ -188,8 +266,12 @@ def train(X: np.ndarray, y: np.ndarray, hidden, n_outputs: int, classification: 
              for k in range(checkpoints)} if score is not None else set()
     best, best_score = None, -np.inf
     for epoch in range(max_epochs):
-        if epoch == min(warmup, max_epochs - 1):
-            net.start_quantization(Xt)
+        if not fake_quantization:
+            pass
+        elif epoch == min(warmup, max_epochs - 1):
+            net.start_quantization(Xt, Ct)
+        elif net.quantize:
+            net.calibrate_rounding(Ct)  # the compiler's rounding for this epoch's weights
         net.train()
         order = torch.randperm(n, generator=generator)
         for start in range(0, n, batch_size):
@@ -205,4 +287,6 @@ def train(X: np.ndarray, y: np.ndarray, hidden, n_outputs: int, classification: 
             if rating > best_score:  # the earlier of equals: fewer epochs, same circuit score
                 best, best_score = candidate, rating
     net.eval()
+    if not fake_quantization:
+        return net, -np.inf
     return (best, best_score) if best is not None else (Deployed(net), -np.inf)

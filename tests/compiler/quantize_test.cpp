@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cmath>
 #include <random>
+#include <set>
 
 #include "fheml/ir/float_graph.h"
 #include "fheml/ir/int_graph.h"
@@ -220,6 +221,39 @@ TEST(Quantize, PerChannelActivationsUseEachChannelsRange) {
   const double per_tensor = error(false);
   const double per_channel = error(true);
   EXPECT_LT(per_channel, per_tensor / 4) << per_channel << " vs " << per_tensor;
+}
+
+// relu -> clip -> round to 15 levels (fheml's QAT activations): on calibration rows that never
+// reach the top levels, the lookup's output quantizer keeps the 1/15 grid (exact), instead of
+// spreading 16 levels over the observed range (which moves every level).
+TEST(Quantize, ActivationsOnAGridKeepItWhenTheTopLevelsAreNotReached) {
+  ir::FloatGraph g;
+  const auto x = g.input("x", {1, 3});
+  const auto w =
+      g.constant("w", FloatTensor({3, 3}, {0.2, -0.1, 0.05, 0.1, 0.15, -0.2, 0, 0.1, 0.1}));
+  const auto b = g.constant("b", FloatTensor({3}, {0.1, 0, 0.05}));
+  ir::FloatAttributes clip;
+  clip.alpha = 0.0;
+  clip.beta = 1.0;
+  auto y = g.add(FloatOp::kClip, {g.unary(FloatOp::kRelu, g.gemm(x, w, b, true, "fc"))}, clip);
+  y = g.add(FloatOp::kMul, {y, g.constant("up", FloatTensor({}, {15.0}))});
+  y = g.unary(FloatOp::kRound, y);
+  g.mark_output(g.add(FloatOp::kMul, {y, g.constant("down", FloatTensor({}, {1.0 / 15}))}));
+  const auto samples = random_samples({1, 3}, 300, -1, 1, 31);
+  double top = 0;
+  for (const auto& s : samples) top = std::max(top, ir::evaluate(g, s)[0].data[0]);
+  ASSERT_LT(top, 0.7);  // well below the clip: levels 11-15 never show
+  quant::QuantizeOptions options;
+  options.n_bits = quant::NBits::uniform(4);
+  const auto q = quant::quantize(g, samples, options);
+  std::set<double> levels;
+  for (const auto& s : samples) {
+    for (const double v : run_quantized(q, s)[0].data) {
+      EXPECT_NEAR(v * 15, std::nearbyint(v * 15), 1e-9) << "off the 1/15 grid: " << v;
+      levels.insert(std::nearbyint(v * 15));
+    }
+  }
+  EXPECT_GE(levels.size(), 5u);
 }
 
 TEST(Quantize, RequantizedOutputsAreFreshLookupsCloseToTheAccumulator) {

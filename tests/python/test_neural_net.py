@@ -30,11 +30,16 @@ def _float_accuracy(Xtr, Xte, ytr, yte, hidden):
                                             (load_digits, (64,))])
 def test_4_bit_network_close_to_float(loader, hidden):
     Xtr, Xte, ytr, yte = _split(loader)
-    model = NeuralNetClassifier(hidden_layer_sizes=hidden, random_state=1).fit(Xtr, ytr)
+    models = [NeuralNetClassifier(hidden_layer_sizes=hidden, random_state=seed).fit(Xtr, ytr)
+              for seed in (1, 2, 3)]
     float_acc = _float_accuracy(Xtr, Xte, ytr, yte, hidden)
-    # 4-bit activations and weights, 4-bit lookups: within 2.5 points of scikit-learn's float
-    # MLP of the same shape here (the target is 1 point: bench/README.md "Networks")
-    assert model.score(Xte, yte) >= float_acc - 0.025, (model.score(Xte, yte), float_acc)
+    # 4-bit activations and weights, 4-bit lookups: on average over 3 seeds within 2.5 points
+    # of scikit-learn's float MLP of the same shape here (the target, against the same
+    # network trained in float, is 1 point: bench/README.md "Networks"). One seed alone spreads
+    # over +-2 test rows of breast cancer's 171 (0.95-0.97 for (30, 30), 2026-12-03).
+    scores = [m.score(Xte, yte) for m in models]
+    assert np.mean(scores) >= float_acc - 0.025, (scores, float_acc)
+    model = models[0]
     stats = model.fhe_circuit.statistics()
     assert stats["bootstraps"] == sum(hidden) and stats["polynomial_size"] == 2048
     assert "max lookup bits 4" in model.fhe_circuit.report()

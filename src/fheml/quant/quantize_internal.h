@@ -163,6 +163,10 @@ class Quantizer {
 
   OutputQuantizer natural_quantizer(const Expression& f, std::size_t count, std::uint32_t bits);
 
+  // The step g when the function's values on the calibration rows are at least 3 distinct
+  // values lo + k g (k integer, at most `top`), else nothing.
+  std::optional<double> observed_grid(const Expression& f, std::size_t count, std::int64_t top);
+
   // A given step, values from `bias` up: shares the scale of another operand.
   OutputQuantizer quantizer_with_scale(const Expression& f, std::size_t count, double scale,
                                        std::optional<double> bias = {});

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <limits>
 #include <optional>
+#include <set>
 #include <stdexcept>
 #include <string>
 #include <utility>
@@ -88,10 +89,44 @@ std::pair<double, double> Quantizer::observed_range(const Expression& f, std::si
   return {lo, hi};
 }
 
+std::optional<double> Quantizer::observed_grid(const Expression& f, std::size_t count,
+                                               std::int64_t top) {
+  // Few distinct values, all lo + k g for the smallest gap g, k <= top: the function's outputs
+  // sit on a grid (an activation rounded to levels, as fheml's QAT networks end each layer
+  // with). Three values at least: two are always "on a grid".
+  constexpr std::size_t kMaxDistinct = 1024;
+  std::set<double> seen;
+  std::vector<double> scratch;
+  for (const auto& t : calibration_[f.source.index]) {
+    for (std::size_t e = 0; e < count; ++e) {
+      const double v = evaluate_expression(f, e, static_cast<double>(t.data[e]), scratch);
+      if (!std::isfinite(v)) continue;
+      seen.insert(v);
+      if (seen.size() > kMaxDistinct) return std::nullopt;
+    }
+  }
+  if (seen.size() < 3) return std::nullopt;
+  double gap = std::numeric_limits<double>::infinity();
+  for (auto it = std::next(seen.begin()); it != seen.end(); ++it)
+    gap = std::min(gap, *it - *std::prev(it));
+  const double lo = *seen.begin();
+  if ((*seen.rbegin() - lo) / gap > static_cast<double>(top) + 1e-6) return std::nullopt;
+  for (const double v : seen) {
+    const double k = (v - lo) / gap;
+    if (std::abs(k - std::nearbyint(k)) > 1e-6) return std::nullopt;
+  }
+  return gap;
+}
+
 Quantizer::OutputQuantizer Quantizer::natural_quantizer(const Expression& f, std::size_t count,
                                                         std::uint32_t bits) {
   const auto [lo, hi] = observed_range(f, count);
   const double top = std::ldexp(1.0, static_cast<int>(bits)) - 1;
+  // Values already on a grid of at most 2^bits levels keep it: spreading them over the observed
+  // range instead would move every level (a QAT layer whose largest activation level is not
+  // reached on the calibration rows), and the next layer's integer weights with them.
+  if (const auto grid = observed_grid(f, count, static_cast<std::int64_t>(top)))
+    return {*grid, lo, static_cast<std::int64_t>(top)};
   return {hi > lo ? (hi - lo) / top : 1.0, lo, static_cast<std::int64_t>(top)};
 }
 
