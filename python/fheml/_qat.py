@@ -3,8 +3,8 @@ NeuralNetClassifier/Regressor is fitted).
 
 The network mirrors what fheml's compiler will compute, so that training sees the deployed
 model's quantization and the compiled circuit reproduces the trained one:
-- inputs: quantized per feature to 8 bits over the training range (as the compiler's input
-  quantizer); the first layer's weights are fake-quantized as the compiler does it, on the
+- inputs: quantized per feature to 8 bits over the calibration rows' range (as the compiler's
+  input quantizer); the first layer's weights are fake-quantized as the compiler does it, on the
   effective weights w * s_f (s_f the feature's step), per output neuron, symmetric;
 - hidden layers: weights fake-quantized per output neuron, symmetric, `weight_bits`;
 - accumulators: rounded to `rounding_bits` exactly as the compiler rounds them before the
@@ -119,7 +119,7 @@ class QuantMLP(nn.Module):
             unit = unit * alpha / (2 ** self.activation_bits - 1)
         return unit
 
-    def _integer_accumulator(self, i: int, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+    def _integer_accumulator(self, i: int, z: torch.Tensor) -> torch.Tensor:
         """z's integer accumulator as the circuit's linear node holds it: in units of the neuron's
         weight step, without the float bias (the layer's bias, and on the first layer the inputs'
         zero points w . lo, which the compiler folds into the lookup's function)."""
@@ -141,7 +141,7 @@ class QuantMLP(nn.Module):
             x = self._quantize_input(X)
             for i in range(len(self.layers) - 1):
                 z = nn.functional.linear(x, self.weight(i), self.layers[i].bias)
-                acc = torch.round(self._integer_accumulator(i, x, z)).to(torch.float64)
+                acc = torch.round(self._integer_accumulator(i, z)).to(torch.float64)
                 # The worst case of each neuron's integer accumulator: its integer weights over
                 # the inputs' integer range (8-bit inputs, activation levels).
                 source_step = (self.input_step if i == 0 else
@@ -154,15 +154,15 @@ class QuantMLP(nn.Module):
                                                       acc.amax(dim=0).numpy(), worst_lo,
                                                       worst_hi, self.rounding_bits,
                                                       self.max_lookup_bits)
-                x = self._activation(i, self._round_accumulator(i, x, z))
+                x = self._activation(i, self._round_accumulator(i, z))
 
-    def _round_accumulator(self, i: int, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+    def _round_accumulator(self, i: int, z: torch.Tensor) -> torch.Tensor:
         """The compiler's approximate rounding of the accumulator (straight-through): m =
         floor((acc - c + offset) / 2^shift + 1/2), read as m 2^shift - offset + c."""
         if self.rounding[i] is None:
             return z
         centre, offset, shift = self.rounding[i]
-        acc = self._integer_accumulator(i, x, z)
+        acc = self._integer_accumulator(i, z)
         step = 2.0 ** shift
         c = torch.as_tensor(centre, dtype=acc.dtype)
         rounded = torch.floor((torch.round(acc) - c + offset) / step + 0.5) * step - offset + c
@@ -186,7 +186,7 @@ class QuantMLP(nn.Module):
             z = nn.functional.linear(x, self.weight(i), layer.bias)
             if i + 1 == len(self.layers):
                 return z
-            x = self._activation(i, self._round_accumulator(i, x, z))
+            x = self._activation(i, self._round_accumulator(i, z))
         return x
 
     def start_quantization(self, X: torch.Tensor, calibration: torch.Tensor) -> None:

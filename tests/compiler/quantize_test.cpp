@@ -248,7 +248,9 @@ TEST(Quantize, ActivationsOnAGridKeepItWhenTheTopLevelsAreNotReached) {
   const auto q = quant::quantize(g, samples, options);
   std::set<double> levels;
   for (const auto& s : samples) {
-    for (const double v : run_quantized(q, s)[0].data) {
+    // Named: a range-for over run_quantized(...)[0].data would read a destroyed temporary.
+    const std::vector<FloatTensor> out = run_quantized(q, s);
+    for (const double v : out[0].data) {
       EXPECT_NEAR(v * 15, std::nearbyint(v * 15), 1e-9) << "off the 1/15 grid: " << v;
       levels.insert(std::nearbyint(v * 15));
     }
