@@ -156,8 +156,7 @@ LookupTable make_lookup_table(PolynomialSize n, MessageBits input_bits,
   return make_lookup_table(n, input_bits, encoded);
 }
 
-BootstrapScratch::BootstrapScratch(const BootstrapShape& shape)
-    : external_product_(shape.ggsw), difference_(shape.ggsw.row_length()) {}
+BootstrapScratch::BootstrapScratch(const BootstrapShape& shape) : external_product_(shape.ggsw) {}
 
 namespace {
 
@@ -228,18 +227,13 @@ void blind_rotate_group(std::span<const std::span<Torus>> accumulators,
   // Step i for every member before step i + 1: GGSW i is read from memory once per group and
   // then from cache, instead of once per ciphertext. Each member's arithmetic is unchanged.
   const std::span<const double> bsk(key.data);
-  std::span<Torus> diff(scratch.difference_);
   for (std::size_t i = 0; i < shape.input_dimension.value; ++i) {
     const auto ggsw = bsk.subspan(i * g.length(), g.length());
     for (std::size_t c = 0; c < members; ++c) {
       const std::size_t a = modulus_switch(small_lwes[c][i], g.polynomial_size);
       if (a == 0) continue;  // the CMux would add an encryption of zero times 0
       // ACC <- ACC + BSK_i (x) (X^a ACC - ACC): multiplies by X^(a s_i).
-      const std::span<Torus> acc = accumulators[c];
-      for (std::size_t r = 0; r < size; ++r) {
-        polynomial_monomial_mul_minus_one(diff.subspan(r * n, n), acc.subspan(r * n, n), a);
-      }
-      external_product_add(acc, ggsw, diff, g, scratch.external_product_);
+      cmux_rotate_add(accumulators[c], ggsw, a, g, scratch.external_product_);
     }
   }
 }

@@ -96,7 +96,6 @@ class BootstrapScratch {
                                            const FourierBootstrapKey&,
                                            std::span<const LookupTable* const>, BootstrapScratch&);
   ExternalProductScratch external_product_;
-  std::vector<Torus> difference_;
   std::vector<Torus> group_accumulators_;
 };
 

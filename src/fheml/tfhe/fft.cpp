@@ -303,6 +303,59 @@ void FftPlan::forward_int(std::span<const std::int64_t> poly, std::span<double> 
                 fourier);
 }
 
+void FftPlan::forward_rotated_digit(std::span<const Torus> poly, std::size_t rotation,
+                                    std::size_t base_log, std::size_t levels, std::size_t level,
+                                    std::span<double> fourier) const {
+  require_size("forward_rotated_digit", "poly", poly.size(), n_.value);
+  require_size("forward_rotated_digit", "fourier", fourier.size(), n_.value);
+  if (base_log < 1 || levels < 1 || base_log * levels >= 64 || level >= levels) {
+    throw std::invalid_argument("FftPlan::forward_rotated_digit: digit " + std::to_string(level) +
+                                " of a decomposition with base_log " + std::to_string(base_log) +
+                                " and " + std::to_string(levels) +
+                                " levels (needs base_log >= 1, level < levels and base_log * "
+                                "levels < 64)");
+  }
+  rotation %= 2 * n_.value;
+  const bool wraps = rotation >= n_.value;
+  const detail::RotatedDigit in{poly.data(),
+                                wraps ? rotation - n_.value : rotation,
+                                wraps ? ~std::uint64_t{0} : std::uint64_t{0},
+                                static_cast<unsigned>(64 - base_log * levels),
+                                static_cast<unsigned>(base_log),
+                                static_cast<unsigned>(levels - 1 - level)};
+  switch (level_) {
+#ifdef FHEML_FFT_HAVE_X86
+    case SimdLevel::kAvx512:
+      return detail::forward_rotated_digit_avx512(*tables_, in, fourier.data());
+    case SimdLevel::kAvx2Fma:
+      return detail::forward_rotated_digit_avx2(*tables_, in, fourier.data());
+#endif
+    default:
+      return detail::forward_rotated_digit_scalar(*tables_, in, fourier.data());
+  }
+}
+
+void FftPlan::multiply_sum(std::span<double> out, std::span<const double> a,
+                           std::span<const double> b, std::size_t rows, std::size_t cols) const {
+  if (rows < 1 || cols < 1) {
+    throw std::invalid_argument("FftPlan::multiply_sum: needs at least one row and one column");
+  }
+  require_size("multiply_sum", "out", out.size(), cols * n_.value);
+  require_size("multiply_sum", "a", a.size(), rows * n_.value);
+  require_size("multiply_sum", "b", b.size(), rows * cols * n_.value);
+  const std::size_t m = tables_->m;
+  switch (level_) {
+#ifdef FHEML_FFT_HAVE_X86
+    case SimdLevel::kAvx512:
+      return detail::multiply_sum_avx512(m, rows, cols, out.data(), a.data(), b.data());
+    case SimdLevel::kAvx2Fma:
+      return detail::multiply_sum_avx2(m, rows, cols, out.data(), a.data(), b.data());
+#endif
+    default:
+      return detail::multiply_sum_scalar(m, rows, cols, out.data(), a.data(), b.data());
+  }
+}
+
 void FftPlan::backward_add_torus(std::span<double> fourier, std::span<Torus> poly) const {
   require_size("backward_add_torus", "fourier", fourier.size(), n_.value);
   require_size("backward_add_torus", "poly", poly.size(), n_.value);

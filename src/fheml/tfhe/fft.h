@@ -70,6 +70,21 @@ class FftPlan {
   // Fourier -> coefficients: ADDS round(value) mod 2^64 into poly (ties to even).
   // The reduction is exact for any finite double. `fourier` is scratch and is clobbered.
   void backward_add_torus(std::span<double> fourier, std::span<Torus> poly) const;
+  // Fourier transform of digit `level` (0: the most significant) of the balanced gadget
+  // decomposition (base 2^base_log, `levels` digits) of X^rotation * poly - poly (negacyclic,
+  // rotation taken mod 2N): bit for bit what forward_int gives on the digits of
+  // Decomposer::decompose_polynomial applied to polynomial_monomial_mul_minus_one's output, but
+  // the rotation and the decomposition are read on the fly by the transform's first pass (the
+  // blind rotation's CMux without two passes over intermediate polynomials).
+  // std::invalid_argument on bad sizes or a decomposition the Decomposer would refuse.
+  void forward_rotated_digit(std::span<const Torus> poly, std::size_t rotation,
+                             std::size_t base_log, std::size_t levels, std::size_t level,
+                             std::span<double> fourier) const;
+  // out[c] = sum_r a[r] (.) b[r * cols + c] for c < cols, r < rows, each a polynomial of N
+  // doubles (out is overwritten, must not alias a or b): an external product's products in one
+  // pass over the GGSW, every point of the inputs loaded once.
+  void multiply_sum(std::span<double> out, std::span<const double> a, std::span<const double> b,
+                    std::size_t rows, std::size_t cols) const;
   // acc += a (.) b, the pointwise complex product. acc may alias a or b.
   void multiply_accumulate(std::span<double> acc, std::span<const double> a,
                            std::span<const double> b) const;

@@ -171,11 +171,70 @@ FHEML_INLINE void radix4_pass(double* re, double* im, std::size_t len, std::size
   }
 }
 
+// Inputs of the forward transform: coefficients [j, j + W) as doubles, read by its first pass.
+
+// A polynomial of int64 (or Torus words read as int64).
+struct IntInput {
+  const std::uint64_t* in;
+
+  template <int W>
+  FHEML_INLINE VD<W> load_at(std::size_t j) const {
+    return to_double<W>(in + j);
+  }
+};
+
+// Digit `below` levels above the least significant one of the balanced gadget decomposition of
+// X^rotation * poly - poly: the blind rotation's CMux input, computed where the transform reads
+// it. Same arithmetic as polynomial_monomial_mul_minus_one and the decomposition's digit loop
+// (decomposition.cpp), so the same digits bit for bit.
+struct RotatedDigitInput {
+  const std::uint64_t* poly;
+  std::size_t n;             // N
+  std::size_t rotation;      // in [0, N)
+  std::uint64_t negate_all;  // all ones when the rotation was >= N (X^N = -1), else 0
+  unsigned shift;            // 64 - base_log * levels
+  unsigned base_log;
+  unsigned below;  // digits below the one read
+
+  template <int W>
+  FHEML_INLINE VD<W> load_at(std::size_t j) const {
+    using U = VU<W>;
+    // Coefficient i of X^r * p is p[i - r] for i >= r and -p[i - r + N] below; (x ^ m) - m
+    // negates x where m is all ones.
+    const U keep = splat<U>(negate_all);
+    const U flip = splat<U>(~negate_all);
+    U rotated;
+    if (j >= rotation) {
+      rotated = (load<U>(poly + j - rotation) ^ keep) - keep;
+    } else if (j + static_cast<std::size_t>(W) <= rotation) {
+      rotated = (load<U>(poly + j + n - rotation) ^ flip) - flip;
+    } else {  // the block straddles the wrap: once per polynomial at most
+      std::uint64_t lanes[W];
+      for (std::size_t l = 0; l < static_cast<std::size_t>(W); ++l) {
+        const std::size_t i = j + l;
+        lanes[l] = i >= rotation ? (poly[i - rotation] ^ negate_all) - negate_all
+                                 : (poly[i + n - rotation] ^ ~negate_all) - ~negate_all;
+      }
+      rotated = load<U>(lanes);
+    }
+    const U x = rotated - load<U>(poly + j);
+    const U mask = splat<U>((std::uint64_t{1} << base_log) - 1);
+    const U half = splat<U>(std::uint64_t{1} << (base_log - 1));
+    U state = (x >> shift) + ((x >> (shift - 1)) & splat<U>(1));
+    for (unsigned b = 0; b < below; ++b) {
+      const U d = state & mask;
+      state = (state >> base_log) + one_if_at_least<W>(d, half);
+    }
+    const U d = state & mask;
+    const U digit = d - (one_if_at_least<W>(d, half) << base_log);
+    return to_double_v<W>(bits_as<VI<W>>(digit));
+  }
+};
+
 // Folded input point j: (a_j + i a_{j+M}) * exp(i pi j / N).
-template <int W>
-FHEML_INLINE CVec<W> twisted_input(const detail::FftTables& t, const std::uint64_t* in,
-                                   std::size_t j) {
-  const CVec<W> z{to_double<W>(in + j), to_double<W>(in + t.m + j)};
+template <int W, class Input>
+FHEML_INLINE CVec<W> twisted_input(const detail::FftTables& t, const Input& in, std::size_t j) {
+  const CVec<W> z{in.template load_at<W>(j), in.template load_at<W>(t.m + j)};
   return mul(z, cload<W>(t.twist.data() + j, t.twist.data() + t.m + j));
 }
 
@@ -190,8 +249,8 @@ FHEML_INLINE void untwisted_output(const detail::FftTables& t, const CVec<W>& x,
 }
 
 // First forward pass (q = M/4, a single block) fused with the fold and twist of the input.
-template <int W>
-FHEML_INLINE void dif_pass_first(const detail::FftTables& t, const std::uint64_t* in, double* re,
+template <int W, class Input>
+FHEML_INLINE void dif_pass_first(const detail::FftTables& t, const Input& in, double* re,
                                  double* im, const double* tw) {
   const std::size_t q = t.m / 4;
   const double* w = tw;
@@ -505,8 +564,8 @@ FHEML_INLINE void dit_first(const detail::FftTables& t, double* re, double* im, 
 // leaf each sweep the whole array (out of L1 for large N, whatever the order); then every leaf
 // block, small enough to stay in L1, is finished depth-first: its remaining passes and the final
 // pass. The inverse runs the same schedule backwards.
-template <int W>
-FHEML_INLINE void forward_impl(const detail::FftTables& t, const std::uint64_t* in, double* out) {
+template <int W, class Input>
+FHEML_INLINE void forward_impl(const detail::FftTables& t, const Input& in, double* out) {
   const std::size_t m = t.m;
   double* re = out;
   double* im = out + m;
@@ -561,6 +620,54 @@ FHEML_INLINE void backward_impl(const detail::FftTables& t, double* fourier, std
   dit_pass_last<W>(t, re, im, tw + t.passes[0].offset, out);
 }
 
+// out[c] = sum_r a[r] (.) b[r * C + c] for c < C, r < R (polynomials of 2m doubles): every
+// point of the R inputs is loaded once, each product summed in registers, out written once.
+template <int W, std::size_t R, std::size_t C>
+FHEML_INLINE void multiply_sum_fixed(std::size_t m, double* out, const double* a, const double* b) {
+  const std::size_t n = 2 * m;
+  for (std::size_t k = 0; k < m; k += W) {
+    CVec<W> x[R];
+    for (std::size_t r = 0; r < R; ++r) x[r] = cload<W>(a + r * n + k, a + r * n + m + k);
+    for (std::size_t c = 0; c < C; ++c) {
+      CVec<W> sum = mul(x[0], cload<W>(b + c * n + k, b + c * n + m + k));
+      for (std::size_t r = 1; r < R; ++r) {
+        const double* row = b + (r * C + c) * n;
+        sum = add(sum, mul(x[r], cload<W>(row + k, row + m + k)));
+      }
+      cstore(out + c * n + k, out + c * n + m + k, sum);
+    }
+  }
+}
+
+// The same for any shape (GGSWs with more rows or columns than the sets below).
+template <int W>
+FHEML_INLINE void multiply_sum_any(std::size_t m, std::size_t rows, std::size_t cols, double* out,
+                                   const double* a, const double* b) {
+  const std::size_t n = 2 * m;
+  for (std::size_t k = 0; k < m; k += W) {
+    for (std::size_t c = 0; c < cols; ++c) {
+      CVec<W> sum = mul(cload<W>(a + k, a + m + k), cload<W>(b + c * n + k, b + c * n + m + k));
+      for (std::size_t r = 1; r < rows; ++r) {
+        const double* row = b + (r * cols + c) * n;
+        sum = add(sum,
+                  mul(cload<W>(a + r * n + k, a + r * n + m + k), cload<W>(row + k, row + m + k)));
+      }
+      cstore(out + c * n + k, out + c * n + m + k, sum);
+    }
+  }
+}
+
+// Shapes of the parameter sets (rows = (k+1) * level, columns = k+1) get unrolled loops.
+template <int W>
+FHEML_INLINE void multiply_sum_impl(std::size_t m, std::size_t rows, std::size_t cols, double* out,
+                                    const double* a, const double* b) {
+  if (cols == 2 && rows == 2) return multiply_sum_fixed<W, 2, 2>(m, out, a, b);
+  if (cols == 2 && rows == 4) return multiply_sum_fixed<W, 4, 2>(m, out, a, b);
+  if (cols == 3 && rows == 3) return multiply_sum_fixed<W, 3, 3>(m, out, a, b);
+  if (cols == 4 && rows == 4) return multiply_sum_fixed<W, 4, 4>(m, out, a, b);
+  multiply_sum_any<W>(m, rows, cols, out, a, b);
+}
+
 template <int W>
 FHEML_INLINE void multiply_accumulate_impl(std::size_t m, double* acc, const double* a,
                                            const double* b) {
@@ -578,7 +685,17 @@ namespace detail {
 // One set of non-inline entry points per level; only these carry a target attribute.
 #define FHEML_FFT_ENTRIES(suffix, width, attributes)                                           \
   attributes void forward_##suffix(const FftTables& t, const std::uint64_t* in, double* out) { \
-    forward_impl<width>(t, in, out);                                                           \
+    forward_impl<width>(t, IntInput{in}, out);                                                 \
+  }                                                                                            \
+  attributes void forward_rotated_digit_##suffix(const FftTables& t, const RotatedDigit& in,   \
+                                                 double* out) {                                \
+    const RotatedDigitInput input{in.poly,  2 * t.m,     in.rotation, in.negate_all,           \
+                                  in.shift, in.base_log, in.below};                            \
+    forward_impl<width>(t, input, out);                                                        \
+  }                                                                                            \
+  attributes void multiply_sum_##suffix(std::size_t m, std::size_t rows, std::size_t cols,     \
+                                        double* out, const double* a, const double* b) {       \
+    multiply_sum_impl<width>(m, rows, cols, out, a, b);                                        \
   }                                                                                            \
   attributes void backward_##suffix(const FftTables& t, double* fourier, std::uint64_t* out) { \
     backward_impl<width>(t, fourier, out);                                                     \

@@ -42,18 +42,38 @@ struct FftTables {
   std::vector<double> final_twiddles;
 };
 
+// The digit of X^rotation * poly - poly a forward transform reads (see RotatedDigitInput in
+// fft_kernels.cpp); built and validated by FftPlan::forward_rotated_digit.
+struct RotatedDigit {
+  const std::uint64_t* poly;
+  std::size_t rotation;      // in [0, N)
+  std::uint64_t negate_all;  // all ones when the rotation was >= N, else 0
+  unsigned shift;            // 64 - base_log * levels
+  unsigned base_log;
+  unsigned below;  // digits below the one read
+};
+
 // Kernel entry points, one set per SIMD level (fft_kernels.cpp); only these carry a target
 // attribute. The AVX2 and AVX-512 ones must only be called where the CPU has the feature.
 void forward_scalar(const FftTables& t, const std::uint64_t* in, double* out);
 void backward_scalar(const FftTables& t, double* fourier, std::uint64_t* out);
 void multiply_accumulate_scalar(std::size_t m, double* acc, const double* a, const double* b);
+void forward_rotated_digit_scalar(const FftTables& t, const RotatedDigit& in, double* out);
+void multiply_sum_scalar(std::size_t m, std::size_t rows, std::size_t cols, double* out,
+                         const double* a, const double* b);
 #ifdef FHEML_FFT_HAVE_X86
 void forward_avx2(const FftTables& t, const std::uint64_t* in, double* out);
 void backward_avx2(const FftTables& t, double* fourier, std::uint64_t* out);
 void multiply_accumulate_avx2(std::size_t m, double* acc, const double* a, const double* b);
+void forward_rotated_digit_avx2(const FftTables& t, const RotatedDigit& in, double* out);
+void multiply_sum_avx2(std::size_t m, std::size_t rows, std::size_t cols, double* out,
+                       const double* a, const double* b);
 void forward_avx512(const FftTables& t, const std::uint64_t* in, double* out);
 void backward_avx512(const FftTables& t, double* fourier, std::uint64_t* out);
 void multiply_accumulate_avx512(std::size_t m, double* acc, const double* a, const double* b);
+void forward_rotated_digit_avx512(const FftTables& t, const RotatedDigit& in, double* out);
+void multiply_sum_avx512(std::size_t m, std::size_t rows, std::size_t cols, double* out,
+                         const double* a, const double* b);
 #endif
 
 }  // namespace fheml::tfhe::detail

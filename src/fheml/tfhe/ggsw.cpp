@@ -49,8 +49,25 @@ void ggsw_to_fourier(std::span<double> out, std::span<const Torus> ggsw, const G
 
 ExternalProductScratch::ExternalProductScratch(const GgswShape& shape)
     : digits_(shape.level.value * shape.polynomial_size.value),
-      fourier_digit_(shape.polynomial_size.value),
+      fourier_digits_(shape.row_count() * shape.polynomial_size.value),
       accumulators_(shape.row_length()) {}
+
+namespace {
+
+// out += the inverse transforms of the products of the transformed digits (row r * level + j of
+// scratch.fourier_digits_) with the GGSW's rows.
+void multiply_and_add_back(std::span<Torus> out, std::span<const double> fourier_ggsw,
+                           const GgswShape& shape, const FftPlan& fft,
+                           std::span<double> fourier_digits, std::span<double> accumulators) {
+  const std::size_t n = shape.polynomial_size.value;
+  const std::size_t size = glwe_size(shape.glwe_dimension);
+  fft.multiply_sum(accumulators, fourier_digits, fourier_ggsw, shape.row_count(), size);
+  for (std::size_t c = 0; c < size; ++c) {
+    fft.backward_add_torus(accumulators.subspan(c * n, n), out.subspan(c * n, n));
+  }
+}
+
+}  // namespace
 
 void external_product_add(std::span<Torus> out, std::span<const double> fourier_ggsw,
                           std::span<const Torus> glwe, const GgswShape& shape,
@@ -63,24 +80,35 @@ void external_product_add(std::span<Torus> out, std::span<const double> fourier_
   FHEML_ASSERT_EQ(fourier_ggsw.size(), shape.length());
   const FftPlan& fft = FftPlan::get(shape.polynomial_size);
   const Decomposer decomposer(shape.base_log, shape.level);
-  std::fill(scratch.accumulators_.begin(), scratch.accumulators_.end(), 0.0);
+  const std::span<double> digits(scratch.fourier_digits_);
   for (std::size_t r = 0; r < size; ++r) {
     decomposer.decompose_polynomial(glwe.subspan(r * n, n), scratch.digits_);
     for (std::size_t j = 0; j < level; ++j) {
       fft.forward_int(std::span<const std::int64_t>(scratch.digits_).subspan(j * n, n),
-                      scratch.fourier_digit_);
-      const auto row =
-          fourier_ggsw.subspan((r * level + j) * shape.row_length(), shape.row_length());
-      for (std::size_t c = 0; c < size; ++c) {
-        fft.multiply_accumulate(std::span<double>(scratch.accumulators_).subspan(c * n, n),
-                                scratch.fourier_digit_, row.subspan(c * n, n));
-      }
+                      digits.subspan((r * level + j) * n, n));
     }
   }
-  for (std::size_t c = 0; c < size; ++c) {
-    fft.backward_add_torus(std::span<double>(scratch.accumulators_).subspan(c * n, n),
-                           out.subspan(c * n, n));
+  multiply_and_add_back(out, fourier_ggsw, shape, fft, digits, scratch.accumulators_);
+}
+
+void cmux_rotate_add(std::span<Torus> acc, std::span<const double> fourier_ggsw,
+                     std::size_t rotation, const GgswShape& shape,
+                     ExternalProductScratch& scratch) {
+  const std::size_t n = shape.polynomial_size.value;
+  const std::size_t size = glwe_size(shape.glwe_dimension);
+  const std::size_t level = shape.level.value;
+  FHEML_ASSERT_EQ(acc.size(), shape.row_length());
+  FHEML_ASSERT_EQ(fourier_ggsw.size(), shape.length());
+  const FftPlan& fft = FftPlan::get(shape.polynomial_size);
+  const std::span<double> digits(scratch.fourier_digits_);
+  // Every digit is transformed (reading acc) before the first inverse transform adds into acc.
+  for (std::size_t r = 0; r < size; ++r) {
+    for (std::size_t j = 0; j < level; ++j) {
+      fft.forward_rotated_digit(acc.subspan(r * n, n), rotation, shape.base_log.value, level, j,
+                                digits.subspan((r * level + j) * n, n));
+    }
   }
+  multiply_and_add_back(acc, fourier_ggsw, shape, fft, digits, scratch.accumulators_);
 }
 
 }  // namespace fheml::tfhe

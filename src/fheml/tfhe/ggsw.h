@@ -46,8 +46,10 @@ class ExternalProductScratch {
   friend void external_product_add(std::span<Torus>, std::span<const double>,
                                    std::span<const Torus>, const GgswShape&,
                                    ExternalProductScratch&);
+  friend void cmux_rotate_add(std::span<Torus>, std::span<const double>, std::size_t,
+                              const GgswShape&, ExternalProductScratch&);
   std::vector<std::int64_t> digits_;
-  std::vector<double> fourier_digit_;
+  std::vector<double> fourier_digits_;  // one transformed digit per GGSW row
   std::vector<double> accumulators_;
 };
 
@@ -55,5 +57,13 @@ class ExternalProductScratch {
 void external_product_add(std::span<Torus> out, std::span<const double> fourier_ggsw,
                           std::span<const Torus> glwe, const GgswShape& shape,
                           ExternalProductScratch& scratch);
+
+// acc += ggsw (x) (X^rotation * acc - acc): the blind rotation's CMux, which multiplies acc by
+// X^(rotation * s) when the GGSW encrypts the bit s. Same result as external_product_add on
+// polynomial_monomial_mul_minus_one's output, bit for bit, without that polynomial or its digits:
+// the forward transforms read the rotation and the decomposition on the fly
+// (FftPlan::forward_rotated_digit).
+void cmux_rotate_add(std::span<Torus> acc, std::span<const double> fourier_ggsw,
+                     std::size_t rotation, const GgswShape& shape, ExternalProductScratch& scratch);
 
 }  // namespace fheml::tfhe
