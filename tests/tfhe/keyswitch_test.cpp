@@ -42,6 +42,39 @@ TEST(Keyswitch, PreservesMessagesAndAddsTheModelledVariance) {
   EXPECT_NEAR(sum_sq / samples / expected, 1.0, 0.10 + 4 * std::sqrt(2.0 / samples));
 }
 
+// A group shares the key's streaming; each member's result is its own key switch, bit for bit
+// (groups of 1 to 5, messages and noise different per member).
+TEST(Keyswitch, GroupEqualsOneByOne) {
+  const PbsParameters& p = default_parameters(MessageBits{4});
+  const auto& keys = test::keys_for(p);
+  Csprng rng(test_seed(22));
+  for (std::size_t members = 1; members <= 5; ++members) {
+    std::vector<LweCiphertext> bigs;
+    std::vector<LweCiphertext> smalls(members, LweCiphertext(p.lwe_dimension));
+    std::vector<std::span<Torus>> outs;
+    std::vector<std::span<const Torus>> ins;
+    for (std::size_t c = 0; c < members; ++c) {
+      bigs.push_back(encrypt(keys.client, rng.next_u64() % 16, MessageBits{4}, rng));
+    }
+    for (std::size_t c = 0; c < members; ++c) {
+      outs.push_back(smalls[c].data);
+      ins.push_back(bigs[c].data);
+    }
+    keyswitch_group(outs, ins, keys.server.keyswitch_key);
+    for (std::size_t c = 0; c < members; ++c) {
+      LweCiphertext one(p.lwe_dimension);
+      keyswitch(one.data, bigs[c].data, keys.server.keyswitch_key);
+      ASSERT_EQ(smalls[c].data, one.data) << "member " << c << " of " << members;
+    }
+  }
+  LweCiphertext wrong(LweDimension{10});
+  LweCiphertext small(p.lwe_dimension);
+  const std::span<Torus> outs[] = {small.data};
+  const std::span<const Torus> bad_in[] = {wrong.data};
+  EXPECT_THROW(keyswitch_group(outs, bad_in, keys.server.keyswitch_key), std::invalid_argument);
+  EXPECT_THROW(keyswitch_group(outs, {}, keys.server.keyswitch_key), std::invalid_argument);
+}
+
 TEST(Keyswitch, RefusesWrongInputSize) {
   const auto& keys = test::keys_for(default_parameters(MessageBits{4}));
   LweCiphertext wrong(LweDimension{10});

@@ -168,17 +168,22 @@ LweCiphertextList keyswitch_bootstrap_batch(const ServerKey& key, const LweCiphe
     const std::size_t members = std::min(group, count - begin);
     w.small_.resize(members * small_len);
     std::vector<std::span<Torus>> outputs;
-    std::vector<std::span<const Torus>> smalls;
+    std::vector<std::span<Torus>> smalls;
+    std::vector<std::span<const Torus>> big_inputs;
     std::vector<const LookupTable*> member_tables;
     for (std::size_t c = 0; c < members; ++c) {
       const std::size_t i = begin + c;
-      const std::span<Torus> small = std::span<Torus>(w.small_).subspan(c * small_len, small_len);
-      keyswitch(small, inputs.at(i), key.keyswitch_key);
-      smalls.push_back(small);
+      smalls.push_back(std::span<Torus>(w.small_).subspan(c * small_len, small_len));
+      big_inputs.push_back(inputs.at(i));
       outputs.push_back(std::span<Torus>(out.data).subspan(i * out_len, out_len));
       member_tables.push_back(tables.size() == 1 ? tables[0] : tables[i]);
     }
-    programmable_bootstrap_group(outputs, smalls, key.bootstrap_key, member_tables, w.scratch_);
+    // The group shares the streaming of both keys: the key switching key here, the bootstrap
+    // key's GGSWs in the blind rotation.
+    keyswitch_group(smalls, big_inputs, key.keyswitch_key);
+    const std::vector<std::span<const Torus>> small_inputs(smalls.begin(), smalls.end());
+    programmable_bootstrap_group(outputs, small_inputs, key.bootstrap_key, member_tables,
+                                 w.scratch_);
   });
   return out;
 }

@@ -141,4 +141,39 @@ void keyswitch(std::span<Torus> out, std::span<const Torus> in, const KeyswitchK
   for (std::size_t t = 0; t < out.size(); ++t) out[t] = static_cast<Torus>(acc[t]) << 32;
 }
 
+void keyswitch_group(std::span<const std::span<Torus>> out,
+                     std::span<const std::span<const Torus>> in, const KeyswitchKey32& key) {
+  const KeyswitchShape& shape = key.shape;
+  const std::size_t members = out.size();
+  require_size("key switch group inputs", members, in.size());
+  require_size("key switching key length", shape.length(), key.data.size());
+  const std::size_t size = lwe_size(shape.output_dimension);
+  const std::size_t level = shape.level.value;
+  for (std::size_t c = 0; c < members; ++c) {
+    require_size("key switch input length", lwe_size(shape.input_dimension), in[c].size());
+    require_size("key switch output length", size, out[c].size());
+  }
+  std::vector<std::uint32_t> acc(members * size, 0);
+  for (std::size_t c = 0; c < members; ++c) acc[c * size + size - 1] = round_to_top32(in[c].back());
+  const Decomposer decomposer(shape.base_log, shape.level);
+  std::vector<std::int64_t> digits(members * level);
+  // Same order of operations per member as keyswitch_loop: only the loops are interchanged.
+  for (std::size_t i = 0; i < shape.input_dimension.value; ++i) {
+    for (std::size_t c = 0; c < members; ++c) {
+      decomposer.decompose(in[c][i], std::span<std::int64_t>(digits).subspan(c * level, level));
+    }
+    for (std::size_t j = 0; j < level; ++j) {
+      const std::uint32_t* entry = key.data.data() + (i * level + j) * size;
+      for (std::size_t c = 0; c < members; ++c) {
+        const std::int64_t digit = digits[c * level + j];
+        if (digit == 0) continue;
+        subtract_scaled32(acc.data() + c * size, entry, static_cast<std::uint32_t>(digit), size);
+      }
+    }
+  }
+  for (std::size_t c = 0; c < members; ++c) {
+    for (std::size_t t = 0; t < size; ++t) out[c][t] = static_cast<Torus>(acc[c * size + t]) << 32;
+  }
+}
+
 }  // namespace fheml::tfhe

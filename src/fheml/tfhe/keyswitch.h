@@ -67,5 +67,10 @@ KeyswitchKey32 expand_to_compute_form(const SeededKeyswitchKey& seeded);
 void keyswitch(std::span<Torus> out, std::span<const Torus> in, const KeyswitchKey& key);
 // Same, modulo 2^32: out's words are multiples of 2^32 (the result sits in their top half).
 void keyswitch(std::span<Torus> out, std::span<const Torus> in, const KeyswitchKey32& key);
+// The key switches of a group of ciphertexts, each entry of the key read from memory once for
+// the whole group instead of once per ciphertext (the key is what a key switch streams). Each
+// out[c] is bit for bit what keyswitch(out[c], in[c], key) gives.
+void keyswitch_group(std::span<const std::span<Torus>> out,
+                     std::span<const std::span<const Torus>> in, const KeyswitchKey32& key);
 
 }  // namespace fheml::tfhe
