@@ -218,9 +218,9 @@ TEST(Statistics, CountsOfTheChain) {
   EXPECT_EQ(s.linear_ops, 16u + 7u + 7u + 2u);
   EXPECT_GT(s.key_sizes.bootstrap_compressed, 0u);
   EXPECT_EQ(s.ciphertext_bytes, (2048u + 1u) * 8u);
-  EXPECT_DOUBLE_EQ(s.bootstrap_ms, 13.25);  // bench/README.md, 4 bits
-  EXPECT_DOUBLE_EQ(s.estimated_latency_ms, 7 * 13.25);
-  EXPECT_DOUBLE_EQ(s.estimated_parallel_latency_ms, (3 + 1) * 13.25);
+  EXPECT_DOUBLE_EQ(s.bootstrap_ms, 10.35);  // bench/README.md, 4 bits, fused CMux
+  EXPECT_DOUBLE_EQ(s.estimated_latency_ms, 7 * 10.35);
+  EXPECT_DOUBLE_EQ(s.estimated_parallel_latency_ms, (3 + 1) * 10.35);
 
   const std::string text = report(c, s);
   EXPECT_NE(text.find("relu-ish(gemm fc1)"), std::string::npos) << text;

@@ -12,10 +12,13 @@
 namespace fheml::runtime {
 namespace {
 
-// Single-thread KS+PBS medians of the built-in parameter sets at p_fail <= 2^-40, from
-// bench/README.md ("KS+PBS per precision", `fheml bench -r 7`, bench/results/bench_2m40.json),
-// on the project's standard 2-core machine.
-constexpr double kMeasuredKsPbsMs[8] = {8.41, 7.88, 11.27, 13.25, 32.9, 76.5, 304, 628};
+// Single-thread KS+PBS medians of the built-in parameter sets at p_fail <= 2^-40 on the
+// project's standard 2-core machine: the table of bench/README.md ("KS+PBS per precision",
+// `fheml bench -r 7`, bench/results/bench_2m40.json: 8.41, 7.88, 11.27, 13.25, 32.9, 76.5, 304,
+// 628 ms) times the before/after ratio of the fused CMux measured interleaved on 2026-12-03
+// (bench/results/engine-fused-cmux-2026-12-03.json: 0.605, 0.553, 0.732, 0.781, 0.848, 0.892,
+// 0.83, 0.92; bench/README.md, "Engine: fused CMux").
+constexpr double kMeasuredKsPbsMs[8] = {5.09, 4.36, 8.25, 10.35, 27.9, 68.2, 252, 578};
 
 std::string format(const char* pattern, double value) {
   char buffer[64];

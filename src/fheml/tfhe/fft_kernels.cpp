@@ -218,6 +218,12 @@ struct RotatedDigitInput {
       rotated = load<U>(lanes);
     }
     const U x = rotated - load<U>(poly + j);
+    if (shift + base_log == 64) {
+      // One level: the balanced digit is the top base_log bits of x + 2^(shift - 1) read as a
+      // signed number (an arithmetic shift), which is what the loop below computes for it.
+      return to_double_v<W>(bits_as<VI<W>>(x + splat<U>(std::uint64_t{1} << (shift - 1))) >>
+                            static_cast<int>(shift));
+    }
     const U mask = splat<U>((std::uint64_t{1} << base_log) - 1);
     const U half = splat<U>(std::uint64_t{1} << (base_log - 1));
     U state = (x >> shift) + ((x >> (shift - 1)) & splat<U>(1));
