@@ -185,8 +185,12 @@ struct IntInput {
 
 // Digit `below` levels above the least significant one of the balanced gadget decomposition of
 // X^rotation * poly - poly: the blind rotation's CMux input, computed where the transform reads
-// it. Same arithmetic as polynomial_monomial_mul_minus_one and the decomposition's digit loop
-// (decomposition.cpp), so the same digits bit for bit.
+// it. The same digits bit for bit as polynomial_monomial_mul_minus_one followed by the
+// decomposition's digit loop (decomposition.cpp): there a digit d = state mod B becomes d - B
+// with a carry into the next level when d >= B/2, i.e. the digit is the low base_log bits of
+// the state read as a signed number, and the next state is (state - digit) / B. kBelow is
+// `below` when known at compile time (0 and 1: the sets' one- and two-level keys), -1 if not.
+template <int kBelow>
 struct RotatedDigitInput {
   const std::uint64_t* poly;
   std::size_t n;             // N
@@ -197,7 +201,7 @@ struct RotatedDigitInput {
   unsigned below;  // digits below the one read
 
   template <int W>
-  FHEML_INLINE VD<W> load_at(std::size_t j) const {
+  FHEML_INLINE VU<W> rotated_difference(std::size_t j) const {
     using U = VU<W>;
     // Coefficient i of X^r * p is p[i - r] for i >= r and -p[i - r + N] below; (x ^ m) - m
     // negates x where m is all ones.
@@ -217,25 +221,39 @@ struct RotatedDigitInput {
       }
       rotated = load<U>(lanes);
     }
-    const U x = rotated - load<U>(poly + j);
-    if (shift + base_log == 64) {
-      // One level: the balanced digit is the top base_log bits of x + 2^(shift - 1) read as a
-      // signed number (an arithmetic shift), which is what the loop below computes for it.
+    return rotated - load<U>(poly + j);
+  }
+
+  // The low base_log bits of `state`, sign-extended.
+  template <int W>
+  FHEML_INLINE VI<W> low_digit(const VU<W>& state) const {
+    const int unused = 64 - static_cast<int>(base_log);
+    return bits_as<VI<W>>(state << unused) >> unused;
+  }
+
+  template <int W>
+  FHEML_INLINE VD<W> load_at(std::size_t j) const {
+    using U = VU<W>;
+    const U x = rotated_difference<W>(j);
+    if (kBelow == 0 && shift + base_log == 64) {
+      // One level: the top base_log bits of x + 2^(shift - 1), read as a signed number.
       return to_double_v<W>(bits_as<VI<W>>(x + splat<U>(std::uint64_t{1} << (shift - 1))) >>
                             static_cast<int>(shift));
     }
-    const U mask = splat<U>((std::uint64_t{1} << base_log) - 1);
-    const U half = splat<U>(std::uint64_t{1} << (base_log - 1));
-    U state = (x >> shift) + ((x >> (shift - 1)) & splat<U>(1));
-    for (unsigned b = 0; b < below; ++b) {
-      const U d = state & mask;
-      state = (state >> base_log) + one_if_at_least<W>(d, half);
+    U state = (x >> shift) + ((x >> (shift - 1)) & splat<U>(1));  // rounded top bits
+    const unsigned skip = kBelow >= 0 ? static_cast<unsigned>(kBelow) : below;
+    for (unsigned b = 0; b < skip; ++b) {
+      state = (state - bits_as<U>(low_digit<W>(state))) >> base_log;
     }
-    const U d = state & mask;
-    const U digit = d - (one_if_at_least<W>(d, half) << base_log);
-    return to_double_v<W>(bits_as<VI<W>>(digit));
+    return to_double_v<W>(low_digit<W>(state));
   }
 };
+
+template <int kBelow>
+FHEML_INLINE RotatedDigitInput<kBelow> rotated_digit_input(const detail::FftTables& t,
+                                                           const detail::RotatedDigit& in) {
+  return {in.poly, 2 * t.m, in.rotation, in.negate_all, in.shift, in.base_log, in.below};
+}
 
 // Folded input point j: (a_j + i a_{j+M}) * exp(i pi j / N).
 template <int W, class Input>
@@ -695,9 +713,13 @@ namespace detail {
   }                                                                                            \
   attributes void forward_rotated_digit_##suffix(const FftTables& t, const RotatedDigit& in,   \
                                                  double* out) {                                \
-    const RotatedDigitInput input{in.poly,  2 * t.m,     in.rotation, in.negate_all,           \
-                                  in.shift, in.base_log, in.below};                            \
-    forward_impl<width>(t, input, out);                                                        \
+    if (in.below == 0) {                                                                       \
+      forward_impl<width>(t, rotated_digit_input<0>(t, in), out);                              \
+    } else if (in.below == 1) {                                                                \
+      forward_impl<width>(t, rotated_digit_input<1>(t, in), out);                              \
+    } else {                                                                                   \
+      forward_impl<width>(t, rotated_digit_input<-1>(t, in), out);                             \
+    }                                                                                          \
   }                                                                                            \
   attributes void multiply_sum_##suffix(std::size_t m, std::size_t rows, std::size_t cols,     \
                                         double* out, const double* a, const double* b) {       \
