@@ -1,5 +1,6 @@
-// Kernel benchmarks of the engine above the FFT: decomposition, external product, key switch
-// (64-bit reference and the 32-bit server form), and key switch + bootstrap per precision.
+// Kernel benchmarks of the engine above the FFT: decomposition, external product, the blind
+// rotation's CMux, key switch (64-bit reference and the 32-bit server form), and key switch +
+// bootstrap per precision.
 // End-to-end figures per precision, with key sizes, come from `fheml bench`.
 #include <benchmark/benchmark.h>
 
@@ -63,6 +64,26 @@ void BM_ExternalProduct(benchmark::State& state) {
 }
 BENCHMARK(BM_ExternalProduct)->Arg(4)->Arg(8)->Unit(benchmark::kMicrosecond);
 
+// The blind rotation's CMux as it runs (the rotation and the digits read by the forward
+// transforms, the products in one pass), hot in cache: compare with BM_ExternalProduct, which
+// also decomposes a polynomial in memory.
+void BM_CmuxRotateAdd(benchmark::State& state) {
+  const auto& keys = keys_for(static_cast<std::size_t>(state.range(0)));
+  const GgswShape& g = keys.server.bootstrap_key.shape.ggsw;
+  Csprng rng(test_seed(2));
+  std::vector<Torus> acc(g.row_length());
+  rng.fill_u64(acc);
+  ExternalProductScratch scratch(g);
+  const std::span<const double> ggsw(keys.server.bootstrap_key.data.data(), g.length());
+  std::size_t rotation = 1;
+  for (auto _ : state) {
+    cmux_rotate_add(acc, ggsw, rotation, g, scratch);
+    rotation = (rotation * 5 + 3) % (2 * g.polynomial_size.value);
+    benchmark::DoNotOptimize(acc.data());
+  }
+}
+BENCHMARK(BM_CmuxRotateAdd)->Arg(1)->Arg(4)->Arg(8)->Unit(benchmark::kMicrosecond);
+
 void BM_Keyswitch64(benchmark::State& state) {
   const auto& keys = keys_for(static_cast<std::size_t>(state.range(0)));
   const KeyswitchKey key = expand(keys.compressed.keyswitch_key);
@@ -81,6 +102,27 @@ void BM_Keyswitch32(benchmark::State& state) {
   for (auto _ : state) keyswitch(out.data, in.data, keys.server.keyswitch_key);
 }
 BENCHMARK(BM_Keyswitch32)->Arg(4)->Unit(benchmark::kMillisecond);
+
+// A batch's group of 4 key switches reading the key once (items/s: key switches per second).
+void BM_KeyswitchGroup32(benchmark::State& state) {
+  const auto& keys = keys_for(static_cast<std::size_t>(state.range(0)));
+  Csprng rng(test_seed(3));
+  std::vector<LweCiphertext> ins;
+  std::vector<LweCiphertext> outs;
+  std::vector<std::span<const Torus>> in_spans;
+  std::vector<std::span<Torus>> out_spans;
+  for (std::uint64_t m = 0; m < 4; ++m) {
+    ins.push_back(encrypt(keys.client, m, MessageBits{2}, rng));
+    outs.emplace_back(keys.client.parameters.lwe_dimension);
+  }
+  for (std::size_t c = 0; c < 4; ++c) {
+    in_spans.push_back(ins[c].data);
+    out_spans.push_back(outs[c].data);
+  }
+  for (auto _ : state) keyswitch_group(out_spans, in_spans, keys.server.keyswitch_key);
+  state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations()) * 4);
+}
+BENCHMARK(BM_KeyswitchGroup32)->Arg(4)->Unit(benchmark::kMillisecond);
 
 void BM_KeyswitchBootstrap(benchmark::State& state) {
   const std::size_t p = static_cast<std::size_t>(state.range(0));
