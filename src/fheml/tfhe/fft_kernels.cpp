@@ -183,77 +183,8 @@ struct IntInput {
   }
 };
 
-// Digit `below` levels above the least significant one of the balanced gadget decomposition of
-// X^rotation * poly - poly: the blind rotation's CMux input, computed where the transform reads
-// it. The same digits bit for bit as polynomial_monomial_mul_minus_one followed by the
-// decomposition's digit loop (decomposition.cpp): there a digit d = state mod B becomes d - B
-// with a carry into the next level when d >= B/2, i.e. the digit is the low base_log bits of
-// the state read as a signed number, and the next state is (state - digit) / B. kBelow is
-// `below` when known at compile time (0 and 1: the sets' one- and two-level keys), -1 if not.
-template <int kBelow>
-struct RotatedDigitInput {
-  const std::uint64_t* poly;
-  std::size_t n;             // N
-  std::size_t rotation;      // in [0, N)
-  std::uint64_t negate_all;  // all ones when the rotation was >= N (X^N = -1), else 0
-  unsigned shift;            // 64 - base_log * levels
-  unsigned base_log;
-  unsigned below;  // digits below the one read
-
-  template <int W>
-  FHEML_INLINE VU<W> rotated_difference(std::size_t j) const {
-    using U = VU<W>;
-    // Coefficient i of X^r * p is p[i - r] for i >= r and -p[i - r + N] below; (x ^ m) - m
-    // negates x where m is all ones.
-    const U keep = splat<U>(negate_all);
-    const U flip = splat<U>(~negate_all);
-    U rotated;
-    if (j >= rotation) {
-      rotated = (load<U>(poly + j - rotation) ^ keep) - keep;
-    } else if (j + static_cast<std::size_t>(W) <= rotation) {
-      rotated = (load<U>(poly + j + n - rotation) ^ flip) - flip;
-    } else {  // the block straddles the wrap: once per polynomial at most
-      std::uint64_t lanes[W];
-      for (std::size_t l = 0; l < static_cast<std::size_t>(W); ++l) {
-        const std::size_t i = j + l;
-        lanes[l] = i >= rotation ? (poly[i - rotation] ^ negate_all) - negate_all
-                                 : (poly[i + n - rotation] ^ ~negate_all) - ~negate_all;
-      }
-      rotated = load<U>(lanes);
-    }
-    return rotated - load<U>(poly + j);
-  }
-
-  // The low base_log bits of `state`, sign-extended.
-  template <int W>
-  FHEML_INLINE VI<W> low_digit(const VU<W>& state) const {
-    const int unused = 64 - static_cast<int>(base_log);
-    return bits_as<VI<W>>(state << unused) >> unused;
-  }
-
-  template <int W>
-  FHEML_INLINE VD<W> load_at(std::size_t j) const {
-    using U = VU<W>;
-    const U x = rotated_difference<W>(j);
-    if (kBelow == 0 && shift + base_log == 64) {
-      // One level: the top base_log bits of x + 2^(shift - 1), read as a signed number.
-      return to_double_v<W>(bits_as<VI<W>>(x + splat<U>(std::uint64_t{1} << (shift - 1))) >>
-                            static_cast<int>(shift));
-    }
-    U state = (x >> shift) + ((x >> (shift - 1)) & splat<U>(1));  // rounded top bits
-    const unsigned skip = kBelow >= 0 ? static_cast<unsigned>(kBelow) : below;
-    for (unsigned b = 0; b < skip; ++b) {
-      state = (state - bits_as<U>(low_digit<W>(state))) >> base_log;
-    }
-    return to_double_v<W>(low_digit<W>(state));
-  }
-};
-
-template <int kBelow>
-FHEML_INLINE RotatedDigitInput<kBelow> rotated_digit_input(const detail::FftTables& t,
-                                                           const detail::RotatedDigit& in) {
-  return {in.poly, 2 * t.m, in.rotation, in.negate_all, in.shift, in.base_log, in.below};
-}
+// The blind rotation's CMux input (RotatedDigitInput) and products (multiply_sum_impl).
+#include "fheml/tfhe/fft_cmux.inc"
 
 // Folded input point j: (a_j + i a_{j+M}) * exp(i pi j / N).
 template <int W, class Input>
@@ -642,54 +573,6 @@ FHEML_INLINE void backward_impl(const detail::FftTables& t, double* fourier, std
     radix4_pass<W, true>(re, im, m, t.passes[p].quarter, tw + t.passes[p].offset);
   }
   dit_pass_last<W>(t, re, im, tw + t.passes[0].offset, out);
-}
-
-// out[c] = sum_r a[r] (.) b[r * C + c] for c < C, r < R (polynomials of 2m doubles): every
-// point of the R inputs is loaded once, each product summed in registers, out written once.
-template <int W, std::size_t R, std::size_t C>
-FHEML_INLINE void multiply_sum_fixed(std::size_t m, double* out, const double* a, const double* b) {
-  const std::size_t n = 2 * m;
-  for (std::size_t k = 0; k < m; k += W) {
-    CVec<W> x[R];
-    for (std::size_t r = 0; r < R; ++r) x[r] = cload<W>(a + r * n + k, a + r * n + m + k);
-    for (std::size_t c = 0; c < C; ++c) {
-      CVec<W> sum = mul(x[0], cload<W>(b + c * n + k, b + c * n + m + k));
-      for (std::size_t r = 1; r < R; ++r) {
-        const double* row = b + (r * C + c) * n;
-        sum = add(sum, mul(x[r], cload<W>(row + k, row + m + k)));
-      }
-      cstore(out + c * n + k, out + c * n + m + k, sum);
-    }
-  }
-}
-
-// The same for any shape (GGSWs with more rows or columns than the sets below).
-template <int W>
-FHEML_INLINE void multiply_sum_any(std::size_t m, std::size_t rows, std::size_t cols, double* out,
-                                   const double* a, const double* b) {
-  const std::size_t n = 2 * m;
-  for (std::size_t k = 0; k < m; k += W) {
-    for (std::size_t c = 0; c < cols; ++c) {
-      CVec<W> sum = mul(cload<W>(a + k, a + m + k), cload<W>(b + c * n + k, b + c * n + m + k));
-      for (std::size_t r = 1; r < rows; ++r) {
-        const double* row = b + (r * cols + c) * n;
-        sum = add(sum,
-                  mul(cload<W>(a + r * n + k, a + r * n + m + k), cload<W>(row + k, row + m + k)));
-      }
-      cstore(out + c * n + k, out + c * n + m + k, sum);
-    }
-  }
-}
-
-// Shapes of the parameter sets (rows = (k+1) * level, columns = k+1) get unrolled loops.
-template <int W>
-FHEML_INLINE void multiply_sum_impl(std::size_t m, std::size_t rows, std::size_t cols, double* out,
-                                    const double* a, const double* b) {
-  if (cols == 2 && rows == 2) return multiply_sum_fixed<W, 2, 2>(m, out, a, b);
-  if (cols == 2 && rows == 4) return multiply_sum_fixed<W, 4, 2>(m, out, a, b);
-  if (cols == 3 && rows == 3) return multiply_sum_fixed<W, 3, 3>(m, out, a, b);
-  if (cols == 4 && rows == 4) return multiply_sum_fixed<W, 4, 4>(m, out, a, b);
-  multiply_sum_any<W>(m, rows, cols, out, a, b);
 }
 
 template <int W>
