@@ -30,14 +30,22 @@ if [ "${FHEML_SKIP_SANITIZE:-0}" != "1" ]; then
   # Encrypted execution is ~10x slower under the sanitizers: the tests below repeat, with more
   # bootstraps, code paths that the kept ones (one random graph, batch vs one-by-one, the deploy,
   # key store, HTTP and tree end-to-end tests) already run encrypted under ASan/UBSan. They all
-  # run in full in the release stage above. (Measured: they were 2/3 of this stage's time.)
+  # run in full in the release stage above. (Measured: they were 2/3 of this stage's time.) The
+  # two failure-rate statistics are skipped too: they count how often deliberately weak
+  # parameters fail, a property of the noise, not of memory or arithmetic safety.
   skip='^(example_two_layer_mlp|cli_demo_smoke|EndToEnd\.GlobalPErrorBoundsTheWholeCircuit'
+  skip+='|EndToEnd\.SimulatedFailureRateMatchesExecutionAtAHighPError'
+  skip+='|Simulate\.FailureRateMatchesExecuteWhenFailuresAreFrequent'
   skip+='|Execute\.(EqualsDisableOnEveryInputOfTheChain|ExpandedInputsEqualSeededInputs'
   skip+='|OutOfRangeInputsWrapLikeTheInterpreter)|Threads/FheCircuitThreads\..*'
   skip+='|Rounding\.ExactRoundingEncryptedEqualsClear'
   skip+='|Seeds/RandomGraph\.AgreesInAllModesOnEveryTestInput/[1-9][0-9]*)$'
-  FHEML_TEST_PROFILE=sanitize ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
-    ctest --test-dir build-sanitize --output-on-failure -j "$jobs" -E "$skip"
+  # FHEML_SIMD=avx2: ASan checks each 64-byte (AVX-512) access out of line, which made encrypted
+  # tests 1.5x slower than with 32-byte ones (measured: FheCircuit.PredictAgreesAcrossModes 28.6 s
+  # vs 18.9 s). The AVX-512 kernels still run sanitized: the Levels/* kernel tests exercise every
+  # level the CPU has, whatever FHEML_SIMD says.
+  FHEML_SIMD=avx2 FHEML_TEST_PROFILE=sanitize ASAN_OPTIONS=detect_leaks=1 \
+    UBSAN_OPTIONS=print_stacktrace=1 ctest --test-dir build-sanitize --output-on-failure -j "$jobs" -E "$skip"
 fi
 
 if [ "${FHEML_SKIP_FUZZ:-0}" != "1" ]; then
