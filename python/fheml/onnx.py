@@ -26,8 +26,9 @@ _ROLES = ("model_inputs", "op_inputs", "op_weights", "model_outputs")
 
 # The roles a partial n_bits dict does not name (8-bit inputs and outputs, 4-bit activations and
 # weights). With n_bits and rounding_threshold_bits both left to "auto", the precision search
-# (C++ models::PrecisionSearch) picks them: the fastest candidate whose predictions agree with
-# the float network on min_agreement of the calibration rows.
+# (C++ models::PrecisionSearch) picks them: the fastest candidate whose outputs agree with the
+# float network's on the calibration rows: the classes of min_agreement of the rows, and the
+# outputs themselves to an R^2 of min_agreement.
 DEFAULT_N_BITS = {"model_inputs": 8, "op_inputs": 4, "op_weights": 4, "model_outputs": 8}
 
 
@@ -232,8 +233,9 @@ def compile_onnx_model(model, X_calib, n_bits="auto", rounding_threshold_bits="a
     rounding_threshold_bits: accumulators are rounded to this many bits before a lookup (None:
     no rounding, lookups as wide as their inputs up to max_lookup_bits). Both "auto" (the
     default): the precision search tries 3- to 6-bit activations and weights and keeps the
-    fastest whose predictions agree with the float network on at least min_agreement of the
-    calibration rows (see precision_trials). One of them given: the other "auto" means
+    fastest whose outputs agree with the float network's on the calibration rows: the same class
+    on at least min_agreement of them and an R^2 of the outputs of at least min_agreement (see
+    precision_trials). One of them given: the other "auto" means
     rounding to op_inputs bits, n_bits DEFAULT_N_BITS.
     rounding_method: "approximate" (no extra bootstrap; near a tie the neighbouring entry) or
     "exact" (2 bootstraps per removed chunk). p_error / global_p_error: failure budget per

@@ -135,7 +135,8 @@ void add_compile_onnx_command(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--min-agreement", o->min_agreement,
                   "the search keeps the fastest candidate agreeing with the float network on "
-                  "this share of the calibration rows")
+                  "the calibration rows: the class of this share of them, and the outputs to "
+                  "this R^2")
       ->check(CLI::Range(0.0, 1.0))
       ->capture_default_str();
   cmd->add_flag("--force", o->force, "replace artifacts already in --out");

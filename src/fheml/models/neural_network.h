@@ -24,9 +24,9 @@ namespace fheml::models {
 // The precision search (Concrete ML leaves this to its users): every candidate below is
 // compiled, run in the clear on the calibration rows and compared with the float graph; the
 // one with the lowest estimated latency whose agreement reaches min_agreement wins (the most
-// agreeing one when none does). Agreement: the share of rows whose class matches the float
-// graph's (the top output of several, the sign of one output under the sigmoid link), or
-// 1 - MSE / variance of the float output (one output otherwise: a regressor).
+// agreeing one when none does). Agreement: 1 - MSE / variance of the float outputs (R^2); for a
+// classifier the lower of that and the share of rows whose class matches the float graph's
+// (the top output of several, the sign of one output under the sigmoid link).
 struct PrecisionCandidate {
   quant::NBits n_bits;
   std::uint32_t rounding_threshold_bits = 4;
