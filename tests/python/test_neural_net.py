@@ -46,6 +46,32 @@ def test_4_bit_network_close_to_float(loader, hidden):
     assert "max lookup bits 4" in model.fhe_circuit.report()
 
 
+def test_qat_within_a_point_of_the_same_network_trained_in_float():
+    # Issue 12's target for the built-in network: within 1 point of the float network. The
+    # reference is the same network, seeds and schedule without fake quantization; the mean runs
+    # over 5 splits x 2 seeds because one split's 171 test rows move a seed's score by +-3 rows
+    # (0.58 points each). Measured 2026-12-03: 0.70 points (96.32% vs 97.02%; 5 x 4 seeds: 0.32).
+    import torch
+
+    from fheml import _qat
+    X, y = load_breast_cancer(return_X_y=True)
+    d = NeuralNetClassifier()
+    qat, same = [], []
+    for split in range(5):
+        Xtr, Xte, ytr, yte = train_test_split(X, y, test_size=0.3, random_state=split)
+        scaler = StandardScaler().fit(Xtr)
+        Xtr, Xte = scaler.transform(Xtr), scaler.transform(Xte)
+        for seed in (1, 2):
+            qat.append(NeuralNetClassifier(hidden_layer_sizes=(30, 30), random_state=seed)
+                       .fit(Xtr, ytr).score(Xte, yte))
+            net, _ = _qat.train(Xtr, ytr, (30, 30), 2, True, 4, 4, 4, d.max_epochs, d.lr,
+                                d.batch_size, d.weight_decay, seed, fake_quantization=False)
+            with torch.no_grad():
+                logits = net(torch.tensor(Xte, dtype=torch.float32)).numpy()
+            same.append(np.mean(logits.argmax(1) == yte))
+    assert np.mean(same) - np.mean(qat) <= 0.01, (np.mean(qat), np.mean(same))
+
+
 def test_encrypted_equals_clear_pickle_clone_grid_search():
     Xtr, Xte, ytr, yte = _split(load_breast_cancer)
     model = NeuralNetClassifier(hidden_layer_sizes=(8,), n_bits=3, max_epochs=30,
