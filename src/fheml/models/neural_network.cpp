@@ -47,7 +47,7 @@ std::vector<quant::Sample> samples_of(const Matrix& x, const ir::Shape& shape) {
 // a candidate: on rows the float network fits with wide margins (its training rows) a coarse
 // circuit keeps the classes and still moves the logits enough to lose held-out rows (digits CNN,
 // 2026-12-03: 99.2% class agreement on the calibration rows, R^2 0.98, 1.6 points below float on
-// the test rows; the candidates with R^2 >= 0.99 were 0.2-0.9 points below on both digits
+// the test rows; the candidates with R^2 >= 0.99 were 0-0.9 points below on both digits
 // networks of bench/nn_models.py; docs/networks.md).
 double agreement(const compiler::Circuit& circuit, const ir::FloatGraph& graph, const Matrix& rows,
                  const ir::Shape& shape, bool binary_logit) {
