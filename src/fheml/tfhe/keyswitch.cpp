@@ -75,36 +75,25 @@ KeyswitchKey expand(const SeededKeyswitchKey& seeded) {
   return key;
 }
 
-namespace {
-
-// The loop both key forms share: acc (mask then body, already holding the body term) minus
-// digit * entry over every nonzero digit of every input mask coefficient.
-template <class Word, class Subtract>
-void keyswitch_loop(std::span<Word> acc, std::span<const Torus> in, const KeyswitchShape& shape,
-                    const std::vector<Word>& key, Subtract subtract) {
+void keyswitch(std::span<Torus> out, std::span<const Torus> in, const KeyswitchKey& key) {
+  const KeyswitchShape& shape = key.shape;
+  require_size("key switch output length", lwe_size(shape.output_dimension), out.size());
   require_size("key switch input length", lwe_size(shape.input_dimension), in.size());
-  require_size("key switch output length", lwe_size(shape.output_dimension), acc.size());
-  require_size("key switching key length", shape.length(), key.size());
+  require_size("key switching key length", shape.length(), key.data.size());
   const std::size_t size = lwe_size(shape.output_dimension);
   const std::size_t level = shape.level.value;
+  std::fill(out.begin(), out.end(), Torus{0});
+  out.back() = in.back();
   const Decomposer decomposer(shape.base_log, shape.level);
   std::int64_t digits[64];
   for (std::size_t i = 0; i < shape.input_dimension.value; ++i) {
     decomposer.decompose(in[i], std::span<std::int64_t>(digits, level));
     for (std::size_t j = 0; j < level; ++j) {
       if (digits[j] == 0) continue;
-      subtract(acc.data(), key.data() + (i * level + j) * size, static_cast<Word>(digits[j]), size);
+      subtract_scaled(out.data(), key.data.data() + (i * level + j) * size,
+                      static_cast<Torus>(digits[j]), size);
     }
   }
-}
-
-}  // namespace
-
-void keyswitch(std::span<Torus> out, std::span<const Torus> in, const KeyswitchKey& key) {
-  require_size("key switch output length", lwe_size(key.shape.output_dimension), out.size());
-  std::fill(out.begin(), out.end(), Torus{0});
-  out.back() = in.empty() ? 0 : in.back();
-  keyswitch_loop<Torus>(out, in, key.shape, key.data, subtract_scaled);
 }
 
 KeyswitchKey32 to_compute_form(const KeyswitchKey& key) {
@@ -134,11 +123,9 @@ KeyswitchKey32 expand_to_compute_form(const SeededKeyswitchKey& seeded) {
 }
 
 void keyswitch(std::span<Torus> out, std::span<const Torus> in, const KeyswitchKey32& key) {
-  require_size("key switch output length", lwe_size(key.shape.output_dimension), out.size());
-  std::vector<std::uint32_t> acc(out.size(), 0);
-  acc.back() = in.empty() ? 0 : round_to_top32(in.back());
-  keyswitch_loop<std::uint32_t>(acc, in, key.shape, key.data, subtract_scaled32);
-  for (std::size_t t = 0; t < out.size(); ++t) out[t] = static_cast<Torus>(acc[t]) << 32;
+  const std::span<Torus> outs[1] = {out};
+  const std::span<const Torus> ins[1] = {in};
+  keyswitch_group(outs, ins, key);  // a group of one: the same loop, one copy of it
 }
 
 void keyswitch_group(std::span<const std::span<Torus>> out,
