@@ -21,13 +21,14 @@ Rounding passes gradients straight through (the straight-through estimator). Low
 training oscillates: with a `score` (the caller's compiled circuit, rated on the calibration
 rows), the network is taken at its best of several checkpoints, not at its last epoch.
 
-Schedule (classifiers): the same network is first trained in float (the whole schedule); the
-quantized network starts from its weights and is fine-tuned at a lower learning rate with the float
-network as teacher (knowledge distillation, Hinton et al. 2015, arXiv:1503.02531; for
-quantized students Mishra & Marr 2017, arXiv:1711.05852): the loss mixes the labels with the
-teacher's softened outputs. Measured on breast cancer over 5 splits x 4 seeds (bench/README.md
-"Networks"): QAT's mean test accuracy 96.17% -> 96.70% (float, same schedule: 97.02%); on
-digits 96.91% -> 96.72% over 3 x 3 (float 96.94%), within that measurement's noise.
+Schedule (classifiers): the same network is first trained in float (the whole schedule, at
+TEACHER_LR times the rate); the quantized network starts from its weights and is fine-tuned at
+FINE_TUNE_LR times the rate with the float network as teacher (knowledge distillation, Hinton
+et al. 2015, arXiv:1503.02531; for quantized students Mishra & Marr 2017, arXiv:1711.05852):
+the loss mixes the labels with the teacher's softened outputs. Measured on breast cancer over
+5 splits x 4 seeds (bench/README.md "Networks"): QAT's mean test accuracy 96.17% -> 96.70%
+(float, same schedule: 97.02%); on digits 96.91% -> 96.72% over 3 x 3 (float 96.94%), within
+that measurement's noise.
 Regressors keep the former schedule (float for a quarter of the epochs, then QAT on the targets
 alone): a float teacher lowered their R2 (see `train`).
 """
@@ -263,9 +264,9 @@ def train(X: np.ndarray, y: np.ndarray, hidden, n_outputs: int, classification: 
     teacher = None
     if fake_quantization and classification:
         teacher, _ = train(X, y, hidden, n_outputs, classification, activation_bits, weight_bits,
-                           rounding_bits, max_epochs, lr * TEACHER_LR, batch_size, weight_decay, random_state,
-                           calibration=calibration, max_lookup_bits=max_lookup_bits,
-                           fake_quantization=False)
+                           rounding_bits, max_epochs, lr * TEACHER_LR, batch_size, weight_decay,
+                           random_state, calibration=calibration,
+                           max_lookup_bits=max_lookup_bits, fake_quantization=False)
     seed = 0 if random_state is None else int(random_state)
     generator = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
