@@ -8,7 +8,9 @@
 The caller encrypts and decrypts; the workers only compute. What travels: the server circuit
 (``server.fheml``'s bytes: weights, no secret) and the evaluation keys are scattered to every
 worker once (``broadcast``; the caller keeps their futures, so later calls send nothing again),
-and each task carries one chunk of ciphertexts and returns its encrypted reply. A worker
+and each task carries one chunk of ciphertexts and returns its encrypted reply. Dask's active
+memory manager (on by default) may drop a worker's copy between calls; the next task there then
+fetches the bytes again from a peer (``dask_client.amm.stop()`` keeps every copy). A worker
 process checks and decompresses a circuit and a key set once and keeps them (the last
 ``KEPT_KEY_SETS`` key sets) for every later task. The secret key never leaves the caller's
 process.

@@ -30,7 +30,14 @@ def _cluster():
 
 @pytest.fixture(scope="module")
 def dask_client():
-    with _cluster() as cluster, distributed.Client(cluster) as client:
+    # Dask's active memory manager (on by default: ReduceReplicas every 2 s) drops a worker's
+    # copy of the keys between calls whenever it runs in between; the next task there fetches
+    # it again from a peer (fheml.distributed's docstring). The copy counts below test
+    # fheml's broadcast and reuse, so this cluster runs without it: with it on, the counts
+    # depended on the timing (1 run in ~12 failed, the scheduler listing one holder).
+    import dask
+    with dask.config.set({"distributed.scheduler.active-memory-manager.start": False}), \
+            _cluster() as cluster, distributed.Client(cluster) as client:
         client.wait_for_workers(WORKERS)
         yield client
 
