@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <random>
 #include <vector>
 
@@ -41,6 +42,40 @@ TEST_P(DecompositionTest, DigitsAreBalancedAndRecomposeToClosestRepresentable) {
   // E[d^2] = (B^2 + 2) / 12 for balanced digits: the figure the noise model relies on.
   const double b = std::ldexp(1.0, int(base_log));
   EXPECT_NEAR(sum_sq / (samples * level) / ((b * b + 2) / 12), 1.0, 0.05);
+}
+
+TEST_P(DecompositionTest, ZeroMeanDigitsRecomposeAndHaveMeanZero) {
+  const auto [base_log, level] = GetParam();
+  const Decomposer d{DecompositionBaseLog{base_log}, DecompositionLevelCount{level}};
+  std::mt19937_64 gen(base_log * 100 + level + 1);
+  std::vector<std::int64_t> digits(level), plain(level);
+  const std::int64_t half = std::int64_t{1} << (base_log - 1);
+  double sum = 0, sum_sq = 0, plain_sum = 0;
+  const int samples = 20000;
+  for (int s = 0; s < samples; ++s) {
+    const Torus x = gen();
+    d.decompose_zero_mean(x, digits);
+    d.decompose(x, plain);
+    Torus recomposed = 0;
+    for (std::size_t j = 0; j < level; ++j) {
+      ASSERT_GE(digits[j], -half);
+      ASSERT_LE(digits[j], half);  // +B/2 is a digit here, half as often as the others
+      recomposed += static_cast<Torus>(digits[j]) * d.gadget(j);
+      sum += double(digits[j]);
+      sum_sq += double(digits[j]) * double(digits[j]);
+      plain_sum += double(plain[j]);
+    }
+    ASSERT_EQ(recomposed, d.closest_representable(x));
+  }
+  const double count = double(samples) * double(level);
+  const double b = std::ldexp(1.0, int(base_log));
+  const double second_moment = (b * b + 2) / 12;
+  EXPECT_NEAR(sum_sq / count / second_moment, 1.0, 0.05);
+  // Mean zero within 4 standard errors; decompose()'s digits have mean -1/2.
+  EXPECT_LE(std::abs(sum / count), 4 * std::sqrt(second_moment / count));
+  if (base_log <= 8) {
+    EXPECT_NEAR(plain_sum / count, -0.5, 4 * std::sqrt(second_moment / count));
+  }
 }
 
 TEST_P(DecompositionTest, PolynomialDecompositionMatchesScalar) {

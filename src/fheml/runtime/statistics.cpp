@@ -12,13 +12,33 @@
 namespace fheml::runtime {
 namespace {
 
-// Single-thread KS+PBS medians of the built-in parameter sets at p_fail <= 2^-40 on the
-// project's standard 2-core machine: the table of bench/README.md ("KS+PBS per precision",
-// `fheml bench -r 7`, bench/results/bench_2m40.json: 8.41, 7.88, 11.27, 13.25, 32.9, 76.5, 304,
-// 628 ms) times the before/after ratio of the fused CMux measured interleaved on 2026-12-03
-// (bench/results/engine-fused-cmux-2026-12-03.json: 0.605, 0.553, 0.732, 0.781, 0.848, 0.892,
-// 0.83, 0.92; bench/README.md, "Engine: fused CMux").
-constexpr double kMeasuredKsPbsMs[8] = {5.09, 4.36, 8.25, 10.35, 27.9, 68.2, 252, 578};
+// Single-thread KS+PBS medians of the built-in parameter sets of 2026-11-23 (p = 1..8 at
+// p_fail <= 2^-40) on the project's standard 2-core machine: the table of bench/README.md
+// ("KS+PBS per precision", `fheml bench -r 7`, bench/results/bench_2m40.json: 8.41, 7.88, 11.27,
+// 13.25, 32.9, 76.5, 304, 628 ms) times the before/after ratio of the fused CMux measured
+// interleaved on 2026-12-03 (bench/results/engine-fused-cmux-2026-12-03.json: 0.605, 0.553,
+// 0.732, 0.781, 0.848, 0.892, 0.83, 0.92; bench/README.md, "Engine: fused CMux"). The sets are
+// written out (n, k, N, bootstrap and key switch levels: what the cost model reads) because the
+// built-in sets have since moved with the cost model.
+struct MeasuredSet {
+  std::size_t n, k, big_n, pbs_level, ks_level;
+  double ms;
+};
+constexpr MeasuredSet kMeasuredKsPbs[8] = {
+    {692, 3, 512, 1, 2, 5.09},   {709, 3, 512, 1, 3, 4.36},   {771, 2, 1024, 1, 3, 8.25},
+    {771, 1, 2048, 1, 5, 10.35}, {838, 1, 4096, 1, 5, 27.9},  {950, 1, 8192, 1, 4, 68.2},
+    {964, 1, 16384, 2, 6, 252},  {1054, 1, 32768, 2, 5, 578},
+};
+
+double measured_set_cost(const MeasuredSet& m) {
+  tfhe::PbsParameters p;
+  p.lwe_dimension = tfhe::LweDimension{m.n};
+  p.glwe_dimension = tfhe::GlweDimension{m.k};
+  p.polynomial_size = tfhe::PolynomialSize{m.big_n};
+  p.pbs_level = tfhe::DecompositionLevelCount{m.pbs_level};
+  p.ks_level = tfhe::DecompositionLevelCount{m.ks_level};
+  return tfhe::estimated_cost(p);
+}
 
 std::string format(const char* pattern, double value) {
   char buffer[64];
@@ -34,17 +54,17 @@ std::string pow2(double value) {
 }  // namespace
 
 double estimated_bootstrap_ms(const tfhe::PbsParameters& params) {
-  // The recorded set nearest in the optimizer's cost model, scaled by the cost ratio: exact for
-  // the built-in sets, a fair guess for others.
+  // The measured set nearest in the optimizer's cost model, scaled by the cost ratio: exact for
+  // the measured sets, a fair guess for others.
   const double cost = tfhe::estimated_cost(params);
   double best = 0;
   double best_distance = INFINITY;
-  for (std::size_t p = 1; p <= 8; ++p) {
-    const double reference = tfhe::estimated_cost(tfhe::default_parameters(tfhe::MessageBits{p}));
+  for (const MeasuredSet& m : kMeasuredKsPbs) {
+    const double reference = measured_set_cost(m);
     const double distance = std::abs(std::log(cost / reference));
     if (distance < best_distance) {
       best_distance = distance;
-      best = kMeasuredKsPbsMs[p - 1] * cost / reference;
+      best = m.ms * cost / reference;
     }
   }
   return best;

@@ -87,7 +87,7 @@ void keyswitch(std::span<Torus> out, std::span<const Torus> in, const KeyswitchK
   const Decomposer decomposer(shape.base_log, shape.level);
   std::int64_t digits[64];
   for (std::size_t i = 0; i < shape.input_dimension.value; ++i) {
-    decomposer.decompose(in[i], std::span<std::int64_t>(digits, level));
+    decomposer.decompose_zero_mean(in[i], std::span<std::int64_t>(digits, level));
     for (std::size_t j = 0; j < level; ++j) {
       if (digits[j] == 0) continue;
       subtract_scaled(out.data(), key.data.data() + (i * level + j) * size,
@@ -147,7 +147,8 @@ void keyswitch_group(std::span<const std::span<Torus>> out,
   // Same order of operations per member as keyswitch_loop: only the loops are interchanged.
   for (std::size_t i = 0; i < shape.input_dimension.value; ++i) {
     for (std::size_t c = 0; c < members; ++c) {
-      decomposer.decompose(in[c][i], std::span<std::int64_t>(digits).subspan(c * level, level));
+      decomposer.decompose_zero_mean(in[c][i],
+                                     std::span<std::int64_t>(digits).subspan(c * level, level));
     }
     for (std::size_t j = 0; j < level; ++j) {
       const std::uint32_t* entry = key.data.data() + (i * level + j) * size;

@@ -2,8 +2,8 @@
 // small key (dimension n, what the blind rotation consumes).
 //
 // Entry (i, j) of the key is an LWE encryption under the output key of s_in[i] * q/B^(j+1).
-// Key switching decomposes each input mask coefficient and subtracts digit * entry from the
-// trivial ciphertext (0, b).
+// Key switching decomposes each input mask coefficient (digits of mean zero:
+// Decomposer::decompose_zero_mean) and subtracts digit * entry from the trivial ciphertext (0, b).
 #pragma once
 
 #include <span>

@@ -96,7 +96,8 @@ double keyswitch_variance(LweDimension input_dimension, DecompositionBaseLog bas
   //  - rounding error of the decomposition times a binary key bit (E[s^2] = 1/2):
   //    (B^-2l - q^-2)/24;
   //  - the q^-2 term from the key's mean ("res_3"): 1/4 * 1/(4 q^2);
-  //  - l digits of E[d^2] = (B^2 + 2)/12 (balanced digits) times the KSK noise.
+  //  - l digits of E[d^2] = (B^2 + 2)/12 times the KSK noise: balanced digits of mean zero
+  //    (Decomposer::decompose_zero_mean), so that no bias is shared by one key's ciphertexts.
   // keyswitch.rs multiplies this by the input dimension. TFHE-rs
   // tfhe/src/core_crypto/commons/noise_formulas/lwe_keyswitch.rs has the same terms.
   const double l = static_cast<double>(level.value);

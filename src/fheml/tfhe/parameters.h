@@ -63,8 +63,9 @@ std::uint64_t fingerprint(const PbsParameters& params);
 // One line, e.g. "n=771 k=1 N=2048 lwe_std=2^-17.14 glwe_std=2^-49.95 pbs=2^23x1 ks=2^3x5".
 std::string describe(const PbsParameters& params);
 
-// Cost of one key switch plus one bootstrap in concrete-optimizer's complexity model (abstract
-// operation counts, only meaningful to compare parameter sets).
+// Cost of one key switch plus one bootstrap: single-thread nanoseconds by a model fitted to this
+// engine's measured kernel times (parameters.cpp, "Cost model"). What the parameter search
+// minimises; its ratios, not its absolute values, carry over to other machines.
 double estimated_cost(const PbsParameters& params);
 
 struct SearchOptions {
