@@ -73,6 +73,7 @@ struct Options {
   bool requantize_outputs = false;
   std::optional<double> p_error;
   std::optional<double> global_p_error;
+  std::size_t max_partitions = 1;
   std::size_t calibration = 500;
   std::size_t repetitions = 3;
   std::size_t samples = 2;
@@ -265,6 +266,7 @@ fheml::compiler::CompileOptions compile_options(const Options& o, std::size_t ca
   c.quantization.max_calibration_samples = calibration;
   c.p_error = o.p_error;
   c.global_p_error = o.global_p_error;
+  c.max_partitions = o.max_partitions;
   return c;
 }
 
@@ -750,6 +752,8 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(0.0, 1.0));
   app.add_option("--global-p-error", global_p_error, "failure probability per evaluation")
       ->check(CLI::Range(0.0, 1.0));
+  app.add_option("--max-partitions", o.max_partitions, "parameter sets per circuit (partitions)")
+      ->capture_default_str();
   app.add_option("--calibration", o.calibration, "train rows used to calibrate")
       ->capture_default_str();
   app.add_option("--repetitions,-r", o.repetitions, "compilations timed")->capture_default_str();

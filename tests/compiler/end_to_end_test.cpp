@@ -27,6 +27,7 @@
 #include "fheml/ir/float_graph.h"
 #include "fheml/ir/int_graph.h"
 #include "fheml/runtime/runtime.h"
+#include "fheml/tfhe/noise.h"
 #include "tfhe/test_support.h"
 
 namespace fheml {
@@ -78,7 +79,11 @@ const SharedKeys& keys_for(const compiler::Circuit& circuit) {
   static std::mutex mutex;
   static std::map<std::pair<std::uint64_t, bool>, std::unique_ptr<SharedKeys>> cache;
   std::lock_guard lock(mutex);
-  const std::uint64_t id = tfhe::fingerprint(circuit.parameters);
+  // Every partition's set names the keys (a circuit of one partition: its parameters).
+  std::uint64_t id = tfhe::fingerprint(circuit.parameters);
+  for (std::size_t p = 1; p < circuit.partitions.size(); ++p) {
+    id = id * 0x100000001b3ull ^ tfhe::fingerprint(circuit.partitions[p]);
+  }
   auto& slot = cache[{id, circuit.has_lookups}];
   if (!slot) {
     // Default KeygenOptions::security: the parameters must pass the 128-bit check.
@@ -487,6 +492,87 @@ TEST(EndToEnd, SimulatedFailureRateMatchesExecutionAtAHighPError) {
   EXPECT_LE(simulated, bound + 4 * bound_sigma) << "union bound " << bound;
 }
 
+// Each lookup fails at the rate of its own partition's keys: two lookups on one input, sin and
+// cos (distinct 6-bit values on 0..7), the second moved into a partition of its own whose set
+// (same k and N, searched at p_error 0.01) fails less often than the first's (0.1). Per output,
+// execute's mismatch rate must match simulate's within 4 sigma, and the two partitions' rates
+// must differ as their models say.
+TEST(EndToEnd, SimulatedFailureRatePerPartitionMatchesExecution) {
+  ir::FloatGraph g;
+  const auto x = g.input("x", {1, 1});
+  const auto h = g.gemm(x, g.constant("w", FloatTensor({1, 1}, {1.0})),
+                        g.constant("b", FloatTensor({1}, {0.0})), true, "fc");
+  g.mark_output(g.unary(FloatOp::kSin, h));
+  g.mark_output(g.unary(FloatOp::kCos, h));
+  std::vector<quant::Sample> calibration;
+  for (int v = 0; v < 8; ++v) calibration.push_back({FloatTensor({1, 1}, {double(v)})});
+  compiler::CompileOptions options;
+  options.quantization.n_bits = quant::NBits::uniform(3);
+  options.quantization.n_bits.model_outputs = 6;
+  options.p_error = 0.1;
+  options.max_partitions = 1;
+  compiler::Circuit circuit = compiler::compile(g, calibration, options);
+  compiler::CompileOptions tighter = options;
+  tighter.p_error = 0.01;
+  tighter.search.min_glwe_dimension = tighter.search.max_glwe_dimension =
+      circuit.parameters.glwe_dimension.value;
+  tighter.search.min_log2_polynomial_size = tighter.search.max_log2_polynomial_size =
+      static_cast<std::size_t>(std::log2(circuit.parameters.polynomial_size.value));
+  const compiler::Circuit other = compiler::compile(g, calibration, tighter);
+  ASSERT_EQ(ir::to_string(other.graph), ir::to_string(circuit.graph));
+  ASSERT_EQ(other.parameters.glwe_noise, circuit.parameters.glwe_noise);
+  ASSERT_NE(other.parameters, circuit.parameters);
+  // The cos lookup (the second output's node) into partition 1.
+  const ir::ValueId cos_node = circuit.graph.outputs[1];
+  ASSERT_EQ(circuit.graph.node(cos_node).op, ir::IntOp::kLookup);
+  circuit.partitions = {circuit.parameters, other.parameters};
+  circuit.partition.assign(circuit.graph.nodes.size(), 0);
+  circuit.partition[cos_node.index] = 1;
+  const runtime::Program program(circuit);
+  std::vector<double> model(2);
+  for (const compiler::NoiseSite& site : circuit.noise_sites) {
+    if (site.is_output) continue;
+    const bool second = site.node == cos_node;
+    const tfhe::PbsParameters& p = circuit.partitions[second ? 1 : 0];
+    model[second ? 1 : 0] = tfhe::failure_probability(p, tfhe::MessageBits{site.bits}, site.nu2);
+  }
+  ASSERT_GT(model[0], 2 * model[1]) << model[0] << " " << model[1];
+
+  const std::size_t count = test::sanitize_profile() ? 200 : 1000;
+  std::vector<IntSample> samples;
+  for (std::size_t i = 0; i < count; ++i) {
+    samples.push_back({IntTensor({1, 1}, {static_cast<std::int64_t>(i % 8)})});
+  }
+  const auto disabled = runtime::run_clear(circuit, samples);
+  const auto executed = execute(program, samples, 41);
+  const auto simulated = simulate(program, samples, 42);
+  const auto n = static_cast<double>(count);
+  std::vector<double> rate_execute(2), rate_simulate(2);
+  for (std::size_t o = 0; o < 2; ++o) {
+    std::size_t e = 0, s = 0;
+    for (std::size_t i = 0; i < count; ++i) {
+      e += executed[i][o] != disabled[i][o];
+      s += simulated[i][o] != disabled[i][o];
+    }
+    rate_execute[o] = static_cast<double>(e) / n;
+    rate_simulate[o] = static_cast<double>(s) / n;
+    const double pooled = (rate_execute[o] + rate_simulate[o]) / 2;
+    const double sigma = std::sqrt(std::max(pooled * (1 - pooled), 1.0 / n) * 2 / n);
+    EXPECT_LE(std::abs(rate_execute[o] - rate_simulate[o]), 4 * sigma)
+        << "output " << o << ": execute " << rate_execute[o] << ", simulate " << rate_simulate[o]
+        << ", model " << model[o];
+    const double model_sigma = std::sqrt(model[o] * (1 - model[o]) / n);
+    EXPECT_LE(rate_execute[o], model[o] + 4 * model_sigma + 1.0 / n) << "output " << o;
+  }
+  RecordProperty("execute_rates",
+                 std::to_string(rate_execute[0]) + " " + std::to_string(rate_execute[1]));
+  RecordProperty("simulate_rates",
+                 std::to_string(rate_simulate[0]) + " " + std::to_string(rate_simulate[1]));
+  // Partition 1's keys really ran the cos lookup: its rate is its model's, not partition 0's.
+  EXPECT_GT(rate_execute[0], rate_execute[1]);
+  EXPECT_GT(rate_simulate[0], rate_simulate[1]);
+}
+
 // --- The failure budget.
 
 ir::FloatGraph small_mlp(std::mt19937& rng) {
@@ -503,6 +589,61 @@ compiler::CompileOptions small_bits() {
   options.quantization.max_lookup_bits = 4;
   options.quantization.rounding_threshold_bits = 4;
   return options;
+}
+
+// --- Partitions: lookups with their own parameter sets.
+
+// A network whose second layer reads the first through large weights: the first layer's
+// lookups need a low-noise (2-level) bootstrap key, the second layer's and the rounding chunks
+// of both do not. Compiled with partitions it must get two sets, run in every mode equal to
+// disable, and report which lookup is in which partition.
+TEST(EndToEnd, PartitionedCircuitAgreesInAllModes) {
+  std::mt19937 rng(3);
+  ir::FloatGraph g;
+  const auto x = g.input("x", {1, 6});
+  const auto h1 = g.unary(FloatOp::kRelu, dense(g, x, 6, 12, "fc1", rng));
+  const auto h2 = g.unary(FloatOp::kRelu, dense(g, h1, 12, 12, "fc2", rng));
+  g.mark_output(dense(g, h2, 12, 3, "fc3", rng));
+  const auto calibration = random_samples({{1, 6}}, 200, -1, 1, rng);
+  compiler::CompileOptions options = small_bits();
+  options.max_partitions = 1;
+  const compiler::Circuit single = compiler::compile(g, calibration, options);
+  options.max_partitions = 3;
+  const runtime::Program program(compiler::compile(g, calibration, options));
+  const compiler::Circuit& circuit = program.circuit();
+  SCOPED_TRACE(circuit.parameter_choice);
+  ASSERT_GE(circuit.partitions.size(), 2u);
+  EXPECT_EQ(single.partitions.size(), 1u);
+  const runtime::Statistics one = runtime::compute_statistics(single);
+  const runtime::Statistics split = runtime::compute_statistics(circuit);
+  EXPECT_EQ(split.bootstraps, one.bootstraps);
+  EXPECT_LT(split.estimated_latency_ms, 0.95 * one.estimated_latency_ms);
+  ASSERT_EQ(split.bootstraps_per_partition.size(), circuit.partitions.size());
+  for (const std::size_t b : split.bootstraps_per_partition) EXPECT_GT(b, 0u);
+  for (const compiler::NoiseSite& site : circuit.noise_sites) {
+    EXPECT_LE(site.log2_p_fail, -40.0) << site.label;
+  }
+  const std::string report = runtime::report(circuit, split);
+  EXPECT_THAT(report, HasSubstr("partitions: " + std::to_string(circuit.partitions.size())));
+  EXPECT_THAT(report, HasSubstr(" P1 p="));
+
+  const std::vector<IntSample> samples = test_inputs(circuit, 8, rng);
+  const std::vector<IntSample> disabled = runtime::run_clear(circuit, samples);
+  EXPECT_EQ(disabled, runtime::run_clear(single, samples));
+  EXPECT_EQ(first_difference(simulate(program, samples, 5), disabled, samples), "");
+  const std::size_t encrypted = test::sanitize_profile() ? 2 : samples.size();
+  const std::vector<IntSample> inputs(samples.begin(),
+                                      samples.begin() + static_cast<std::ptrdiff_t>(encrypted));
+  const std::vector<IntSample> expected(disabled.begin(),
+                                        disabled.begin() + static_cast<std::ptrdiff_t>(encrypted));
+  EXPECT_EQ(first_difference(execute(program, inputs, 6), expected, inputs), "");
+  // Keys of a one-partition circuit do not run it.
+  const runtime::Keys other = runtime::keygen(single, {tfhe::test_seed(1)});
+  tfhe::Csprng noise(tfhe::test_seed(2));
+  EXPECT_THROW(runtime::encrypt(circuit, other.client, inputs, noise), std::invalid_argument);
+  const auto encrypted_inputs = runtime::encrypt(circuit, keys_for(circuit).client, inputs, noise);
+  EXPECT_THROW(runtime::run(program, runtime::decompress(other.evaluation), encrypted_inputs),
+               std::invalid_argument);
 }
 
 TEST(EndToEnd, GlobalPErrorBoundsTheWholeCircuit) {

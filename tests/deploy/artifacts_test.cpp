@@ -48,6 +48,33 @@ compiler::Circuit small_mlp() {
   return compiler::compile(g, calibration, options);
 }
 
+// x [1, 6] -> 12 -> relu -> 12 -> relu -> 3, the second layer's weights large: compiled with
+// partitions, the first layer's lookups and the rest get sets of their own.
+compiler::Circuit partitioned_mlp() {
+  tfhe::Csprng rng(tfhe::test_seed(8));
+  const auto tensor = [&](ir::Shape shape) {
+    ir::FloatTensor t(std::move(shape));
+    for (double& v : t.data) v = 2 * rng.next_unit_double() - 1;
+    return t;
+  };
+  ir::FloatGraph g;
+  const auto x = g.input("x", {1, 6});
+  const auto h1 = g.unary(ir::FloatOp::kRelu, g.gemm(x, g.constant("w1", tensor({6, 12})),
+                                                     g.constant("b1", tensor({12})), false, "fc1"));
+  const auto h2 = g.unary(ir::FloatOp::kRelu, g.gemm(h1, g.constant("w2", tensor({12, 12})),
+                                                     g.constant("b2", tensor({12})), false, "fc2"));
+  g.mark_output(
+      g.gemm(h2, g.constant("w3", tensor({12, 3})), g.constant("b3", tensor({3})), false, "fc3"));
+  std::vector<quant::Sample> calibration;
+  for (int i = 0; i < 100; ++i) calibration.push_back({tensor({1, 6})});
+  compiler::CompileOptions options;
+  options.quantization.n_bits = quant::NBits::uniform(3);
+  options.quantization.max_lookup_bits = 4;
+  options.quantization.rounding_threshold_bits = 4;
+  options.max_partitions = 3;
+  return compiler::compile(g, calibration, options);
+}
+
 compiler::Circuit small_linear() {
   const models::Matrix coef{3, 2, {0.5, -1.0, 0.25, 2.0, -0.75, 0.1}};
   const models::Matrix rows{4, 3, {0, 1, 2, -1, 0.5, 3, 2, 2, 2, 0.3, -0.2, 0.1}};
@@ -123,6 +150,57 @@ TEST(Deploy, ClientServerEqualsLocalExecution) {
   for (std::size_t s = 0; s < clear.size(); ++s) EXPECT_EQ(results[s][0].data, clear[s][0].data);
 }
 
+TEST(Deploy, PartitionedModelsRoundTripAndRunThroughFiles) {
+  const compiler::Circuit c = partitioned_mlp();
+  ASSERT_GE(c.partitions.size(), 2u) << c.parameter_choice;
+  const compiler::Circuit back = deserialize_server_circuit(serialize_server_circuit(c));
+  EXPECT_EQ(back.partitions, c.partitions);
+  EXPECT_EQ(back.partition, c.partition);
+  for (std::size_t i = 0; i < c.noise_sites.size(); ++i) {
+    EXPECT_EQ(back.noise_sites[i].sources, c.noise_sites[i].sources);
+  }
+  const ClientSpec spec = make_client_spec(c);
+  EXPECT_EQ(spec.circuit.partitions, c.partitions);
+  EXPECT_EQ(deserialize_client_spec(serialize(spec)).circuit, spec.circuit);
+
+  const TempDir dir("deploy");
+  save_artifacts(dir.path() / "model", c, "identity", "{}");
+  const std::vector<runtime::FloatSample> samples = rows(3, 6, 11);
+  std::vector<std::uint8_t> evaluation, reply;
+  {
+    Client client(dir.path() / "model", dir.path() / "keys");
+    client.generate_private_and_evaluation_keys();
+    evaluation = client.serialized_evaluation_keys();
+    const runtime::CompressedEvaluationKeys parsed = deserialize_evaluation_keys(evaluation);
+    EXPECT_EQ(parsed.partition_server_keys.size(), c.partitions.size() - 1);
+    const Server server(dir.path() / "model");
+    reply = server.run(client.quantize_encrypt_serialize(samples),
+                       server.load_evaluation_keys(evaluation));
+  }
+  // A later session: the secret key file alone brings back every partition's small key (they
+  // derive from it), so evaluation keys made again from it run the model and the old reply
+  // decrypts.
+  fs::remove(dir.path() / "keys" / kEvaluationKeysFile);
+  Client again(dir.path() / "model", dir.path() / "keys");
+  again.generate_private_and_evaluation_keys();
+  runtime::FheCircuit local(c);
+  const auto clear = local.predict(samples, Mode::kDisable);
+  const auto results = again.deserialize_decrypt_dequantize(reply);
+  for (std::size_t s = 0; s < samples.size(); ++s) EXPECT_EQ(results[s][0].data, clear[s][0].data);
+  const Server server(dir.path() / "model");
+  const auto fresh = again.deserialize_decrypt_dequantize(
+      server.run(again.quantize_encrypt_serialize(samples),
+                 server.load_evaluation_keys(again.serialized_evaluation_keys())));
+  for (std::size_t s = 0; s < samples.size(); ++s) EXPECT_EQ(fresh[s][0].data, clear[s][0].data);
+  // The keys of a partition are refused for another model's evaluation.
+  const runtime::CompressedEvaluationKeys parsed = deserialize_evaluation_keys(evaluation);
+  runtime::CompressedEvaluationKeys missing = parsed;
+  missing.partition_server_keys.clear();
+  EXPECT_THROW(server.run(again.quantize_encrypt_serialize(samples),
+                          server.load_evaluation_keys(serialize(missing))),
+               std::invalid_argument);
+}
+
 TEST(Deploy, LinearModelsAreExactThroughFilesAndKeysPersist) {
   const TempDir dir("deploy");
   const compiler::Circuit c = small_linear();
@@ -179,11 +257,14 @@ TEST(Deploy, InsecureParametersAreRefusedThroughEveryEntryPoint) {
   // is refused by every loader; only the explicitly unsafe option reads it (test vectors).
   compiler::Circuit insecure = small_mlp();
   insecure.parameters.lwe_noise = tfhe::NoiseStdDev{insecure.parameters.lwe_noise.value / 2};
+  // Every partition's set below the curve too (partition 0 is the parameters).
+  for (tfhe::PbsParameters& p : insecure.partitions) p.lwe_noise = insecure.parameters.lwe_noise;
   const TempDir dir("deploy-insecure");
   std::filesystem::create_directories(dir.path());
   write_file(dir.path() / kServerFile, serialize_server_circuit(insecure));
   ClientSpec spec = make_client_spec(small_mlp());
   spec.circuit.parameters = insecure.parameters;
+  spec.circuit.partitions.clear();
   write_file(dir.path() / kClientFile, serialize(spec));
   const auto below_curve = [](const std::string& message) {
     return message.find("below the 128-bit security curve") != std::string::npos;
@@ -195,7 +276,7 @@ TEST(Deploy, InsecureParametersAreRefusedThroughEveryEntryPoint) {
   EXPECT_TRUE(below_curve(error_of([&] { Client client(dir.path(), ""); })));
   EXPECT_TRUE(below_curve(error_of([&] { Server server(dir.path()); })));
   const std::vector<std::uint8_t> keys =
-      serialize(runtime::CompressedEvaluationKeys{insecure.parameters, std::nullopt, 1});
+      serialize(runtime::CompressedEvaluationKeys{insecure.parameters, std::nullopt, 1, {}});
   EXPECT_TRUE(below_curve(error_of([&] { (void)deserialize_evaluation_keys(keys); })));
   EXPECT_TRUE(below_curve(error_of([&] { (void)runtime::keygen(insecure); })));
   EXPECT_TRUE(below_curve(error_of([&] {

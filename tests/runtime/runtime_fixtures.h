@@ -165,9 +165,14 @@ inline const RuntimeKeys& keys_for(const compiler::Circuit& circuit) {
   static std::mutex mutex;
   static std::map<std::pair<std::uint64_t, bool>, std::unique_ptr<RuntimeKeys>> cache;
   std::lock_guard lock(mutex);
-  auto& slot = cache[{tfhe::fingerprint(circuit.parameters), circuit.has_lookups}];
+  // Every partition's set names the keys (a circuit of one partition: its parameters).
+  std::uint64_t id = tfhe::fingerprint(circuit.parameters);
+  for (std::size_t p = 1; p < circuit.partitions.size(); ++p) {
+    id = id * 0x100000001b3ull ^ tfhe::fingerprint(circuit.partitions[p]);
+  }
+  auto& slot = cache[{id, circuit.has_lookups}];
   if (!slot) {
-    Keys keys = keygen(circuit, {tfhe::test_seed(tfhe::fingerprint(circuit.parameters))});
+    Keys keys = keygen(circuit, {tfhe::test_seed(id)});
     slot = std::make_unique<RuntimeKeys>(
         RuntimeKeys{std::move(keys.client), decompress(keys.evaluation)});
   }

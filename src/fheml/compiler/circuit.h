@@ -26,6 +26,13 @@ namespace fheml::compiler {
 using quant::InputQuantizer;
 using quant::OutputDequantizer;
 
+// Part of a site's nu2: the outputs of one lookup node, max over the site's elements.
+struct SourceShare {
+  ir::ValueId node;
+  double nu2 = 0.0;
+  bool operator==(const SourceShare&) const = default;
+};
+
 // One per lookup node and one per output: the inputs of the parameter search and of the report.
 struct NoiseSite {
   ir::ValueId node;
@@ -38,6 +45,9 @@ struct NoiseSite {
   double nu2_fresh = 0.0;
   double log2_p_fail = 0;  // per element under the chosen parameters (filled by the optimizer)
   std::string label;       // "lookup %12 relu(gemm fc2)"
+  // nu2 split by the lookup node whose outputs carry it (sorted by node; the shares sum to at
+  // least nu2): what the partition search needs to know a lookup's consumers.
+  std::vector<SourceShare> sources{};
 };
 
 struct Circuit {
@@ -48,9 +58,14 @@ struct Circuit {
   std::vector<NoiseSite> noise_sites;
   bool has_lookups = false;          // false: no server key, no bootstrap
   tfhe::PbsParameters parameters{};  // lookups off: only k, N and glwe_noise are used
-  std::string parameter_choice;      // which constraint bound the choice, and why
-  double log2_p_error = -40;         // per-lookup bound the parameters meet
-  double global_p_error = 0;         // union bound over one evaluation of the circuit
+  // With lookups: the parameter set of each partition (at least one; partitions[0] ==
+  // parameters), all sharing parameters' big key (k, N, GLWE noise). Per node: the partition of
+  // a lookup node's bootstraps, 0 for other nodes (empty: all in partition 0).
+  std::vector<tfhe::PbsParameters> partitions{};
+  std::vector<std::uint32_t> partition{};
+  std::string parameter_choice;  // which constraint bound the choice, and why
+  double log2_p_error = -40;     // per-lookup bound the parameters meet
+  double global_p_error = 0;     // union bound over one evaluation of the circuit
 };
 
 }  // namespace fheml::compiler

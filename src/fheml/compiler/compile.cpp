@@ -46,6 +46,45 @@ bool meets_ind_cpa_d(const Circuit& circuit) {
   return tfhe::achieved_security(circuit.parameters) >= tfhe::SecurityLevel::k132;
 }
 
+namespace {
+
+// Why each partition beyond the cheapest exists: what would fail if its lookups took the
+// cheapest partition's set instead (every partition is within the bound as chosen).
+std::string partition_reasons(std::span<const tfhe::NoiseConstraint> constraints,
+                              const tfhe::CircuitParameters& found,
+                              const tfhe::CircuitSearchOptions& search) {
+  std::size_t cheapest = 0;
+  for (std::size_t p = 1; p < found.partitions.size(); ++p) {
+    if (tfhe::estimated_cost(found.partitions[p]) <
+        tfhe::estimated_cost(found.partitions[cheapest]))
+      cheapest = p;
+  }
+  std::string out;
+  for (std::size_t p = 0; p < found.partitions.size(); ++p) {
+    if (p == cheapest) continue;
+    std::vector<std::uint32_t> moved = found.group_partition;
+    for (std::uint32_t& q : moved) q = q == p ? static_cast<std::uint32_t>(cheapest) : q;
+    const tfhe::CircuitParameters what_if =
+        tfhe::evaluate_circuit_parameters(constraints, found.partitions, moved, search);
+    std::size_t worst = 0;
+    for (std::size_t i = 1; i < what_if.log2_p_fail.size(); ++i) {
+      if (what_if.log2_p_fail[i] > what_if.log2_p_fail[worst]) worst = i;
+    }
+    std::ostringstream line;
+    line.precision(3);
+    line << "; P" << p << " is not P" << cheapest << " (" << std::fixed
+         << tfhe::estimated_cost(found.partitions[p]) /
+                tfhe::estimated_cost(found.partitions[cheapest])
+         << "x its cost) because in P" << cheapest << " " << constraints[worst].label
+         << (what_if.within_bound ? " would still meet the bound at p 2^" : " would fail with p 2^")
+         << what_if.log2_p_fail[worst];
+    out += line.str();
+  }
+  return out;
+}
+
+}  // namespace
+
 void choose_parameters(Circuit& circuit, const CompileOptions& options) {
   if (options.p_error && options.global_p_error) {
     throw std::invalid_argument(
@@ -75,6 +114,14 @@ void choose_parameters(Circuit& circuit, const CompileOptions& options) {
     if (options.global_p_error) at_most_2m64("global_p_error", *options.global_p_error);
   }
 
+  // Groups of the partition search: one per lookup node.
+  std::vector<std::uint32_t> group_of(circuit.graph.nodes.size(), 0);
+  std::vector<ir::ValueId> group_node;
+  for (const NoiseSite& site : circuit.noise_sites) {
+    if (site.is_output) continue;
+    group_of[site.node.index] = static_cast<std::uint32_t>(group_node.size());
+    group_node.push_back(site.node);
+  }
   std::vector<tfhe::NoiseConstraint> constraints;
   for (const NoiseSite& site : circuit.noise_sites) {
     tfhe::NoiseConstraint c;
@@ -85,6 +132,10 @@ void choose_parameters(Circuit& circuit, const CompileOptions& options) {
     c.nu2_fresh = site.nu2_fresh;
     c.count = ir::element_count(circuit.graph.node(site.node).shape);
     c.label = site.label;
+    if (!site.is_output) c.group = group_of[site.node.index];
+    for (const SourceShare& share : site.sources) {
+      c.sources.push_back({group_of[share.node.index], share.nu2});
+    }
     constraints.push_back(std::move(c));
   }
   tfhe::CircuitSearchOptions search;
@@ -95,6 +146,7 @@ void choose_parameters(Circuit& circuit, const CompileOptions& options) {
                               : ind_cpa_d     ? kIndCpaDLog2PError
                                               : -40.0;
   search.global_p_error = options.global_p_error;
+  search.max_partitions = options.max_partitions;
 
   const auto found = tfhe::search_circuit_parameters(constraints, search);
   if (!found) {
@@ -116,7 +168,24 @@ void choose_parameters(Circuit& circuit, const CompileOptions& options) {
   }
   circuit.parameters = found->parameters;
   circuit.has_lookups = found->needs_bootstrap;
+  circuit.partitions = found->partitions;
+  circuit.partition.clear();
+  if (found->partitions.size() > 1) {
+    circuit.partition.assign(circuit.graph.nodes.size(), 0);
+    for (std::size_t g = 0; g < found->group_partition.size(); ++g) {
+      circuit.partition[group_node[g].index] = found->group_partition[g];
+    }
+  }
   circuit.parameter_choice = tfhe::describe(found->parameters) + "; " + found->binding;
+  if (circuit.partitions.size() > 1) {
+    circuit.parameter_choice = std::to_string(circuit.partitions.size()) + " partitions (";
+    for (std::size_t p = 0; p < circuit.partitions.size(); ++p) {
+      circuit.parameter_choice +=
+          (p ? "; " : "") + std::to_string(p) + ": " + tfhe::describe(circuit.partitions[p]);
+    }
+    circuit.parameter_choice +=
+        "); " + found->binding + partition_reasons(constraints, *found, search);
+  }
   circuit.log2_p_error =
       options.global_p_error ? found->worst_log2_p_fail : search.search.log2_p_fail;
   circuit.global_p_error = found->global_p_fail;

@@ -44,6 +44,10 @@ struct CompileOptions {
   tfhe::SearchOptions search;
   // kIndCpaD tightens the above: p_error defaults to 2^-64, security to 132 bits.
   Profile profile = Profile::kStandard;
+  // Up to this many parameter sets, one per partition of the lookups, each kept only if it
+  // saves 5% of the estimated cost (tfhe::CircuitSearchOptions::max_partitions); each costs a
+  // bootstrap key and a key switching key of its own. 1: one set for the whole circuit.
+  std::size_t max_partitions = 3;
 };
 
 // Throws std::invalid_argument with a diagnostic (op, numbers, what to change) when the graph

@@ -52,6 +52,62 @@ std::vector<Multipliers> noise_multipliers(const ir::IntGraph& graph) {
 
 double largest(const std::vector<double>& v) { return *std::max_element(v.begin(), v.end()); }
 
+// The bootstrapped multipliers split by the lookup node that produced the ciphertexts: per
+// element, (lookup node, sum c^2) sorted by node. The partition search needs to know whose
+// outputs a site reads (compiler/circuit.h, NoiseSite::sources).
+using GroupRow = std::vector<std::pair<std::uint32_t, double>>;
+
+std::vector<std::vector<GroupRow>> grouped_multipliers(const ir::IntGraph& graph) {
+  std::vector<std::vector<GroupRow>> out(graph.nodes.size());
+  for (std::uint32_t i = 0; i < graph.nodes.size(); ++i) {
+    const ir::IntNode& node = graph.nodes[i];
+    const std::size_t count = ir::element_count(node.shape);
+    std::vector<GroupRow>& rows = out[i];
+    rows.resize(count);
+    if (node.op == ir::IntOp::kLookup) {
+      for (GroupRow& row : rows) row.emplace_back(i, 1.0);
+    }
+    if (node.op != ir::IntOp::kLinear) continue;
+    for (std::size_t r = 0; r < count; ++r) {
+      GroupRow& row = rows[r];
+      for (std::size_t k = node.linear.row_begin[r]; k < node.linear.row_begin[r + 1]; ++k) {
+        const ir::IntLinearEntry& e = node.linear.entries[k];
+        const double c2 = static_cast<double>(e.coefficient) * static_cast<double>(e.coefficient);
+        for (const auto& [group, m] : out[node.inputs[e.source].index][e.element]) {
+          const auto it = std::lower_bound(row.begin(), row.end(), group,
+                                           [](const std::pair<std::uint32_t, double>& a,
+                                              std::uint32_t g) { return a.first < g; });
+          if (it != row.end() && it->first == group) {
+            it->second += c2 * m;
+          } else {
+            row.insert(it, {group, c2 * m});
+          }
+        }
+      }
+    }
+  }
+  return out;
+}
+
+// Per source lookup node: the largest multiplier over the elements, times `scale`.
+std::vector<SourceShare> shares(const std::vector<GroupRow>& rows, double scale) {
+  std::vector<SourceShare> out;
+  for (const GroupRow& row : rows) {
+    for (const auto& [group, m] : row) {
+      const auto it = std::find_if(out.begin(), out.end(),
+                                   [&](const SourceShare& s) { return s.node.index == group; });
+      if (it == out.end()) {
+        out.push_back({ir::ValueId{group}, m * scale});
+      } else {
+        it->nu2 = std::max(it->nu2, m * scale);
+      }
+    }
+  }
+  std::sort(out.begin(), out.end(),
+            [](const SourceShare& a, const SourceShare& b) { return a.node.index < b.node.index; });
+  return out;
+}
+
 std::string label_of(const ir::IntGraph& graph, ir::ValueId id, bool output) {
   const ir::IntNode& n = graph.node(id);
   std::string label = std::string(output ? "output " : "lookup ") + "%" + std::to_string(id.index);
@@ -96,6 +152,7 @@ void assign_encoding(Circuit& circuit) {
 
   circuit.noise_sites.clear();
   const std::vector<Multipliers> multipliers = noise_multipliers(graph);
+  const std::vector<std::vector<GroupRow>> grouped = grouped_multipliers(graph);
   for (std::uint32_t i = 0; i < count; ++i) {
     const ir::IntNode& n = graph.nodes[i];
     if (n.op != ir::IntOp::kLookup) continue;
@@ -105,12 +162,14 @@ void assign_encoding(Circuit& circuit) {
     const double scale = std::ldexp(1.0, 2 * shift);
     circuit.noise_sites.push_back({ir::ValueId{i}, false, n.lookup.bits,
                                    largest(m.bootstrapped) * scale, largest(m.fresh) * scale, 0.0,
-                                   label_of(graph, ir::ValueId{i}, false)});
+                                   label_of(graph, ir::ValueId{i}, false),
+                                   shares(grouped[n.inputs[0].index], scale)});
   }
   for (const ir::ValueId out : graph.outputs) {
     const Multipliers& m = multipliers[out.index];
     circuit.noise_sites.push_back({out, true, circuit.width[out.index], largest(m.bootstrapped),
-                                   largest(m.fresh), 0.0, label_of(graph, out, true)});
+                                   largest(m.fresh), 0.0, label_of(graph, out, true),
+                                   shares(grouped[out.index], 1.0)});
   }
 }
 

@@ -370,12 +370,32 @@ std::span<const std::uint8_t> read_nested(Reader& r, const char* what) {
   return r.bytes(size);
 }
 
+// A list of parameter sets (partitions), each behind its own fingerprint.
+void write_partitions(Writer& w, const std::vector<tfhe::PbsParameters>& partitions) {
+  w.u64(partitions.size());
+  for (const tfhe::PbsParameters& p : partitions) {
+    w.u64(tfhe::fingerprint(p));
+    tfhe::wire::write_parameters(w, p);
+  }
+}
+
+std::vector<tfhe::PbsParameters> read_partitions(Reader& r, tfhe::SecurityCheck check) {
+  const std::uint64_t count = tfhe::wire::read_count(r, 0, 8 + 9 * 8, "partition");
+  std::vector<tfhe::PbsParameters> partitions;
+  for (std::uint64_t i = 0; i < count; ++i) {
+    const std::uint64_t fp = r.u64();
+    partitions.push_back(tfhe::wire::read_parameters(r, fp, check));
+  }
+  return partitions;
+}
+
 // The fields of a ClientSpec payload after the version.
 void write_client_circuit(Writer& w, const runtime::ClientCircuit& c) {
   tfhe::wire::write_parameters(w, c.parameters);
   w.u64(c.has_lookups ? 1 : 0);
   write_encodings(w, c.inputs);
   write_encodings(w, c.outputs);
+  write_partitions(w, c.partitions);
 }
 
 void check_post_processing(const std::string& name) {
@@ -411,7 +431,15 @@ std::vector<std::uint8_t> serialize_server_circuit(const compiler::Circuit& c) {
     w.f64(s.nu2_fresh);
     w.f64(s.log2_p_fail);
     write_string(w, s.label);
+    w.u64(s.sources.size());
+    for (const compiler::SourceShare& share : s.sources) {
+      w.u64(share.node.index);
+      w.f64(share.nu2);
+    }
   }
+  write_partitions(w, c.partitions);
+  w.u64(c.partition.size());
+  for (const std::uint32_t p : c.partition) w.u64(p);
   return seal(ObjectType::kServerCircuit, tfhe::fingerprint(c.parameters), std::move(w));
 }
 
@@ -463,7 +491,28 @@ compiler::Circuit deserialize_server_circuit(std::span<const std::uint8_t> bytes
           }
           s.log2_p_fail = r.f64();
           s.label = read_string(r, kMaxNameBytes, "noise site label");
+          const std::uint64_t sources = tfhe::wire::read_count(r, 0, 2 * 8, "noise site source");
+          for (std::uint64_t k = 0; k < sources; ++k) {
+            compiler::SourceShare share;
+            share.node = ir::ValueId{read_index(r, nodes, "noise site source node")};
+            share.nu2 = r.f64();
+            if (!(share.nu2 >= 0 && std::isfinite(share.nu2))) {
+              fail(r.context(), "noise site " + std::to_string(i) + ": source nu2 " +
+                                    std::to_string(share.nu2) + " must be finite and >= 0");
+            }
+            s.sources.push_back(share);
+          }
           out.noise_sites.push_back(std::move(s));
+        }
+        out.partitions = read_partitions(r, security_of(opts));
+        const std::uint64_t indices = tfhe::wire::read_count(r, 0, 8, "partition index");
+        if (indices != 0 && indices != nodes) {
+          fail(r.context(), std::to_string(indices) + " partition indices for " +
+                                std::to_string(nodes) + " nodes");
+        }
+        for (std::uint64_t i = 0; i < indices; ++i) {
+          out.partition.push_back(
+              read_index(r, std::max<std::size_t>(1, out.partitions.size()), "partition index"));
         }
         return out;
       });
@@ -538,6 +587,12 @@ ClientSpec deserialize_client_spec(std::span<const std::uint8_t> bytes,
     spec.circuit.has_lookups = read_flag(r, "has_lookups") == 1;
     spec.circuit.inputs = read_encodings(r, "input encoding");
     spec.circuit.outputs = read_encodings(r, "output encoding");
+    spec.circuit.partitions = read_partitions(r, security_of(opts));
+    try {
+      runtime::validate(spec.circuit);
+    } catch (const std::invalid_argument& e) {
+      fail(r.context(), e.what());
+    }
     const std::uint64_t inputs = tfhe::wire::read_count(r, 0, 8, "input quantizer");
     if (inputs != spec.circuit.inputs.size()) {
       fail(r.context(), std::to_string(inputs) + " input quantizers for " +
@@ -576,6 +631,10 @@ std::vector<std::uint8_t> serialize(const runtime::CompressedEvaluationKeys& key
   tfhe::wire::write_parameters(w, keys.parameters);
   w.u64(keys.server_key ? 1 : 0);
   if (keys.server_key) write_nested(w, tfhe::serialize(*keys.server_key));
+  w.u64(keys.partition_server_keys.size());
+  for (const tfhe::CompressedServerKey& key : keys.partition_server_keys) {
+    write_nested(w, tfhe::serialize(key));
+  }
   return seal(ObjectType::kEvaluationKeys, tfhe::fingerprint(keys.parameters), std::move(w));
 }
 
@@ -591,6 +650,25 @@ runtime::CompressedEvaluationKeys deserialize_evaluation_keys(
           inner.expected_parameters = &keys.parameters;
           keys.server_key =
               tfhe::deserialize_compressed_server_key(read_nested(r, "server key"), inner);
+        }
+        const std::uint64_t partitions = tfhe::wire::read_count(r, 0, 8, "partition server key");
+        if (partitions > 0 && !keys.server_key) {
+          fail(r.context(), "partition server keys without a partition 0 server key");
+        }
+        for (std::uint64_t i = 0; i < partitions; ++i) {
+          tfhe::DeserializeOptions inner = options;
+          inner.expected_parameters = nullptr;
+          tfhe::CompressedServerKey key = tfhe::deserialize_compressed_server_key(
+              read_nested(r, "partition server key"), inner);
+          const tfhe::PbsParameters& a = keys.parameters;
+          const tfhe::PbsParameters& b = key.parameters;
+          if (b.glwe_dimension != a.glwe_dimension || b.polynomial_size != a.polynomial_size ||
+              !(b.glwe_noise == a.glwe_noise)) {
+            fail(r.context(), "the server key of partition " + std::to_string(i + 1) + " (" +
+                                  tfhe::describe(b) + ") does not share the big key of " +
+                                  tfhe::describe(a));
+          }
+          keys.partition_server_keys.push_back(std::move(key));
         }
         return keys;
       });

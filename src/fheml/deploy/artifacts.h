@@ -34,7 +34,9 @@ namespace fheml::deploy {
 // 3: evaluation keys, encrypted inputs and outputs carry the secret key's id
 //    (runtime::key_id); tree models' input grids cover every threshold.
 // 4: noise sites carry the part of nu2 on fresh inputs (nu2_fresh).
-inline constexpr std::uint64_t kArtifactFormatVersion = 4;
+// 5: partitions: the circuit's and the client's parameter set per partition, each lookup's
+//    partition, the noise sites' sources, and evaluation keys per partition.
+inline constexpr std::uint64_t kArtifactFormatVersion = 5;
 
 // What the client holds.
 struct ClientSpec {

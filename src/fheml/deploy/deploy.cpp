@@ -233,7 +233,8 @@ void Client::generate_private_and_evaluation_keys(bool force) {
     options.expected_parameters = &spec_.circuit.parameters;
     std::vector<std::uint8_t> secret_bytes = read_file(secret_path);
     const WipeOnExit wipe_secret{secret_bytes};
-    runtime::ClientKeys keys{tfhe::deserialize_client_key(secret_bytes, options)};
+    runtime::ClientKeys keys =
+        runtime::client_keys(tfhe::deserialize_client_key(secret_bytes, options), spec_.circuit);
     const std::uint64_t id = runtime::key_id(keys.key);
     std::vector<std::uint8_t> evaluation;
     if (fs::exists(evaluation_path)) {

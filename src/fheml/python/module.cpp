@@ -93,13 +93,27 @@ nb::dict statistics_of(const runtime::FheCircuit& fhe) {
   d["glwe_dimension"] = c.parameters.glwe_dimension.value;
   d["lwe_dimension"] = c.parameters.lwe_dimension.value;
   d["parameters"] = tfhe::describe(c.parameters);
+  // One parameter set per partition of the lookups (the first is "parameters"), and how many
+  // bootstraps of a sample each runs.
+  nb::list partitions;
+  for (const tfhe::PbsParameters& p : runtime::partition_parameters(c))
+    partitions.append(tfhe::describe(p));
+  d["partitions"] = partitions;
+  nb::list per_partition;
+  for (const std::size_t b : s.bootstraps_per_partition) per_partition.append(b);
+  d["bootstraps_per_partition"] = per_partition;
   d["log2_p_error"] = c.log2_p_error;  // the per-lookup bound the parameters meet
   d["global_p_error"] = c.global_p_error;
   d["security_bits"] = static_cast<int>(tfhe::achieved_security(c.parameters));
   d["profile"] = compiler::meets_ind_cpa_d(c) ? "ind-cpa-d" : "standard";
-  // The client's secret key is k*N binary coefficients (plus n for circuits with lookups).
-  d["secret_key_bits"] = c.parameters.glwe_dimension.value * c.parameters.polynomial_size.value +
-                         (c.has_lookups ? c.parameters.lwe_dimension.value : 0);
+  // The client's secret keys: k*N binary coefficients, plus n per partition with lookups (the
+  // small keys of partitions 1.. derive from the first two).
+  std::size_t secret_bits = c.parameters.glwe_dimension.value * c.parameters.polynomial_size.value;
+  if (c.has_lookups) {
+    for (const tfhe::PbsParameters& p : runtime::partition_parameters(c))
+      secret_bits += p.lwe_dimension.value;
+  }
+  d["secret_key_bits"] = secret_bits;
   d["evaluation_key_bytes"] = s.key_sizes.keyswitch_compressed + s.key_sizes.bootstrap_compressed;
   d["evaluation_key_bytes_server"] = s.key_sizes.keyswitch_expanded + s.key_sizes.bootstrap_fourier;
   d["input_bytes"] = s.input_bytes;

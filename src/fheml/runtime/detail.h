@@ -2,10 +2,12 @@
 #pragma once
 
 #include <cstdint>
+#include <span>
 #include <vector>
 
 #include "fheml/compiler/circuit.h"
 #include "fheml/ir/int_graph.h"
+#include "fheml/tfhe/parameters.h"
 #include "fheml/tfhe/types.h"
 
 namespace fheml::runtime::detail {
@@ -35,5 +37,9 @@ inline std::int64_t decode_phase(tfhe::Torus phase, std::uint32_t width, std::in
 
 // Throws std::invalid_argument unless circuit.width has one entry per node, each in 1..62.
 void check_widths(const compiler::Circuit& circuit);
+
+// Throws std::invalid_argument unless every partition shares partition 0's big key (k, N, GLWE
+// noise).
+void check_partitions(std::span<const tfhe::PbsParameters> partitions);
 
 }  // namespace fheml::runtime::detail

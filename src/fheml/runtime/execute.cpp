@@ -56,15 +56,44 @@ struct Flattened {
   }
 };
 
-// KS+PBS of each input with the table its lookup names (checked by the callers).
-LweCiphertextList bootstrap(const Program& program, const tfhe::ServerKey& key,
+const tfhe::ServerKey& server_key(const EvaluationKeys& keys, std::size_t partition) {
+  return partition == 0 ? *keys.server_key : keys.partition_server_keys[partition - 1];
+}
+
+// KS+PBS of each input with the table its lookup names, with the keys of the lookup's partition
+// (both checked by the callers). One batch per partition present.
+LweCiphertextList bootstrap(const Program& program, const EvaluationKeys& keys,
                             const LweCiphertextList& inputs, std::span<const StageLookup> lookups,
                             tfhe::ThreadPool& pool) {
   std::vector<const tfhe::LookupTable*> tables(lookups.size());
+  std::vector<std::vector<std::size_t>> members(program.partitions().size());
   for (std::size_t i = 0; i < lookups.size(); ++i) {
     tables[i] = &program.tables(ir::ValueId{lookups[i].node})[lookups[i].table];
+    members[program.partition(ir::ValueId{lookups[i].node})].push_back(i);
   }
-  return tfhe::keyswitch_bootstrap_batch(key, inputs, tables, pool);
+  if (members[0].size() == lookups.size()) {
+    return tfhe::keyswitch_bootstrap_batch(*keys.server_key, inputs, tables, pool);
+  }
+  const std::size_t length = tfhe::lwe_size(inputs.dimension);
+  LweCiphertextList outputs(inputs.dimension, lookups.size());
+  for (std::size_t p = 0; p < members.size(); ++p) {
+    if (members[p].empty()) continue;
+    LweCiphertextList part(inputs.dimension, members[p].size());
+    std::vector<const tfhe::LookupTable*> part_tables;
+    for (std::size_t j = 0; j < members[p].size(); ++j) {
+      const std::span<const Torus> in = inputs.at(members[p][j]);
+      std::copy(in.begin(), in.end(), part.at(j).begin());
+      part_tables.push_back(tables[members[p][j]]);
+    }
+    const LweCiphertextList done =
+        tfhe::keyswitch_bootstrap_batch(server_key(keys, p), part, part_tables, pool);
+    for (std::size_t j = 0; j < members[p].size(); ++j) {
+      std::copy(done.data.begin() + static_cast<std::ptrdiff_t>(j * length),
+                done.data.begin() + static_cast<std::ptrdiff_t>((j + 1) * length),
+                outputs.at(members[p][j]).begin());
+    }
+  }
+  return outputs;
 }
 
 // The levelized evaluation of one batch: linear nodes here, each stage's bootstraps here with
@@ -193,7 +222,7 @@ class Evaluator {
             std::to_string(total) + " ciphertexts of dimension " + std::to_string(big_.value));
       }
     } else {
-      outputs = bootstrap(program_, *keys_->server_key, inputs, lookups, pool_);
+      outputs = bootstrap(program_, *keys_, inputs, lookups, pool_);
     }
     const std::size_t length = tfhe::lwe_size(big_);
     for (std::size_t k = 0; k < work.nodes.size(); ++k) {
@@ -237,6 +266,22 @@ void check_keys(const compiler::Circuit& circuit, const EvaluationKeys& keys) {
     throw std::invalid_argument("server key parameters (" +
                                 tfhe::describe(keys.server_key->parameters) +
                                 ") differ from the circuit's");
+  }
+  const std::vector<tfhe::PbsParameters> partitions = partition_parameters(circuit);
+  const std::size_t expected = circuit.has_lookups ? partitions.size() - 1 : 0;
+  if (keys.partition_server_keys.size() != expected) {
+    throw std::invalid_argument(
+        "the evaluation keys hold " + std::to_string(keys.partition_server_keys.size() + 1) +
+        " partitions' keys, the circuit has " + std::to_string(expected + 1) +
+        " partitions: generate keys for this circuit");
+  }
+  for (std::size_t p = 1; p <= expected; ++p) {
+    if (!(keys.partition_server_keys[p - 1].parameters == partitions[p])) {
+      throw std::invalid_argument("the server key of partition " + std::to_string(p) + " (" +
+                                  tfhe::describe(keys.partition_server_keys[p - 1].parameters) +
+                                  ") differs from the circuit's (" + tfhe::describe(partitions[p]) +
+                                  ")");
+    }
   }
 }
 
@@ -310,6 +355,43 @@ void check_client_key(const ClientCircuit& circuit, const ClientKeys& keys) {
     throw std::invalid_argument("client key was made for " + tfhe::describe(keys.key.parameters) +
                                 ", the circuit needs " + tfhe::describe(circuit.parameters));
   }
+  const std::vector<tfhe::PbsParameters> partitions = partition_parameters(circuit);
+  if (keys.partition_keys.size() + 1 != partitions.size()) {
+    throw std::invalid_argument("the client key holds " +
+                                std::to_string(keys.partition_keys.size() + 1) +
+                                " partitions' small keys, the circuit has " +
+                                std::to_string(partitions.size()) + " partitions");
+  }
+  for (std::size_t p = 1; p < partitions.size(); ++p) {
+    if (keys.partition_keys[p - 1].bits.size() != partitions[p].lwe_dimension.value) {
+      throw std::invalid_argument("the small key of partition " + std::to_string(p) + " has " +
+                                  std::to_string(keys.partition_keys[p - 1].bits.size()) +
+                                  " coefficients, its parameters need " +
+                                  std::to_string(partitions[p].lwe_dimension.value));
+    }
+  }
+}
+
+// The compressed evaluation keys of every partition of `circuit` (with lookups).
+void make_server_keys(const ClientCircuit& circuit, const ClientKeys& keys,
+                      CompressedEvaluationKeys& evaluation, tfhe::Csprng& noise_rng,
+                      const std::optional<tfhe::Seed>& seed) {
+  const std::vector<tfhe::PbsParameters> partitions = partition_parameters(circuit);
+  evaluation.partition_server_keys.clear();
+  for (std::size_t p = 0; p < partitions.size(); ++p) {
+    // Each key's masks from a seed of its own (derived per partition for reproducible tests).
+    const tfhe::Seed mask_seed =
+        seed ? tfhe::derive_seed(*seed, p == 0 ? std::string("fheml runtime key masks")
+                                               : "fheml runtime key masks " + std::to_string(p))
+             : tfhe::random_seed();
+    tfhe::CompressedServerKey key = tfhe::generate_compressed_server_key(
+        keys.for_partition(p, partitions[p]), noise_rng, mask_seed);
+    if (p == 0) {
+      evaluation.server_key = std::move(key);
+    } else {
+      evaluation.partition_server_keys.push_back(std::move(key));
+    }
+  }
 }
 
 tfhe::Csprng make_rng(const std::optional<tfhe::Seed>& seed, std::string_view label) {
@@ -380,7 +462,8 @@ std::vector<EncryptedOutput> run_inputs(const Program& program, const Evaluation
 
 ClientCircuit client_view(const compiler::Circuit& circuit) {
   detail::check_widths(circuit);
-  ClientCircuit view{circuit.parameters, circuit.has_lookups, {}, {}};
+  ClientCircuit view{circuit.parameters, {}, circuit.has_lookups, {}, {}};
+  if (circuit.has_lookups && circuit.partitions.size() > 1) view.partitions = circuit.partitions;
   for (const ir::ValueId id : circuit.graph.inputs()) {
     const ir::IntNode& node = circuit.graph.node(id);
     view.inputs.push_back({node.shape, circuit.width[id.index], node.range});
@@ -408,6 +491,23 @@ void validate(const ClientCircuit& circuit) {
   };
   check(circuit.inputs, "input");
   check(circuit.outputs, "output");
+  if (!circuit.partitions.empty() && !(circuit.partitions[0] == circuit.parameters)) {
+    throw std::invalid_argument("partition 0 (" + tfhe::describe(circuit.partitions[0]) +
+                                ") is not the circuit's parameters (" +
+                                tfhe::describe(circuit.parameters) + ")");
+  }
+  detail::check_partitions(circuit.partitions);
+}
+
+tfhe::ClientKey ClientKeys::for_partition(std::size_t p,
+                                          const tfhe::PbsParameters& parameters) const {
+  if (p == 0) return key;
+  if (p > partition_keys.size()) {
+    throw std::invalid_argument("the client key has no small key for partition " +
+                                std::to_string(p) + " (it holds " +
+                                std::to_string(partition_keys.size() + 1) + " partitions)");
+  }
+  return tfhe::ClientKey{parameters, partition_keys[p - 1], key.glwe_key};
 }
 
 Keys keygen(const compiler::Circuit& circuit, const KeygenOptions& options) {
@@ -426,18 +526,39 @@ std::uint64_t key_id(const tfhe::ClientKey& key) {
   return id;
 }
 
+ClientKeys client_keys(tfhe::ClientKey key, const ClientCircuit& circuit) {
+  validate(circuit);
+  if (!(key.parameters == circuit.parameters)) {
+    throw std::invalid_argument("client key was made for " + tfhe::describe(key.parameters) +
+                                ", the circuit needs " + tfhe::describe(circuit.parameters));
+  }
+  ClientKeys keys{std::move(key), {}};
+  const std::vector<tfhe::PbsParameters> partitions = partition_parameters(circuit);
+  if (partitions.size() == 1) return keys;
+  static constexpr char kLabel[] = "fheml partition keys v1";
+  std::vector<std::uint8_t> bytes = tfhe::serialize(keys.key);
+  tfhe::Seed master;
+  crypto_generichash(master.data(), master.size(), bytes.data(), bytes.size(),
+                     reinterpret_cast<const unsigned char*>(kLabel), sizeof kLabel - 1);
+  sodium_memzero(bytes.data(), bytes.size());  // a copy of the secret key
+  for (std::size_t p = 1; p < partitions.size(); ++p) {
+    tfhe::validate(partitions[p]);
+    tfhe::Csprng rng(tfhe::derive_seed(master, "partition " + std::to_string(p)));
+    keys.partition_keys.push_back(tfhe::generate_lwe_secret_key(partitions[p].lwe_dimension, rng));
+  }
+  sodium_memzero(master.data(), master.size());
+  return keys;
+}
+
 Keys keygen(const ClientCircuit& circuit, const KeygenOptions& options) {
+  validate(circuit);
   tfhe::Csprng secret_rng = make_rng(options.seed, "fheml runtime secret keys");
-  Keys keys{ClientKeys{tfhe::generate_client_key(circuit.parameters, secret_rng)},
-            CompressedEvaluationKeys{circuit.parameters, std::nullopt}};
+  Keys keys{client_keys(tfhe::generate_client_key(circuit.parameters, secret_rng), circuit),
+            CompressedEvaluationKeys{circuit.parameters, std::nullopt, 0, {}}};
   keys.evaluation.key_id = key_id(keys.client.key);
   if (circuit.has_lookups) {
     tfhe::Csprng noise_rng = make_rng(options.seed, "fheml runtime key noise");
-    const tfhe::Seed mask_seed = options.seed
-                                     ? tfhe::derive_seed(*options.seed, "fheml runtime key masks")
-                                     : tfhe::random_seed();
-    keys.evaluation.server_key =
-        tfhe::generate_compressed_server_key(keys.client.key, noise_rng, mask_seed);
+    make_server_keys(circuit, keys.client, keys.evaluation, noise_rng, options.seed);
   }
   return keys;
 }
@@ -446,17 +567,17 @@ CompressedEvaluationKeys evaluation_keys_for(const ClientCircuit& circuit, const
   if (!(keys.key.parameters == circuit.parameters)) {
     throw std::invalid_argument("the client key was made for other parameters than this model's");
   }
-  CompressedEvaluationKeys evaluation{circuit.parameters, std::nullopt, key_id(keys.key)};
+  check_client_key(circuit, keys);
+  CompressedEvaluationKeys evaluation{circuit.parameters, std::nullopt, key_id(keys.key), {}};
   if (circuit.has_lookups) {
     tfhe::Csprng noise_rng(tfhe::random_seed());
-    evaluation.server_key =
-        tfhe::generate_compressed_server_key(keys.key, noise_rng, tfhe::random_seed());
+    make_server_keys(circuit, keys, evaluation, noise_rng, std::nullopt);
   }
   return evaluation;
 }
 
 EvaluationKeys decompress(const CompressedEvaluationKeys& keys) {
-  EvaluationKeys out{keys.parameters, std::nullopt, keys.key_id};
+  EvaluationKeys out{keys.parameters, std::nullopt, keys.key_id, {}};
   if (keys.server_key) {
     if (!(keys.server_key->parameters == keys.parameters)) {
       throw std::invalid_argument(
@@ -464,6 +585,13 @@ EvaluationKeys decompress(const CompressedEvaluationKeys& keys) {
           ") differ from the evaluation keys' (" + tfhe::describe(keys.parameters) + ")");
     }
     out.server_key = tfhe::decompress(*keys.server_key);
+  }
+  if (!keys.partition_server_keys.empty() && !keys.server_key) {
+    throw std::invalid_argument("evaluation keys hold partition keys but no partition 0 key");
+  }
+  for (const tfhe::CompressedServerKey& key : keys.partition_server_keys) {
+    detail::check_partitions(std::vector<tfhe::PbsParameters>{keys.parameters, key.parameters});
+    out.partition_server_keys.push_back(tfhe::decompress(key));
   }
   return out;
 }
@@ -557,7 +685,7 @@ LweCiphertextList run_stage(const Program& program, const EvaluationKeys& keys,
   }
   tfhe::ThreadPool& pool = options.pool != nullptr ? *options.pool : tfhe::ThreadPool::global();
   if (options.trace != nullptr) options.trace->batch_sizes.push_back(inputs.count());
-  return bootstrap(program, *keys.server_key, inputs, lookups, pool);
+  return bootstrap(program, keys, inputs, lookups, pool);
 }
 
 std::vector<IntSample> decrypt(const compiler::Circuit& circuit, const ClientKeys& keys,

@@ -35,6 +35,19 @@ void check_widths(const compiler::Circuit& circuit) {
   }
 }
 
+void check_partitions(std::span<const tfhe::PbsParameters> partitions) {
+  for (std::size_t p = 1; p < partitions.size(); ++p) {
+    const tfhe::PbsParameters& a = partitions[0];
+    const tfhe::PbsParameters& b = partitions[p];
+    if (b.glwe_dimension != a.glwe_dimension || b.polynomial_size != a.polynomial_size ||
+        !(b.glwe_noise == a.glwe_noise)) {
+      throw std::invalid_argument("partition " + std::to_string(p) + " (" + tfhe::describe(b) +
+                                  ") does not share partition 0's big key (" + tfhe::describe(a) +
+                                  "): k, N and the GLWE noise must match");
+    }
+  }
+}
+
 }  // namespace detail
 
 std::string_view mode_name(Mode mode) {
@@ -49,9 +62,44 @@ std::string_view mode_name(Mode mode) {
   return "?";
 }
 
+std::vector<tfhe::PbsParameters> partition_parameters(const compiler::Circuit& circuit) {
+  // One partition is the circuit's parameters, whatever partitions[0] says (a caller may have
+  // set parameters alone).
+  if (circuit.partitions.size() <= 1) return {circuit.parameters};
+  return circuit.partitions;
+}
+
+std::vector<tfhe::PbsParameters> partition_parameters(const ClientCircuit& circuit) {
+  if (circuit.partitions.size() <= 1) return {circuit.parameters};
+  return circuit.partitions;
+}
+
 Program::Program(compiler::Circuit circuit) : circuit_(std::move(circuit)) {
   const ir::IntGraph& graph = circuit_.graph;
   detail::check_widths(circuit_);
+  partitions_ = partition_parameters(circuit_);
+  if (!(partitions_[0] == circuit_.parameters)) {
+    throw std::invalid_argument("partition 0 (" + tfhe::describe(partitions_[0]) +
+                                ") is not the circuit's parameters (" +
+                                tfhe::describe(circuit_.parameters) + ")");
+  }
+  detail::check_partitions(partitions_);
+  if (circuit_.partition.empty()) {
+    partition_.assign(graph.nodes.size(), 0);
+  } else if (circuit_.partition.size() != graph.nodes.size()) {
+    throw std::invalid_argument("circuit has " + std::to_string(circuit_.partition.size()) +
+                                " partition indices for " + std::to_string(graph.nodes.size()) +
+                                " nodes");
+  } else {
+    partition_ = circuit_.partition;
+  }
+  for (std::size_t i = 0; i < partition_.size(); ++i) {
+    if (partition_[i] >= partitions_.size()) {
+      throw std::invalid_argument("node %" + std::to_string(i) + " is in partition " +
+                                  std::to_string(partition_[i]) + " of " +
+                                  std::to_string(partitions_.size()));
+    }
+  }
   depth_ = detail::lookup_depths(graph);
   stage_count_ = depth_.empty() ? 0 : *std::max_element(depth_.begin(), depth_.end());
   tables_.resize(graph.nodes.size());

@@ -62,9 +62,15 @@ class Program {
   std::span<const tfhe::LookupTable> tables(ir::ValueId node) const {
     return tables_.at(node.index);
   }
+  // The parameter set of each partition (circuit.partitions, or {circuit.parameters} for a
+  // circuit that names none) and the partition of a lookup node's bootstraps.
+  std::span<const tfhe::PbsParameters> partitions() const { return partitions_; }
+  std::uint32_t partition(ir::ValueId node) const { return partition_.at(node.index); }
 
  private:
   compiler::Circuit circuit_;
+  std::vector<tfhe::PbsParameters> partitions_;
+  std::vector<std::uint32_t> partition_;
   std::vector<std::uint32_t> depth_;
   std::uint32_t stage_count_ = 0;
   std::vector<std::vector<tfhe::LookupTable>> tables_;
@@ -82,6 +88,9 @@ struct TensorEncoding {
 
 struct ClientCircuit {
   tfhe::PbsParameters parameters{};
+  // With partitions (compiler/circuit.h): every partition's set, partitions[0] == parameters;
+  // empty for one.
+  std::vector<tfhe::PbsParameters> partitions{};
   bool has_lookups = false;             // whether keygen makes a server key
   std::vector<TensorEncoding> inputs;   // graph inputs, in order
   std::vector<TensorEncoding> outputs;  // graph outputs, in order
@@ -90,14 +99,32 @@ struct ClientCircuit {
 
 // Throws std::invalid_argument when circuit.width is malformed (as Program does).
 ClientCircuit client_view(const compiler::Circuit& circuit);
-// Throws std::invalid_argument on a width outside 1..62 or an empty range.
+// Throws std::invalid_argument on a width outside 1..62, an empty range, or partitions that do
+// not start with `parameters` or do not share its big key (k, N, GLWE noise).
 void validate(const ClientCircuit& circuit);
+
+// The parameter set of each partition: circuit.partitions, or {circuit.parameters} when it names
+// at most one.
+std::vector<tfhe::PbsParameters> partition_parameters(const compiler::Circuit& circuit);
+std::vector<tfhe::PbsParameters> partition_parameters(const ClientCircuit& circuit);
 
 // --- Keys.
 
 struct ClientKeys {
-  tfhe::ClientKey key;
+  tfhe::ClientKey key;  // partition 0's small key and the big key every partition shares
+  // The small keys of partitions 1.. (none for a circuit of one partition), derived from `key`
+  // (client_keys below): the key file of a deployment stays the one secret key it always was.
+  std::vector<tfhe::LweSecretKey> partition_keys{};
+  // Partition p's key as the engine takes it (p = 0: `key`; otherwise its small key with the
+  // shared big key). Throws std::invalid_argument when p has no key.
+  tfhe::ClientKey for_partition(std::size_t p, const tfhe::PbsParameters& parameters) const;
 };
+
+// `key` with the small keys of the circuit's partitions 1.., each drawn from a ChaCha20 stream
+// whose seed is a keyed BLAKE2b of the serialized key under a label of its own per partition (a
+// PRF of a secret of hundreds of bits: as good as independent keys, and never stored apart).
+// Throws std::invalid_argument when `key` is not at circuit.parameters.
+ClientKeys client_keys(tfhe::ClientKey key, const ClientCircuit& circuit);
 
 // The identity of a secret key: the first 8 bytes (little-endian) of a BLAKE2b-128 of its
 // serialized form, keyed with a label of its own (domain separation from the checksums). One-way:
@@ -110,15 +137,18 @@ std::uint64_t key_id(const tfhe::ClientKey& key);
 // Evaluation keys as they travel (seeded). No server key for a circuit without lookups.
 struct CompressedEvaluationKeys {
   tfhe::PbsParameters parameters;
-  std::optional<tfhe::CompressedServerKey> server_key;
+  std::optional<tfhe::CompressedServerKey> server_key;  // partition 0
   std::uint64_t key_id = 0;  // of the secret key they were made from (key_id above)
+  // Partitions 1.. (their own key switching and bootstrap keys).
+  std::vector<tfhe::CompressedServerKey> partition_server_keys{};
 };
 
 // Evaluation keys as the server computes with them.
 struct EvaluationKeys {
   tfhe::PbsParameters parameters;
-  std::optional<tfhe::ServerKey> server_key;
+  std::optional<tfhe::ServerKey> server_key;  // partition 0
   std::uint64_t key_id = 0;
+  std::vector<tfhe::ServerKey> partition_server_keys{};  // partitions 1..
 };
 
 struct KeygenOptions {

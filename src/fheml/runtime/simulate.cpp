@@ -40,17 +40,18 @@ std::vector<IntSample> run_simulate(const Program& program, std::span<const IntS
   const ir::IntGraph& graph = circuit.graph;
   const tfhe::PbsParameters& params = circuit.parameters;
   const TorusGaussian fresh(params.glwe_noise.value);
-  double before_rotation_std = 0, after_bootstrap_std = 0;
-  if (circuit.has_lookups) {
-    // Key switch (with its 32-bit rounding) and modulus switch: variance_at_lookup without the
-    // linear part. The rounding of the body inside that term is also applied for real below by
-    // modulus_switch: a double count of 2/n of the modulus switch variance (n >= 450), which
-    // errs on the safe side and is negligible.
-    before_rotation_std = std::sqrt(tfhe::variance_at_lookup(params, 0.0));
-    after_bootstrap_std = std::sqrt(tfhe::pbs_output_variance(params));
+  // Per partition (they share N): key switch (with its 32-bit rounding) and modulus switch, i.e.
+  // variance_at_lookup without the linear part, and the bootstrap's output. The rounding of the
+  // body inside the first is also applied for real below by modulus_switch: a double count of
+  // 2/n of the modulus switch variance (n >= 450), which errs on the safe side and is
+  // negligible.
+  std::vector<TorusGaussian> before_rotation, after_bootstrap;
+  for (const tfhe::PbsParameters& p : program.partitions()) {
+    before_rotation.emplace_back(circuit.has_lookups ? std::sqrt(tfhe::variance_at_lookup(p, 0.0))
+                                                     : 0.0);
+    after_bootstrap.emplace_back(circuit.has_lookups ? std::sqrt(tfhe::pbs_output_variance(p))
+                                                     : 0.0);
   }
-  const TorusGaussian before_rotation(before_rotation_std);
-  const TorusGaussian after_bootstrap(after_bootstrap_std);
   const std::vector<ir::ValueId> inputs = graph.inputs();
   std::vector<IntSample> results;
   results.reserve(samples.size());
@@ -98,12 +99,15 @@ std::vector<IntSample> run_simulate(const Program& program, std::span<const IntS
           const std::uint32_t in_width = circuit.width[source];
           const Torus offset = detail::encode_at(lookup.offset, in_width);
           const Torus scale = Torus{1} << (in_width - lookup.bits - lookup.shift);
-          const auto tables = program.tables(ir::ValueId{static_cast<std::uint32_t>(i)});
+          const ir::ValueId id{static_cast<std::uint32_t>(i)};
+          const auto tables = program.tables(id);
+          const std::uint32_t part = program.partition(id);
           for (std::size_t e = 0; e < out.size(); ++e) {
-            const Torus phase = (phases[source][e] + offset) * scale + before_rotation(noise_rng);
+            const Torus phase =
+                (phases[source][e] + offset) * scale + before_rotation[part](noise_rng);
             const std::size_t index = tfhe::modulus_switch(phase, params.polynomial_size);
             out[e] = tfhe::lookup_clear(tables[lookup.table_of_element[e]], index) +
-                     after_bootstrap(noise_rng);
+                     after_bootstrap[part](noise_rng);
           }
           break;
         }

@@ -7,6 +7,7 @@
 
 #include "fheml/compiler/compile.h"
 #include "fheml/runtime/detail.h"
+#include "fheml/runtime/runtime.h"
 #include "fheml/tfhe/parameters.h"
 
 namespace fheml::runtime {
@@ -100,7 +101,20 @@ Statistics compute_statistics(const compiler::Circuit& circuit, std::size_t thre
   s.max_bit_width = std::max(s.max_width, s.max_lookup_bits);
 
   const tfhe::PbsParameters& p = circuit.parameters;
-  if (circuit.has_lookups) s.key_sizes = tfhe::key_sizes(p);
+  const std::vector<tfhe::PbsParameters> partitions = partition_parameters(circuit);
+  const auto partition_of = [&](std::size_t node) -> std::uint32_t {
+    return circuit.partition.empty() ? 0 : circuit.partition.at(node);
+  };
+  if (circuit.has_lookups) {
+    for (const tfhe::PbsParameters& part : partitions) {
+      const tfhe::KeySizes k = tfhe::key_sizes(part);
+      s.key_sizes.keyswitch_compressed += k.keyswitch_compressed;
+      s.key_sizes.keyswitch_expanded += k.keyswitch_expanded;
+      s.key_sizes.bootstrap_compressed += k.bootstrap_compressed;
+      s.key_sizes.bootstrap_expanded += k.bootstrap_expanded;
+      s.key_sizes.bootstrap_fourier += k.bootstrap_fourier;
+    }
+  }
   s.ciphertext_bytes =
       tfhe::lwe_size(tfhe::extracted_lwe_dimension(p.glwe_dimension, p.polynomial_size)) *
       sizeof(tfhe::Torus);
@@ -112,11 +126,25 @@ Statistics compute_statistics(const compiler::Circuit& circuit, std::size_t thre
     s.output_bytes += ir::element_count(graph.node(out).shape) * s.ciphertext_bytes;
   }
   if (s.bootstraps > 0) {
-    s.bootstrap_ms = estimated_bootstrap_ms(p);
-    s.estimated_latency_ms = static_cast<double>(s.bootstraps) * s.bootstrap_ms;
-    for (const std::size_t stage : s.bootstraps_per_stage) {
-      s.estimated_parallel_latency_ms +=
-          static_cast<double>((stage + s.threads - 1) / s.threads) * s.bootstrap_ms;
+    // Per stage and partition: each partition's bootstraps of a stage run as one batch.
+    std::vector<double> ms;
+    for (const tfhe::PbsParameters& part : partitions) ms.push_back(estimated_bootstrap_ms(part));
+    s.bootstraps_per_partition.assign(partitions.size(), 0);
+    std::vector<std::vector<std::size_t>> per_stage(s.bootstraps_per_stage.size(),
+                                                    std::vector<std::size_t>(partitions.size(), 0));
+    for (std::size_t i = 0; i < graph.nodes.size(); ++i) {
+      if (graph.nodes[i].op != ir::IntOp::kLookup) continue;
+      const std::size_t count = ir::element_count(graph.nodes[i].shape);
+      s.bootstraps_per_partition.at(partition_of(i)) += count;
+      per_stage[depth[i] - 1][partition_of(i)] += count;
+      s.estimated_latency_ms += static_cast<double>(count) * ms[partition_of(i)];
+    }
+    s.bootstrap_ms = s.estimated_latency_ms / static_cast<double>(s.bootstraps);
+    for (const std::vector<std::size_t>& stage : per_stage) {
+      for (std::size_t q = 0; q < stage.size(); ++q) {
+        s.estimated_parallel_latency_ms +=
+            static_cast<double>((stage[q] + s.threads - 1) / s.threads) * ms[q];
+      }
     }
   }
   return s;
@@ -134,6 +162,8 @@ std::string report(const compiler::Circuit& circuit, const Statistics& statistic
     const ir::IntNode& node = graph.nodes[i];
     std::string op(ir::op_name(node.op));
     if (node.op == ir::IntOp::kLookup) {
+      if (circuit.partitions.size() > 1 && !circuit.partition.empty())
+        op += " P" + std::to_string(circuit.partition.at(i));
       op += " p=" + std::to_string(node.lookup.bits);
       if (node.lookup.shift > 0) op += ">>" + std::to_string(node.lookup.shift);
       if (node.lookup.tables.size() > 1) op += " x" + std::to_string(node.lookup.tables.size());
@@ -167,9 +197,27 @@ std::string report(const compiler::Circuit& circuit, const Statistics& statistic
                   pow2(site.nu2_fresh).c_str(), site.log2_p_fail);
     out << line;
   }
+  if (circuit.partitions.size() > 1) {
+    // Which lookups each partition holds; the per-node table marks them P0, P1, ...
+    out << "partitions: " << circuit.partitions.size()
+        << " parameter sets sharing the big key (k, N, GLWE noise), each with its own small key, "
+           "key switching key and bootstrap key\n";
+    for (std::size_t q = 0; q < circuit.partitions.size(); ++q) {
+      std::size_t count = 0;
+      std::string nodes;
+      for (std::size_t i = 0; i < graph.nodes.size(); ++i) {
+        if (graph.nodes[i].op != ir::IntOp::kLookup || circuit.partition.at(i) != q) continue;
+        count += ir::element_count(graph.nodes[i].shape);
+        nodes += (nodes.empty() ? "%" : " %") + std::to_string(i);
+      }
+      out << "  P" << q << ": " << tfhe::describe(circuit.partitions[q]) << "; " << count
+          << " bootstraps at " << format("%.2f", estimated_bootstrap_ms(circuit.partitions[q]))
+          << " ms (lookups " << nodes << ")\n";
+    }
+  }
   out << "parameters: " << tfhe::describe(circuit.parameters)
       << (circuit.has_lookups ? "" : " (no lookups: only k, N and the GLWE noise are used)")
-      << "\n";
+      << (circuit.partitions.size() > 1 ? " (partition 0)" : "") << "\n";
   out << "security: " << static_cast<int>(tfhe::achieved_security(circuit.parameters))
       << " bits (lattice-estimator curve of concrete-security-curves, binary keys)\n";
   if (!circuit.parameter_choice.empty())
@@ -201,7 +249,8 @@ std::string report(const compiler::Circuit& circuit, const Statistics& statistic
       << " B in, " << s.output_bytes << " B out\n";
   out << "estimated latency per sample: " << format("%.1f", s.estimated_latency_ms)
       << " ms on 1 thread, " << format("%.1f", s.estimated_parallel_latency_ms) << " ms on "
-      << s.threads << " (" << format("%.2f", s.bootstrap_ms) << " ms per KS+PBS)\n";
+      << s.threads << " (" << format("%.2f", s.bootstrap_ms) << " ms per KS+PBS"
+      << (s.bootstraps_per_partition.size() > 1 ? ", mean over the partitions" : "") << ")\n";
   if (s.last_run) {
     const Timings& t = *s.last_run;
     out << "last run (" << mode_name(t.mode) << ", " << t.samples << " samples): keygen "

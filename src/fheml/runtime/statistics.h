@@ -31,22 +31,24 @@ struct Statistics {
   std::size_t bootstraps = 0;
   std::size_t key_switches = 0;  // one per bootstrap (KS-PBS)
   std::size_t linear_ops = 0;    // scalar multiply-adds and plaintext additions on ciphertexts
-  std::vector<std::size_t> bootstraps_per_stage;  // index d: lookups of depth d + 1
-  std::uint32_t max_width = 0;                    // largest W of an encoding class
-  std::uint32_t max_lookup_bits = 0;              // largest p of a lookup
-  std::uint32_t max_bit_width = 0;                // max of the two
-  std::size_t depth = 0;                          // lookup stages on the critical path
+  std::vector<std::size_t> bootstraps_per_stage;      // index d: lookups of depth d + 1
+  std::uint32_t max_width = 0;                        // largest W of an encoding class
+  std::uint32_t max_lookup_bits = 0;                  // largest p of a lookup
+  std::uint32_t max_bit_width = 0;                    // max of the two
+  std::size_t depth = 0;                              // lookup stages on the critical path
+  std::vector<std::size_t> bootstraps_per_partition;  // index p: lookups in partition p
 
-  // Sizes in bytes; keys are zero for a circuit without lookups (no server key).
+  // Sizes in bytes, summed over the partitions' keys; keys are zero for a circuit without
+  // lookups (no server key).
   tfhe::KeySizes key_sizes{};
   std::size_t ciphertext_bytes = 0;  // one ciphertext under the big key, expanded
   std::size_t input_bytes = 0;       // all inputs of one sample as they travel (seeded)
   std::size_t output_bytes = 0;      // all outputs of one sample
 
   // Estimated from bench/README.md (KS+PBS, one thread, p_fail <= 2^-40).
-  double bootstrap_ms = 0;                   // one KS+PBS at the circuit's parameters
-  double estimated_latency_ms = 0;           // all bootstraps of one sample on one thread
-  std::size_t threads = 1;                   // what the next figure assumes
+  double bootstrap_ms = 0;          // one KS+PBS (with partitions: the mean over the circuit's)
+  double estimated_latency_ms = 0;  // all bootstraps of one sample on one thread
+  std::size_t threads = 1;          // what the next figure assumes
   double estimated_parallel_latency_ms = 0;  // stage by stage on `threads` threads
 
   std::optional<Timings> last_run;  // filled by FheCircuit::statistics

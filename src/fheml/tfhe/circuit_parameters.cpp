@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <limits>
 #include <map>
+#include <set>
 #include <stdexcept>
 #include <string>
 #include <tuple>
@@ -94,6 +95,21 @@ void validate(std::span<const NoiseConstraint> constraints, const CircuitSearchO
     fail("search.log2_p_fail (the bound per bootstrap) must be a finite negative number, found " +
          std::to_string(options.search.log2_p_fail) + "; pass e.g. -40");
   }
+  if (options.max_partitions < 1) {
+    fail("max_partitions must be >= 1 (1: one parameter set for the circuit), found 0");
+  }
+  if (!(options.min_partition_gain >= 0.0 && options.min_partition_gain < 1.0)) {
+    fail("min_partition_gain must be in [0, 1), found " +
+         std::to_string(options.min_partition_gain));
+  }
+  for (std::size_t i = 0; i < constraints.size(); ++i) {
+    for (const SourceShare& share : constraints[i].sources) {
+      if (!(share.nu2 >= 0.0) || !std::isfinite(share.nu2)) {
+        fail(describe_constraint_for_error(i, constraints[i]) +
+             ": a source share's nu2 must be finite and >= 0, found " + std::to_string(share.nu2));
+      }
+    }
+  }
   if (options.search.nu2 != 1.0) {
     fail("search.nu2 must stay 1, found " + std::to_string(options.search.nu2) +
          ": each constraint carries its own nu2");
@@ -112,6 +128,38 @@ double log2_failure(const NoiseConstraint& c, const PbsParameters& params, bool 
   const double linear = linear_variance(c, params, with_lookups);
   return log2_failure_probability_for_variance(
       c.bits, c.kind == Kind::kLookup ? variance_at_lookup(params, linear) : linear);
+}
+
+// Under partitions (more than one): each lookup at its group's set.
+double log2_failure(const NoiseConstraint& c, std::span<const PbsParameters> partitions,
+                    std::span<const std::uint32_t> group_partition) {
+  if (partitions.size() == 1) return log2_failure(c, partitions[0], true);
+  const double linear = linear_variance(c, partitions, group_partition);
+  return log2_failure_probability_for_variance(
+      c.bits, c.kind == Kind::kLookup
+                  ? variance_at_lookup(partitions[group_partition[*c.group]], linear)
+                  : linear);
+}
+
+// Whether the search may partition: every lookup has a group, every source names a group some
+// lookup has, and every constraint with bootstrapped noise says where it comes from (shares
+// summing to at least nu2).
+bool partitionable(std::span<const NoiseConstraint> constraints) {
+  std::set<std::uint32_t> groups;
+  for (const NoiseConstraint& c : constraints) {
+    if (c.kind != Kind::kLookup) continue;
+    if (!c.group) return false;
+    groups.insert(*c.group);
+  }
+  for (const NoiseConstraint& c : constraints) {
+    double sum = 0;
+    for (const SourceShare& s : c.sources) {
+      if (!groups.contains(s.group)) return false;
+      sum += s.nu2;
+    }
+    if (c.nu2 > 0 && !(sum >= c.nu2 * (1 - 1e-12))) return false;
+  }
+  return true;
 }
 
 // The constraints the search has to check. Per-element bound: one per (kind, bits), with the
@@ -214,24 +262,42 @@ std::string binding_sentence(std::span<const NoiseConstraint> constraints,
 }
 
 CircuitParameters evaluate_unchecked(std::span<const NoiseConstraint> constraints,
-                                     const PbsParameters& params,
+                                     std::span<const PbsParameters> partitions,
+                                     std::span<const std::uint32_t> group_partition,
                                      const CircuitSearchOptions& options) {
   const bool with_lookups = has_lookup(constraints);
+  const bool partitioned = partitions.size() > 1;
   CircuitParameters result;
-  result.parameters = params;
+  result.parameters = partitions[0];
+  if (with_lookups) result.partitions.assign(partitions.begin(), partitions.end());
+  if (partitioned) result.group_partition.assign(group_partition.begin(), group_partition.end());
   result.needs_bootstrap = with_lookups;
   result.worst_log2_p_fail = -std::numeric_limits<double>::infinity();
   result.log2_p_fail.reserve(constraints.size());
   for (const NoiseConstraint& c : constraints) {
-    const double l = log2_failure(c, params, with_lookups);
+    const double l = partitioned ? log2_failure(c, partitions, group_partition)
+                                 : log2_failure(c, partitions[0], with_lookups);
     result.log2_p_fail.push_back(l);
     result.worst_log2_p_fail = std::max(result.worst_log2_p_fail, l);
+    if (c.kind == Kind::kLookup) {
+      result.estimated_cost +=
+          static_cast<double>(c.count) *
+          estimated_cost(partitions[partitioned ? group_partition[*c.group] : 0]);
+    }
   }
-  // Summed over the constraints as the search reduces them, in the same order as meets_bound,
-  // so that a set the search accepted is reported within the global bound to the last bit.
-  for (const NoiseConstraint& c : reduce(constraints, true)) {
-    result.global_p_fail +=
-        static_cast<double>(c.count) * std::exp2(log2_failure(c, params, with_lookups));
+  if (partitioned) {
+    for (std::size_t i = 0; i < constraints.size(); ++i) {
+      result.global_p_fail +=
+          static_cast<double>(constraints[i].count) * std::exp2(result.log2_p_fail[i]);
+    }
+  } else {
+    // Summed over the constraints as the search reduces them, in the same order as
+    // meets_bound, so that a set the search accepted is reported within the global bound to
+    // the last bit.
+    for (const NoiseConstraint& c : reduce(constraints, true)) {
+      result.global_p_fail +=
+          static_cast<double>(c.count) * std::exp2(log2_failure(c, partitions[0], with_lookups));
+    }
   }
   result.within_bound = options.global_p_error
                             ? result.global_p_fail <= *options.global_p_error
@@ -279,11 +345,61 @@ double linear_variance(const NoiseConstraint& c, const PbsParameters& params, bo
   return c.nu2 * (with_lookups ? ciphertext_variance(params) : fresh) + c.nu2_fresh * fresh;
 }
 
+double linear_variance(const NoiseConstraint& c, std::span<const PbsParameters> partitions,
+                       std::span<const std::uint32_t> group_partition) {
+  const double fresh = fresh_encryption_variance(partitions[0].glwe_noise);
+  return internal::bootstrapped_variance(
+             c,
+             [&](std::uint32_t g) {
+               return ciphertext_variance(
+                   partitions[group_partition.empty() ? 0 : group_partition[g]]);
+             }) +
+         c.nu2_fresh * fresh;
+}
+
 CircuitParameters evaluate_circuit_parameters(std::span<const NoiseConstraint> constraints,
                                               const PbsParameters& params,
                                               const CircuitSearchOptions& options) {
   validate(constraints, options);
-  return evaluate_unchecked(constraints, params, options);
+  return evaluate_unchecked(constraints, std::span(&params, 1), {}, options);
+}
+
+CircuitParameters evaluate_circuit_parameters(std::span<const NoiseConstraint> constraints,
+                                              std::span<const PbsParameters> partitions,
+                                              std::span<const std::uint32_t> group_partition,
+                                              const CircuitSearchOptions& options) {
+  validate(constraints, options);
+  const auto fail = [](const std::string& message) {
+    throw std::invalid_argument("evaluate_circuit_parameters: " + message);
+  };
+  if (partitions.empty()) fail("no parameter set given; pass at least one partition");
+  for (const PbsParameters& p : partitions) {
+    if (p.glwe_dimension != partitions[0].glwe_dimension ||
+        p.polynomial_size != partitions[0].polynomial_size ||
+        !(p.glwe_noise == partitions[0].glwe_noise)) {
+      fail("partitions share the big key: every set needs the k, N and GLWE noise of the first (" +
+           describe(partitions[0]) + "), found " + describe(p));
+    }
+  }
+  if (partitions.size() > 1) {
+    if (!partitionable(constraints)) {
+      fail(
+          "with several partitions every lookup needs a group and every constraint with nu2 > 0 "
+          "its sources");
+    }
+    for (const NoiseConstraint& c : constraints) {
+      const auto check = [&](std::uint32_t g) {
+        if (g >= group_partition.size() || group_partition[g] >= partitions.size()) {
+          fail("group " + std::to_string(g) + " of " + quoted_label(c) + " has no partition (" +
+               std::to_string(group_partition.size()) + " groups mapped to " +
+               std::to_string(partitions.size()) + " partitions)");
+        }
+      };
+      if (c.group) check(*c.group);
+      for (const SourceShare& s : c.sources) check(s.group);
+    }
+  }
+  return evaluate_unchecked(constraints, partitions, group_partition, options);
 }
 
 std::optional<CircuitParameters> search_circuit_parameters(
@@ -304,7 +420,8 @@ std::optional<CircuitParameters> search_circuit_parameters(
       const PbsParameters params =
           encryption_only_parameters(std::size_t{1} << log_n, options.search.security);
       if (!meets_bound(reduced, params, false, options)) continue;
-      CircuitParameters result = evaluate_unchecked(constraints, params, options);
+      CircuitParameters result =
+          evaluate_unchecked(constraints, std::span(&params, 1), {}, options);
       result.binding += "; no bootstrap: N=2^" + std::to_string(log_n) +
                         " is the smallest N >= 2^" +
                         std::to_string(ranges.min_log2_polynomial_size) +
@@ -326,7 +443,17 @@ std::optional<CircuitParameters> search_circuit_parameters(
         return meets_bound(reduced, candidate, true, options);
       });
   if (!found) return std::nullopt;
-  return evaluate_unchecked(constraints, *found, options);
+  CircuitParameters single = evaluate_unchecked(constraints, std::span(&*found, 1), {}, options);
+  if (options.max_partitions < 2 || !partitionable(constraints)) return single;
+  const std::optional<internal::Partitioning> split =
+      internal::search_partitions(constraints, options, single.estimated_cost);
+  if (!split) return single;
+  CircuitParameters result =
+      evaluate_unchecked(constraints, split->partitions, split->group_partition, options);
+  // The descent's sums are checked again by the exact model; an edge case it disagrees on keeps
+  // the single set.
+  if (!result.within_bound || !(result.estimated_cost < single.estimated_cost)) return single;
+  return result;
 }
 
 std::string explain_no_parameters(std::span<const NoiseConstraint> constraints,

@@ -8,6 +8,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <optional>
 #include <span>
 #include <string>
@@ -17,6 +18,15 @@
 #include "fheml/tfhe/types.h"
 
 namespace fheml::tfhe {
+
+// Where part of a constraint's bootstrapped noise comes from: the lookups of one group (see
+// CircuitSearchOptions::max_partitions), nu2 = max over the constraint's elements of the squared
+// 2-norm of the weights on that group's outputs.
+struct SourceShare {
+  std::uint32_t group = 0;
+  double nu2 = 0;  // finite, >= 0
+  bool operator==(const SourceShare&) const = default;
+};
 
 struct NoiseConstraint {
   enum class Kind {
@@ -43,6 +53,14 @@ struct NoiseConstraint {
   // below a bootstrap's output: counting inputs in nu2 would bind a first layer's lookups for
   // noise they do not have.
   double nu2_fresh = 0;
+  // Partitions only (max_partitions > 1; ignored otherwise). The group of lookups this
+  // constraint is the input of (kLookup): all lookups of a group share one parameter set. And
+  // nu2 split by the group whose outputs carry it: each share a max over elements, so the shares
+  // sum to at least nu2 and sum(share * V of its group's set) bounds the bootstrapped variance of
+  // every element. The search partitions only when every lookup constraint has a group and every
+  // constraint with nu2 > 0 has its sources.
+  std::optional<std::uint32_t> group{};
+  std::vector<SourceShare> sources{};
 };
 
 struct CircuitSearchOptions {
@@ -53,10 +71,25 @@ struct CircuitSearchOptions {
   // If set, replaces the per-element bound: sum over constraints of count * P_fail must be
   // <= global_p_error (a union bound over every bootstrap and output), in (0, 1).
   std::optional<double> global_p_error;
+  // Partitions (Concrete's multi-parameter circuits): up to this many parameter sets, each with
+  // its own small LWE key, key switching key and bootstrap key, sharing the big GLWE key (the
+  // same k, N and GLWE noise), so that linear parts mix their outputs freely and no conversion
+  // key is needed. Each group of lookups (NoiseConstraint::group) takes the cheapest set its own
+  // input and its outputs' consumers allow; 1 gives one set for the whole circuit.
+  std::size_t max_partitions = 1;
+  // A partitioned result is kept only if its estimated cost is below (1 - this) times the best
+  // single set's, and each partition beyond the first must save this fraction: a partition costs
+  // a bootstrap key and a key switching key of its own.
+  double min_partition_gain = 0.05;
 };
 
 struct CircuitParameters {
-  PbsParameters parameters;
+  PbsParameters parameters;  // partitions[0]
+  // With lookups: one set per partition (at least one), all with parameters' k, N and GLWE
+  // noise; group_partition[g] is the partition of group g (empty with one partition).
+  std::vector<PbsParameters> partitions;
+  std::vector<std::uint32_t> group_partition;
+  double estimated_cost = 0;    // sum over lookup constraints of count * estimated_cost(set)
   bool needs_bootstrap = true;  // false: no lookup; only the encryption key is meaningful
   bool within_bound = true;     // every constraint (or the global sum) meets the bound
   std::string binding;          // the constraint with the least slack, or the budget's use
@@ -68,6 +101,12 @@ struct CircuitParameters {
 // The variance of a constraint's linear combination under `params`: nu2 * V + nu2_fresh * fresh,
 // V = ciphertext_variance(params) with lookups, the fresh encryption variance without.
 double linear_variance(const NoiseConstraint& c, const PbsParameters& params, bool with_lookups);
+
+// The same under partitions: sum over sources of share * ciphertext_variance(set of the share's
+// group), at most nu2 * the largest over the partitions (both bound the true variance), plus
+// nu2_fresh * fresh. `group_partition` maps groups to indices of `partitions`.
+double linear_variance(const NoiseConstraint& c, std::span<const PbsParameters> partitions,
+                       std::span<const std::uint32_t> group_partition);
 
 // Failure probabilities of `constraints` under `params` (no search), with the fields of
 // CircuitParameters filled as search_circuit_parameters does (within_bound tells whether the
@@ -88,6 +127,18 @@ CircuitParameters evaluate_circuit_parameters(std::span<const NoiseConstraint> c
 // Throws std::invalid_argument for an empty list, bits outside 1..16 (lookup) or 1..62
 // (decrypt), nu2 negative or not finite, count 0, global_p_error outside (0, 1), a non-negative
 // log2_p_fail, search.nu2 != 1, or inconsistent ranges.
+// Under partitions: as above, each lookup constraint at its group's set. Throws
+// std::invalid_argument also when the sets do not share k, N and GLWE noise, a group has no
+// partition, or (more than one partition) a lookup has no group or a constraint no sources.
+CircuitParameters evaluate_circuit_parameters(std::span<const NoiseConstraint> constraints,
+                                              std::span<const PbsParameters> partitions,
+                                              std::span<const std::uint32_t> group_partition,
+                                              const CircuitSearchOptions& options = {});
+
+// With options.max_partitions > 1 the result may hold several partitions (see
+// CircuitSearchOptions): per (k, N), a descent from the best single set moves each group to the
+// cheapest set that keeps its own input and its consumers within the bound, then partitions are
+// merged while there are too many or one saves less than min_partition_gain.
 std::optional<CircuitParameters> search_circuit_parameters(
     std::span<const NoiseConstraint> constraints, const CircuitSearchOptions& options = {});
 

@@ -4,10 +4,13 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <functional>
 #include <optional>
 #include <span>
+#include <vector>
 
+#include "fheml/tfhe/circuit_parameters.h"
 #include "fheml/tfhe/parameters.h"
 
 namespace fheml::tfhe::internal {
@@ -39,5 +42,39 @@ struct VarianceBound {
 std::optional<PbsParameters> search_minimum_cost(
     const SearchOptions& options, std::span<const VarianceBound> bounds,
     const std::function<bool(const PbsParameters&)>& accept);
+
+// Partitions (circuit_partitions.cpp). The bootstrapped variance of constraint `c` when the
+// ciphertexts of group g have variance vc(g): min(sum over sources of share * vc, nu2 * the
+// largest vc over the sources), both upper bounds of every element's; nu2 * vc(0) without
+// sources (one partition).
+template <typename Vc>
+double bootstrapped_variance_of(const NoiseConstraint& c, const Vc& vc) {
+  if (c.nu2 == 0.0) return 0.0;
+  if (c.sources.empty()) return c.nu2 * vc(0);
+  double sum = 0, largest = 0;
+  for (const SourceShare& s : c.sources) {
+    if (s.nu2 == 0.0) continue;
+    const double v = vc(s.group);
+    sum += s.nu2 * v;
+    largest = v > largest ? v : largest;
+  }
+  return sum < c.nu2 * largest ? sum : c.nu2 * largest;
+}
+double bootstrapped_variance(const NoiseConstraint& c,
+                             const std::function<double(std::uint32_t)>& vc);
+
+struct Partitioning {
+  std::vector<PbsParameters> partitions;
+  std::vector<std::uint32_t> group_partition;
+  double cost = 0;  // sum over lookup constraints of count * estimated_cost
+};
+
+// The cheapest partitioning found (CircuitSearchOptions::max_partitions), or nullopt when none
+// with two or more partitions costs less than (1 - min_partition_gain) * single_cost. The
+// constraints are validated and partitionable (every lookup has a group, every constraint with
+// nu2 > 0 its sources); the result is checked by the caller with the exact model.
+std::optional<Partitioning> search_partitions(std::span<const NoiseConstraint> constraints,
+                                              const CircuitSearchOptions& options,
+                                              double single_cost);
 
 }  // namespace fheml::tfhe::internal
