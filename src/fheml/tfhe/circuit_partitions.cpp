@@ -411,7 +411,8 @@ std::optional<Partitioning> search_partitions(std::span<const NoiseConstraint> c
       descent.descend(false);
       const double cost = descent.cost();
       const std::vector<std::size_t> sets = descent.used();
-      if (sets.size() < 2 || !(cost < best_cost)) continue;
+      // Merges that no set accepts can leave more than max_partitions: not a result.
+      if (sets.size() < 2 || sets.size() > options.max_partitions || !(cost < best_cost)) continue;
       Partitioning p;
       p.cost = cost;
       // Partitions numbered by their first group.
