@@ -348,7 +348,7 @@ double linear_variance(const NoiseConstraint& c, const PbsParameters& params, bo
 double linear_variance(const NoiseConstraint& c, std::span<const PbsParameters> partitions,
                        std::span<const std::uint32_t> group_partition) {
   const double fresh = fresh_encryption_variance(partitions[0].glwe_noise);
-  return internal::bootstrapped_variance(
+  return internal::bootstrapped_variance_of(
              c,
              [&](std::uint32_t g) {
                return ciphertext_variance(

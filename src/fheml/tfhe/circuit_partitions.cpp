@@ -27,11 +27,6 @@
 
 namespace fheml::tfhe::internal {
 
-double bootstrapped_variance(const NoiseConstraint& c,
-                             const std::function<double(std::uint32_t)>& vc) {
-  return bootstrapped_variance_of(c, vc);
-}
-
 namespace {
 
 using Kind = NoiseConstraint::Kind;

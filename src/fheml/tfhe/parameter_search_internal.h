@@ -60,8 +60,6 @@ double bootstrapped_variance_of(const NoiseConstraint& c, const Vc& vc) {
   }
   return sum < c.nu2 * largest ? sum : c.nu2 * largest;
 }
-double bootstrapped_variance(const NoiseConstraint& c,
-                             const std::function<double(std::uint32_t)>& vc);
 
 struct Partitioning {
   std::vector<PbsParameters> partitions;
