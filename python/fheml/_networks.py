@@ -30,7 +30,7 @@ class _RoundingCompile:
     def compile(self, X, p_error: float | None = None, global_p_error: float | None = None,
                 threads: int = 0, rounding_method: str = "approximate",
                 out_of_range: str = "warn", security_level: int = 128,
-                profile: str = "standard"):
+                profile: str = "standard", max_partitions: int = 3):
         """As the other estimators' compile; rounding_method: "approximate" (no extra
         bootstrap; near a tie a lookup may read its neighbour, in simulate as encrypted) or
         "exact" (the low bits cleared by bootstraps first: encrypted equals clear on every
@@ -41,7 +41,8 @@ class _RoundingCompile:
         self._rounding_method = rounding_method
         return super().compile(X, p_error=p_error, global_p_error=global_p_error,
                                threads=threads, out_of_range=out_of_range,
-                               security_level=security_level, profile=profile)
+                               security_level=security_level, profile=profile,
+                               max_partitions=max_partitions)
 
 
 class _FheMLP(_RoundingCompile, _FheModel):
@@ -85,7 +86,7 @@ class _FheMLP(_RoundingCompile, _FheModel):
             p_error=o["p_error"], global_p_error=o["global_p_error"], threads=o["threads"],
             search=search, out_of_range=o.get("out_of_range", "warn"),
             security_level=o.get("security_level", 128),
-            profile=o.get("profile", "standard"))
+            profile=o.get("profile", "standard"), max_partitions=o.get("max_partitions", 3))
 
     @property
     def precision_trials(self) -> list[dict]:
@@ -219,7 +220,7 @@ class _FheNeuralNet(_RoundingCompile, _FheModel):
             per_channel_activations=False, activation_clip=list(self.activation_bounds_),
             activation_levels=2 ** bits - 1, out_of_range=o.get("out_of_range", "warn"),
             security_level=o.get("security_level", 128),
-            profile=o.get("profile", "standard"))
+            profile=o.get("profile", "standard"), max_partitions=o.get("max_partitions", 3))
 
     def _execute_chunk(self) -> int:
         return 8

@@ -316,7 +316,7 @@ class TreeModelMixin:
         self._calibration = np.ascontiguousarray(np.vstack([X.min(axis=0), X.max(axis=0)]))
         self._compile_options = {"p_error": None, "global_p_error": None, "threads": 0,
                                  "out_of_range": "warn", "security_level": 128,
-                                 "profile": "standard"}
+                                 "profile": "standard", "max_partitions": 3}
         self._compiled = False
         self._build()
 
@@ -327,7 +327,7 @@ class TreeModelMixin:
             **self._trees, calibration=self._calibration, n_bits=inputs, leaf_bits=leaves,
             p_error=o["p_error"], global_p_error=o["global_p_error"], threads=o["threads"],
             security_level=o.get("security_level", 128),
-            profile=o.get("profile", "standard"))
+            profile=o.get("profile", "standard"), max_partitions=o.get("max_partitions", 3))
 
     def _execute_chunk(self) -> int:
         inputs, _ = tree_n_bits(self.n_bits)

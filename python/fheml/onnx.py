@@ -51,6 +51,15 @@ def _onnx_bytes(model) -> bytes:
                      f"{type(model).__name__}")
 
 
+def _max_partitions(value) -> int:
+    """max_partitions checked: an int in 1..8 (the C++ compiler's kMaxPartitions)."""
+    if (not isinstance(value, (int, np.integer)) or isinstance(value, (bool, np.bool_))
+            or not 1 <= value <= 8):
+        raise ValueError("max_partitions must be an int in 1..8 (1: one parameter set for the "
+                         f"whole circuit), found {value!r}")
+    return int(value)
+
+
 def _n_bits_roles(n_bits) -> dict[str, int]:
     if isinstance(n_bits, (bool, np.bool_)):
         raise ValueError(f"n_bits must be an int or a dict per role, found {n_bits!r}")
@@ -83,7 +92,8 @@ class FheNetwork:
                  p_error: float | None = None, global_p_error: float | None = None,
                  threads: int = 0, min_agreement: float = 0.99,
                  per_channel_activations: bool = True, out_of_range: str = "warn",
-                 security_level: int = 128, profile: str = "standard"):
+                 security_level: int = 128, profile: str = "standard",
+                 max_partitions: int = 3):
         if p_error is not None and global_p_error is not None:
             raise ValueError("set p_error or global_p_error, not both")
         for name, value in (("p_error", p_error), ("global_p_error", global_p_error)):
@@ -118,7 +128,8 @@ class FheNetwork:
             p_error=p_error, global_p_error=global_p_error, threads=int(threads), search=search,
             min_agreement=float(min_agreement),
             per_channel_activations=bool(per_channel_activations), out_of_range=out_of_range,
-            security_level=int(security_level), profile=profile)
+            security_level=int(security_level), profile=profile,
+            max_partitions=_max_partitions(max_partitions))
         chosen = [t for t in self._fhe_model.precision_trials() if t["chosen"]]
         self.n_bits = chosen[0]["n_bits"] if chosen else roles
         self.rounding_threshold_bits = (chosen[0]["rounding_threshold_bits"] if chosen
@@ -224,7 +235,7 @@ def compile_onnx_model(model, X_calib, n_bits="auto", rounding_threshold_bits="a
                        global_p_error: float | None = None, threads: int = 0,
                        max_lookup_bits: int = 8, min_agreement: float = 0.99,
                        out_of_range: str = "warn", security_level: int = 128,
-                       profile: str = "standard") -> FheNetwork:
+                       profile: str = "standard", max_partitions: int = 3) -> FheNetwork:
     """Compiles an ONNX network (path, bytes or onnx.ModelProto) for encrypted inference.
 
     X_calib: representative inputs ([N, ...] as the network takes them, or flat [N, F]); their
@@ -243,11 +254,14 @@ def compile_onnx_model(model, X_calib, n_bits="auto", rounding_threshold_bits="a
     calibrated range are clipped, with a fheml.InputRangeWarning ("warn"), refused with a
     ValueError ("raise"), or silently ("clip"). security_level: 128 or 132 bits. profile:
     "standard", or "ind-cpa-d" when decrypted results may reach the server (every bootstrap
-    fails with probability at most 2^-64, 132-bit keys; README, Security).
+    fails with probability at most 2^-64, 132-bit keys; README, Security). max_partitions: up
+    to this many parameter sets, one per group of lookups, each kept only if it saves 5% of the
+    estimated cost (1: one set for the whole circuit).
     """
     return FheNetwork(_onnx_bytes(model), X_calib, n_bits=n_bits,
                       rounding_threshold_bits=rounding_threshold_bits,
                       rounding_method=rounding_method, max_lookup_bits=max_lookup_bits,
                       p_error=p_error, global_p_error=global_p_error, threads=threads,
                       min_agreement=min_agreement, out_of_range=out_of_range,
-                      security_level=security_level, profile=profile)
+                      security_level=security_level, profile=profile,
+                      max_partitions=max_partitions)

@@ -31,6 +31,7 @@ from tqdm.auto import tqdm
 
 from fheml import _core
 from fheml._trees import TreeModelMixin
+from fheml.onnx import _max_partitions
 
 __all__ = [
     "DecisionTreeClassifier", "DecisionTreeRegressor", "ElasticNet", "ExtraTreesClassifier",
@@ -47,7 +48,7 @@ _OUT_OF_RANGE = ("warn", "raise", "clip")
 # What a model fitted but not compiled runs with (compile's defaults).
 _DEFAULT_COMPILE_OPTIONS = {"p_error": None, "global_p_error": None, "threads": 0,
                             "out_of_range": "warn", "security_level": 128,
-                            "profile": "standard"}
+                            "profile": "standard", "max_partitions": 3}
 _PROFILES = ("standard", "ind-cpa-d")
 _ROLES = ("model_inputs", "op_inputs", "op_weights", "model_outputs")
 # Rows per encrypted call: each row is F ciphertexts of 16 KiB (N = 2048), so 16 rows of 30
@@ -255,7 +256,7 @@ class _FheModel(BaseEstimator):
 
     def compile(self, X, p_error: float | None = None, global_p_error: float | None = None,
                 threads: int = 0, out_of_range: str = "warn", security_level: int = 128,
-                profile: str = "standard"):
+                profile: str = "standard", max_partitions: int = 3):
         """Compiles the circuit for simulate and execute.
 
         X: representative rows (checked against the model: features, finite values); the input
@@ -271,6 +272,9 @@ class _FheModel(BaseEstimator):
         "ind-cpa-d" when decrypted results (or whether a result was wrong) may reach the server:
         every bootstrap fails with probability at most 2^-64 (p_error defaults to it; a larger
         p_error or global_p_error is refused) and the keys are chosen at 132 bits.
+        max_partitions: up to this many parameter sets, one per group of lookups, each kept only
+        if it saves 5% of the estimated cost (1: one set for the whole circuit; linear models
+        have no lookup).
         """
         check_is_fitted(self, "sklearn_model_")
         validate_data(self, X, dtype=np.float64, reset=False)
@@ -285,10 +289,11 @@ class _FheModel(BaseEstimator):
             raise ValueError(f"out_of_range must be one of {', '.join(map(repr, _OUT_OF_RANGE))}, "
                              f"found {out_of_range!r}")
         _check_profile(profile)
+        max_partitions = _max_partitions(max_partitions)
         self._compile_options = {"p_error": p_error, "global_p_error": global_p_error,
                                  "threads": int(threads), "out_of_range": out_of_range,
                                  "security_level": int(security_level),
-                                 "profile": profile}
+                                 "profile": profile, "max_partitions": int(max_partitions)}
         self._build()
         self._compiled = True
         return self

@@ -690,6 +690,16 @@ TEST(EndToEnd, GlobalPErrorBoundsTheWholeCircuit) {
     EXPECT_THAT(e.what(), HasSubstr("global_p_error"));
     EXPECT_THAT(e.what(), HasSubstr("not both"));
   }
+  for (const std::size_t partitions : {std::size_t{0}, compiler::kMaxPartitions + 1}) {
+    compiler::CompileOptions bad = small_bits();
+    bad.max_partitions = partitions;
+    try {
+      (void)compiler::compile(g, calibration, bad);
+      FAIL() << "max_partitions " << partitions << " must be refused";
+    } catch (const std::invalid_argument& e) {
+      EXPECT_THAT(e.what(), HasSubstr("max_partitions must be in 1..8"));
+    }
+  }
 }
 
 // --- The ind-cpa-d profile: decrypted results may reach the server.

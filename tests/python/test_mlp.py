@@ -89,3 +89,26 @@ def test_bad_inputs(cancer):
         multilabel.fit(Xtr, np.stack([ytr, 1 - ytr], axis=1))
     with pytest.raises(ValueError, match="multilabel"):
         MLPClassifier.from_sklearn_model(multilabel, Xtr)
+
+
+def test_max_partitions_bounds_the_parameter_sets(cancer):
+    Xtr, Xte, ytr, _ = cancer
+    model = MLPClassifier(n_bits={"model_inputs": 8, "op_inputs": 3, "op_weights": 3,
+                                  "model_outputs": 8}, hidden_layer_sizes=(20, 20),
+                          random_state=0, max_iter=1000).fit(Xtr, ytr)
+    # The first layer's lookups read 3 rounded bits, the second's 8: two sets by default
+    # (the first layer's bootstraps cheaper), one set when asked.
+    model.compile(Xtr)
+    split = model.fhe_circuit.statistics()
+    assert len(split["partitions"]) == 2 and split["bootstraps_per_partition"] == [20, 20]
+    clear = model.predict_proba(Xte)
+    model.compile(Xtr, max_partitions=1)
+    one = model.fhe_circuit.statistics()
+    assert len(one["partitions"]) == 1 and one["bootstraps_per_partition"] == [40]
+    assert one["evaluation_key_bytes"] < split["evaluation_key_bytes"]
+    np.testing.assert_array_equal(model.predict_proba(Xte), clear)  # same quantized circuit
+    assert pickle.loads(pickle.dumps(model)).fhe_circuit.statistics()["partitions"] == \
+        one["partitions"]
+    for bad in (0, 9, 2.5, True, "3"):
+        with pytest.raises(ValueError, match="max_partitions"):
+            model.compile(Xtr, max_partitions=bad)

@@ -234,6 +234,10 @@ def test_encrypted_equals_clear_with_exact_rounding(cancer, small_mlp):
     assert (clear.argmax(1) == yte).mean() >= 0.85
     np.testing.assert_array_equal(model.forward(Xte[:3], fhe="execute"), clear[:3])
     np.testing.assert_array_equal(model.forward(Xte, fhe="simulate"), clear)
+    # One parameter set for the whole circuit: the same quantized circuit, simulated alike.
+    one = compile_torch_model(small_mlp, Xtr, max_partitions=1, **EXACT)
+    assert len(one.fhe_circuit.statistics()["partitions"]) == 1
+    np.testing.assert_array_equal(one.forward(Xte, fhe="simulate"), clear)
 
 
 def test_approximate_rounding_encrypted_keeps_the_class(cancer, cancer_mlp):
@@ -349,6 +353,8 @@ def test_bad_inputs(cancer, cancer_mlp):
         compile_torch_model(cancer_mlp, Xtr, n_bits={"inputs": 8})
     with pytest.raises(ValueError, match="p_error must be in"):
         compile_torch_model(cancer_mlp, Xtr, p_error=float("nan"))
+    with pytest.raises(ValueError, match="max_partitions must be an int in 1..8"):
+        compile_torch_model(cancer_mlp, Xtr, max_partitions=0)
     with pytest.raises(ValueError, match="must be a torch.nn.Module"):
         compile_torch_model("net", Xtr)
 

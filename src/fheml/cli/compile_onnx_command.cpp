@@ -32,6 +32,7 @@ struct CompileOnnxOptions {
   std::optional<double> p_error;
   int security = 128;
   std::string profile = "standard";
+  std::size_t max_partitions = 3;
   double min_agreement = 0.99;
   bool force = false;
 };
@@ -56,6 +57,7 @@ void run_compile_onnx(const CompileOnnxOptions& o) {
   options.compile.search.security =
       o.security == 132 ? tfhe::SecurityLevel::k132 : tfhe::SecurityLevel::k128;
   options.compile.profile = compiler::parse_profile(o.profile);
+  options.compile.max_partitions = o.max_partitions;
   if (o.bits) {
     q.n_bits = {o.input_bits, *o.bits, *o.bits, 8};
     q.rounding_threshold_bits = o.rounding_bits.value_or(*o.bits);
@@ -132,6 +134,11 @@ void add_compile_onnx_command(CLI::App& app) {
                   "standard, or ind-cpa-d when decrypted results may reach the server "
                   "(p_error <= 2^-64, 132-bit keys)")
       ->check(CLI::IsMember({"standard", "ind-cpa-d"}))
+      ->capture_default_str();
+  cmd->add_option("--max-partitions", o->max_partitions,
+                  "up to this many parameter sets, one per group of lookups, each kept only if "
+                  "it saves 5% of the estimated cost (1: one set for the whole circuit)")
+      ->check(CLI::Range(std::size_t{1}, compiler::kMaxPartitions))
       ->capture_default_str();
   cmd->add_option("--min-agreement", o->min_agreement,
                   "the search keeps the fastest candidate agreeing with the float network on "

@@ -50,6 +50,9 @@ struct NoiseSite {
   std::vector<SourceShare> sources{};
 };
 
+// The most parameter sets (partitions) a circuit may have; deployment artifacts refuse more.
+inline constexpr std::size_t kMaxPartitions = 8;
+
 struct Circuit {
   ir::IntGraph graph;
   std::vector<InputQuantizer> inputs;      // one per graph input, same order

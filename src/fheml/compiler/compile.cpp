@@ -99,6 +99,11 @@ void choose_parameters(Circuit& circuit, const CompileOptions& options) {
   };
   if (options.p_error) check("p_error", *options.p_error);
   if (options.global_p_error) check("global_p_error", *options.global_p_error);
+  if (options.max_partitions < 1 || options.max_partitions > kMaxPartitions) {
+    throw std::invalid_argument("max_partitions must be in 1.." + std::to_string(kMaxPartitions) +
+                                " (1: one parameter set for the whole circuit), found " +
+                                std::to_string(options.max_partitions));
+  }
   const bool ind_cpa_d = options.profile == Profile::kIndCpaD;
   if (ind_cpa_d) {
     const auto at_most_2m64 = [](const char* name, double p) {

@@ -47,7 +47,7 @@ struct CompileOptions {
   // Up to this many parameter sets, one per partition of the lookups, each kept only if it
   // saves 5% of the estimated cost (tfhe::CircuitSearchOptions::max_partitions); each costs a
   // bootstrap key and a key switching key of its own. 1: one set for the whole circuit.
-  std::size_t max_partitions = 3;
+  std::size_t max_partitions = 3;  // 1..kMaxPartitions
 };
 
 // Throws std::invalid_argument with a diagnostic (op, numbers, what to change) when the graph

@@ -381,6 +381,10 @@ void write_partitions(Writer& w, const std::vector<tfhe::PbsParameters>& partiti
 
 std::vector<tfhe::PbsParameters> read_partitions(Reader& r, tfhe::SecurityCheck check) {
   const std::uint64_t count = tfhe::wire::read_count(r, 0, 8 + 9 * 8, "partition");
+  if (count > compiler::kMaxPartitions) {
+    fail(r.context(), std::to_string(count) + " parameter sets (partitions), at most " +
+                          std::to_string(compiler::kMaxPartitions));
+  }
   std::vector<tfhe::PbsParameters> partitions;
   for (std::uint64_t i = 0; i < count; ++i) {
     const std::uint64_t fp = r.u64();

@@ -55,6 +55,18 @@ tfhe::SecurityLevel parse_security_level(int bits) {
                               std::to_string(bits));
 }
 
+// max_partitions: 1..compiler::kMaxPartitions (the compiler's message otherwise; an int here so
+// that a negative value is not wrapped by the conversion).
+std::size_t parse_max_partitions(std::int64_t count) {
+  if (count < 1 || count > static_cast<std::int64_t>(compiler::kMaxPartitions)) {
+    throw std::invalid_argument("max_partitions must be in 1.." +
+                                std::to_string(compiler::kMaxPartitions) +
+                                " (1: one parameter set for the whole circuit), found " +
+                                std::to_string(count));
+  }
+  return static_cast<std::size_t>(count);
+}
+
 quant::NBits parse_n_bits(const std::map<std::string, std::int64_t>& roles) {
   quant::NBits bits;
   for (const auto& [role, value] : roles) {
@@ -392,7 +404,7 @@ models::NeuralNetworkOptions network_model_options(
     std::int64_t max_lookup_bits, std::optional<double> p_error,
     std::optional<double> global_p_error, unsigned threads, bool search, double min_agreement,
     bool per_channel_activations, const std::string& out_of_range, int security_level,
-    const std::string& profile) {
+    const std::string& profile, std::int64_t max_partitions) {
   models::NeuralNetworkOptions options;
   options.runtime.out_of_range = quant::parse_out_of_range(out_of_range);
   options.compile =
@@ -400,6 +412,7 @@ models::NeuralNetworkOptions network_model_options(
                       global_p_error, per_channel_activations);
   options.compile.search.security = parse_security_level(security_level);
   options.compile.profile = compiler::parse_profile(profile);
+  options.compile.max_partitions = parse_max_partitions(max_partitions);
   options.runtime.threads = threads;
   if (!(min_agreement >= 0.0 && min_agreement <= 1.0)) {
     throw std::invalid_argument("min_agreement must be in [0, 1], found " +
@@ -432,11 +445,13 @@ class PyNeuralNetwork : public PyModel<models::NeuralNetwork> {
                   const std::string& rounding_method, std::int64_t max_lookup_bits,
                   std::optional<double> p_error, std::optional<double> global_p_error,
                   unsigned threads, bool search, double min_agreement, bool per_channel_activations,
-                  const std::string& out_of_range, int security_level, const std::string& profile) {
+                  const std::string& out_of_range, int security_level, const std::string& profile,
+                  std::int64_t max_partitions) {
     const models::NeuralNetworkOptions options =
         network_model_options(n_bits, rounding_threshold_bits, rounding_method, max_lookup_bits,
                               p_error, global_p_error, threads, search, min_agreement,
-                              per_channel_activations, out_of_range, security_level, profile);
+                              per_channel_activations, out_of_range, security_level, profile,
+                              max_partitions);
     const std::vector<std::uint8_t> bytes(as_span(onnx).begin(), as_span(onnx).end());
     const models::Matrix rows = to_matrix(calibration);
     nb::gil_scoped_release release;
@@ -454,11 +469,13 @@ class PyNeuralNetwork : public PyModel<models::NeuralNetwork> {
                   std::optional<double> p_error, std::optional<double> global_p_error,
                   unsigned threads, bool search, double min_agreement, bool per_channel_activations,
                   const std::vector<double>& activation_clip, std::uint32_t activation_levels,
-                  const std::string& out_of_range, int security_level, const std::string& profile) {
+                  const std::string& out_of_range, int security_level, const std::string& profile,
+                  std::int64_t max_partitions) {
     const models::NeuralNetworkOptions options =
         network_model_options(n_bits, rounding_threshold_bits, rounding_method, max_lookup_bits,
                               p_error, global_p_error, threads, search, min_agreement,
-                              per_channel_activations, out_of_range, security_level, profile);
+                              per_channel_activations, out_of_range, security_level, profile,
+                              max_partitions);
     std::vector<models::Matrix> w;
     std::vector<std::vector<double>> b;
     for (const nb::handle h : coefs) w.push_back(to_matrix(nb::cast<InMatrix>(h)));
@@ -529,7 +546,8 @@ class PyTreeEnsemble : public PyModel<models::TreeEnsemble> {
                  const InVector& base_score, const std::string& link, const InMatrix& calibration,
                  unsigned n_bits, unsigned leaf_bits, unsigned max_lookup_bits,
                  std::optional<double> p_error, std::optional<double> global_p_error,
-                 unsigned threads, int security_level, const std::string& profile) {
+                 unsigned threads, int security_level, const std::string& profile,
+                 std::int64_t max_partitions) {
     const models::TreeEnsembleSpec spec =
         tree_spec(features, tree_offsets, feature, threshold, left, right, value, split,
                   aggregation, base_score, link);
@@ -541,6 +559,7 @@ class PyTreeEnsemble : public PyModel<models::TreeEnsemble> {
     options.compile.global_p_error = global_p_error;
     options.compile.search.security = parse_security_level(security_level);
     options.compile.profile = compiler::parse_profile(profile);
+    options.compile.max_partitions = parse_max_partitions(max_partitions);
     options.runtime.threads = threads;
     const models::Matrix rows = to_matrix(calibration);
     nb::gil_scoped_release release;
@@ -620,13 +639,14 @@ NB_MODULE(_core, m) {
                     const InIntVector&, const InIntVector&, const InMatrix&, const std::string&,
                     const std::string&, const InVector&, const std::string&, const InMatrix&,
                     unsigned, unsigned, unsigned, std::optional<double>, std::optional<double>,
-                    unsigned, int, const std::string&>(),
+                    unsigned, int, const std::string&, std::int64_t>(),
            nb::arg("features"), nb::arg("tree_offsets"), nb::arg("feature"), nb::arg("threshold"),
            nb::arg("left"), nb::arg("right"), nb::arg("value"), nb::arg("split"),
            nb::arg("aggregation"), nb::arg("base_score"), nb::arg("link"), nb::arg("calibration"),
            nb::arg("n_bits") = 6, nb::arg("leaf_bits") = 8, nb::arg("max_lookup_bits") = 4,
            nb::arg("p_error").none() = nb::none(), nb::arg("global_p_error").none() = nb::none(),
            nb::arg("threads") = 0, nb::arg("security_level") = 128, nb::arg("profile") = "standard",
+           nb::arg("max_partitions") = 3,
            "Flat tree arrays (node n of tree t at row tree_offsets[t] + n; feature -1 marks a "
            "leaf), split '<=' or '<', aggregation 'sum' or 'mean', calibration rows [N, F]. "
            "Raises ValueError on a malformed ensemble or when it cannot be compiled.")
@@ -646,14 +666,15 @@ NB_MODULE(_core, m) {
       .def(nb::init<const nb::bytes&, const InMatrix&, const std::map<std::string, std::int64_t>&,
                     std::optional<std::int64_t>, const std::string&, std::int64_t,
                     std::optional<double>, std::optional<double>, unsigned, bool, double, bool,
-                    const std::string&, int, const std::string&>(),
+                    const std::string&, int, const std::string&, std::int64_t>(),
            nb::arg("onnx"), nb::arg("calibration"), nb::arg("n_bits"),
            nb::arg("rounding_threshold_bits").none() = nb::none(),
            nb::arg("rounding_method") = "approximate", nb::arg("max_lookup_bits") = 8,
            nb::arg("p_error").none() = nb::none(), nb::arg("global_p_error").none() = nb::none(),
            nb::arg("threads") = 0, nb::arg("search") = false, nb::arg("min_agreement") = 0.99,
            nb::arg("per_channel_activations") = true, nb::arg("out_of_range") = "warn",
-           nb::arg("security_level") = 128, nb::arg("profile") = "standard")
+           nb::arg("security_level") = 128, nb::arg("profile") = "standard",
+           nb::arg("max_partitions") = 3)
       .def("precision_trials", &PyNeuralNetwork::precision_trials,
            "The precision search's trials (n_bits, rounding bits, agreement with the float "
            "graph on the calibration rows, estimated latency, chosen).")
@@ -662,7 +683,7 @@ NB_MODULE(_core, m) {
                     std::optional<std::int64_t>, const std::string&, std::int64_t,
                     std::optional<double>, std::optional<double>, unsigned, bool, double, bool,
                     const std::vector<double>&, std::uint32_t, const std::string&, int,
-                    const std::string&>(),
+                    const std::string&, std::int64_t>(),
            nb::arg("coefs"), nb::arg("intercepts"), nb::arg("activation"), nb::arg("link"),
            nb::arg("calibration"), nb::arg("n_bits"),
            nb::arg("rounding_threshold_bits").none() = nb::none(),
@@ -672,7 +693,7 @@ NB_MODULE(_core, m) {
            nb::arg("per_channel_activations") = true,
            nb::arg("activation_clip") = std::vector<double>{}, nb::arg("activation_levels") = 0,
            nb::arg("out_of_range") = "warn", nb::arg("security_level") = 128,
-           nb::arg("profile") = "standard",
+           nb::arg("profile") = "standard", nb::arg("max_partitions") = 3,
            "scikit-learn's MLP layers: coefs [in, out] and intercepts per layer.")
       .def("float_decision_function", &PyNeuralNetwork::float_decision_function, nb::arg("x"),
            "The imported float graph on doubles (the reference).")
