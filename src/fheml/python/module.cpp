@@ -59,10 +59,9 @@ tfhe::SecurityLevel parse_security_level(int bits) {
 // that a negative value is not wrapped by the conversion).
 std::size_t parse_max_partitions(std::int64_t count) {
   if (count < 1 || count > static_cast<std::int64_t>(compiler::kMaxPartitions)) {
-    throw std::invalid_argument("max_partitions must be in 1.." +
-                                std::to_string(compiler::kMaxPartitions) +
-                                " (1: one parameter set for the whole circuit), found " +
-                                std::to_string(count));
+    throw std::invalid_argument(
+        "max_partitions must be in 1.." + std::to_string(compiler::kMaxPartitions) +
+        " (1: one parameter set for the whole circuit), found " + std::to_string(count));
   }
   return static_cast<std::size_t>(count);
 }
@@ -447,11 +446,10 @@ class PyNeuralNetwork : public PyModel<models::NeuralNetwork> {
                   unsigned threads, bool search, double min_agreement, bool per_channel_activations,
                   const std::string& out_of_range, int security_level, const std::string& profile,
                   std::int64_t max_partitions) {
-    const models::NeuralNetworkOptions options =
-        network_model_options(n_bits, rounding_threshold_bits, rounding_method, max_lookup_bits,
-                              p_error, global_p_error, threads, search, min_agreement,
-                              per_channel_activations, out_of_range, security_level, profile,
-                              max_partitions);
+    const models::NeuralNetworkOptions options = network_model_options(
+        n_bits, rounding_threshold_bits, rounding_method, max_lookup_bits, p_error, global_p_error,
+        threads, search, min_agreement, per_channel_activations, out_of_range, security_level,
+        profile, max_partitions);
     const std::vector<std::uint8_t> bytes(as_span(onnx).begin(), as_span(onnx).end());
     const models::Matrix rows = to_matrix(calibration);
     nb::gil_scoped_release release;
@@ -471,11 +469,10 @@ class PyNeuralNetwork : public PyModel<models::NeuralNetwork> {
                   const std::vector<double>& activation_clip, std::uint32_t activation_levels,
                   const std::string& out_of_range, int security_level, const std::string& profile,
                   std::int64_t max_partitions) {
-    const models::NeuralNetworkOptions options =
-        network_model_options(n_bits, rounding_threshold_bits, rounding_method, max_lookup_bits,
-                              p_error, global_p_error, threads, search, min_agreement,
-                              per_channel_activations, out_of_range, security_level, profile,
-                              max_partitions);
+    const models::NeuralNetworkOptions options = network_model_options(
+        n_bits, rounding_threshold_bits, rounding_method, max_lookup_bits, p_error, global_p_error,
+        threads, search, min_agreement, per_channel_activations, out_of_range, security_level,
+        profile, max_partitions);
     std::vector<models::Matrix> w;
     std::vector<std::vector<double>> b;
     for (const nb::handle h : coefs) w.push_back(to_matrix(nb::cast<InMatrix>(h)));

@@ -6,6 +6,7 @@
 #include <functional>
 #include <limits>
 #include <map>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -238,6 +239,50 @@ std::vector<std::vector<std::int64_t>> Quantizer::round_rows(
 
 // ---- lookups ----
 
+namespace {
+
+// Where x -> f(x) steps over the integers of [lo, hi] when it takes two values and changes
+// once: the first x with the second value. nullopt when f takes more values or changes more
+// than once (as far as 2^(p+4) evenly spaced samples, at most 1024, can tell; a change is then
+// located exactly by bisection between the two samples around it); lo when f is constant.
+std::optional<std::int64_t> single_step(const std::function<std::int64_t(std::int64_t)>& f,
+                                        std::int64_t lo, std::int64_t hi, std::uint32_t p) {
+  const std::int64_t samples =
+      std::min<std::int64_t>(hi - lo, std::int64_t{1} << std::min<std::uint32_t>(p + 4, 10));
+  const std::int64_t first = f(lo);
+  std::optional<std::int64_t> second;
+  std::int64_t before = lo;  // the last sample with the first value
+  std::optional<std::int64_t> after;
+  for (std::int64_t i = 1; i <= samples; ++i) {
+    const std::int64_t x = lo + (hi - lo) / samples * i + (hi - lo) % samples * i / samples;
+    const std::int64_t v = f(x);
+    if (v == first) {
+      if (after) return std::nullopt;  // back to the first value: two changes
+      before = x;
+    } else {
+      if (second && v != *second) return std::nullopt;  // a third value
+      second = v;
+      if (!after) after = x;
+    }
+  }
+  if (!after) return lo;
+  std::int64_t a = before, b = *after;  // f(a) == first, f(b) == second
+  while (b - a > 1) {
+    const std::int64_t m = a + (b - a) / 2;
+    const std::int64_t v = f(m);
+    if (v == first) {
+      a = m;
+    } else if (v == *second) {
+      b = m;
+    } else {
+      return std::nullopt;
+    }
+  }
+  return b;
+}
+
+}  // namespace
+
 ValueId Quantizer::build_lookup(ValueId source, const std::string& origin,
                                 const std::function<std::int64_t(std::size_t, double)>& table_value,
                                 bool distinct_per_element) {
@@ -257,6 +302,46 @@ ValueId Quantizer::build_lookup(ValueId source, const std::string& origin,
   };
   IntRange range = window(source);
 
+  // Step functions (a comparison, a threshold) on a value wider than a lookup, rounded
+  // exactly: each element's step moves to 0 in a copy of the source (a linear node: no extra
+  // bootstrap), and the rounding's bucket edges are put on it below, so that the lookup gives
+  // f(x) on every input, not f at the centre of x's bucket.
+  std::vector<std::int64_t> centre;
+  bool aligned = false;
+  if (range.bits() > limit && options_.rounding_threshold_bits &&
+      options_.rounding_method == RoundingMethod::kExact) {
+    std::vector<std::int64_t> steps(count);
+    bool all_steps = true;
+    for (std::size_t e = 0; e < count && all_steps; ++e) {
+      if (!distinct_per_element && e > 0) {
+        steps[e] = steps[0];
+        continue;
+      }
+      const auto at =
+          single_step([&](std::int64_t x) { return table_value(e, static_cast<double>(x)); },
+                      range.lo, range.hi, *options_.rounding_threshold_bits);
+      if (!at) all_steps = false;
+      if (at) steps[e] = *at;
+    }
+    if (all_steps) {
+      std::vector<std::vector<Term>> rows(count);
+      std::vector<double> constants(count);
+      for (std::size_t e = 0; e < count; ++e) {
+        rows[e] = {Term{source.index, static_cast<std::uint32_t>(e), 1.0}};
+        constants[e] = -static_cast<double>(steps[e]);
+      }
+      const IntNode& from = result_.graph.node(source);
+      const std::string aligned_origin = from.origin + " minus step";
+      source = build_linear(std::move(rows), std::move(constants), shape, aligned_origin,
+                            /*integer_rows=*/true)
+                   .node;
+      range = window(source);
+      centre = std::move(steps);
+      distinct_per_element = distinct_per_element || count > 1;
+      aligned = true;
+    }
+  }
+
   // Per-element centring. One window [lo, hi] serves every element of the node; when the
   // elements' own ranges sit apart (a layer's neurons: weights of other signs and scales),
   // that window is the union of theirs and a rounded lookup is coarser for every one. When
@@ -264,8 +349,7 @@ ValueId Quantizer::build_lookup(ValueId source, const std::string& origin,
   // copy of that node (its bias: no extra operation; the original is pruned when nothing else
   // reads it) and element e's table reads x + centre[e]: the window becomes the widest
   // element's.
-  std::vector<std::int64_t> centre;
-  if (range.bits() > limit && options_.rounding_threshold_bits && count > 1 &&
+  if (!aligned && range.bits() > limit && options_.rounding_threshold_bits && count > 1 &&
       result_.graph.node(source).op == IntOp::kLinear && !calibration_[source.index].empty()) {
     std::vector<std::int64_t> lo(count, std::numeric_limits<std::int64_t>::max());
     std::vector<std::int64_t> hi(count, std::numeric_limits<std::int64_t>::min());
@@ -333,6 +417,21 @@ ValueId Quantizer::build_lookup(ValueId source, const std::string& origin,
     p = *options_.rounding_threshold_bits;
     shift = bits - p;
     offset = -range.lo + ((std::int64_t{1} << bits) - (range.hi - range.lo + 1)) / 2;
+    if (aligned) {
+      // Bucket edges on the step (x = 0): offset a multiple of 2^shift, as near the centred
+      // one as the window allows; one more bit when no multiple fits.
+      for (;; ++shift) {
+        const std::int64_t box = std::int64_t{1} << shift;
+        const std::int64_t top = (std::int64_t{1} << (p + shift)) - 1;
+        const std::int64_t least = (-range.lo + box - 1) >> shift;  // ceil(-lo / box)
+        const std::int64_t most = (top - range.hi) >> shift;        // floor((top - hi) / box)
+        if (least > most) continue;
+        const std::int64_t centred =
+            -range.lo + ((std::int64_t{1} << (p + shift)) - (range.hi - range.lo + 1)) / 2;
+        offset = std::clamp((centred + box / 2) >> shift, least, most) << shift;
+        break;
+      }
+    }
     input = round_low_bits(source, offset, shift, p, origin);
   } else {
     fail("lookup on %" + std::to_string(source.index) + " (" + origin + "): input needs " +
