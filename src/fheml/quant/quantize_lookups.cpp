@@ -301,12 +301,28 @@ ValueId Quantizer::build_lookup(ValueId source, const std::string& origin,
     return worst.bits() <= seen.bits() ? worst : seen;
   };
   IntRange range = window(source);
+  // Reads source[e] - c[e] from here on, through a copy of the source with that bias (a linear
+  // node: no bootstrap); element e's table reads x + c[e].
+  std::vector<std::int64_t> centre;
+  const auto subtract = [&](std::vector<std::int64_t> c, const std::string& suffix) {
+    std::vector<std::vector<Term>> rows(count);
+    std::vector<double> constants(count);
+    for (std::size_t e = 0; e < count; ++e) {
+      rows[e] = {Term{source.index, static_cast<std::uint32_t>(e), 1.0}};
+      constants[e] = -static_cast<double>(c[e]);
+    }
+    const std::string copy_origin = result_.graph.node(source).origin + suffix;
+    source = build_linear(std::move(rows), std::move(constants), shape, copy_origin,
+                          /*integer_rows=*/true)
+                 .node;
+    range = window(source);
+    centre = std::move(c);
+  };
 
   // Step functions (a comparison, a threshold) on a value wider than a lookup, rounded
   // exactly: each element's step moves to 0 in a copy of the source (a linear node: no extra
   // bootstrap), and the rounding's bucket edges are put on it below, so that the lookup gives
   // f(x) on every input, not f at the centre of x's bucket.
-  std::vector<std::int64_t> centre;
   bool aligned = false;
   if (range.bits() > limit && options_.rounding_threshold_bits &&
       options_.rounding_method == RoundingMethod::kExact) {
@@ -324,19 +340,7 @@ ValueId Quantizer::build_lookup(ValueId source, const std::string& origin,
       if (at) steps[e] = *at;
     }
     if (all_steps) {
-      std::vector<std::vector<Term>> rows(count);
-      std::vector<double> constants(count);
-      for (std::size_t e = 0; e < count; ++e) {
-        rows[e] = {Term{source.index, static_cast<std::uint32_t>(e), 1.0}};
-        constants[e] = -static_cast<double>(steps[e]);
-      }
-      const IntNode& from = result_.graph.node(source);
-      const std::string aligned_origin = from.origin + " minus step";
-      source = build_linear(std::move(rows), std::move(constants), shape, aligned_origin,
-                            /*integer_rows=*/true)
-                   .node;
-      range = window(source);
-      centre = std::move(steps);
+      subtract(std::move(steps), " minus step");
       distinct_per_element = distinct_per_element || count > 1;
       aligned = true;
     }
@@ -374,19 +378,7 @@ ValueId Quantizer::build_lookup(ValueId source, const std::string& origin,
             std::ceil(static_cast<double>(widest) * (1.0 + 2.0 * options_.calibration_margin))) +
         2;
     if (IntRange{0, centred_width}.bits() < IntRange{range.lo, range.hi}.bits()) {
-      std::vector<std::vector<Term>> rows(count);
-      std::vector<double> constants(count);
-      for (std::size_t e = 0; e < count; ++e) {
-        rows[e] = {Term{source.index, static_cast<std::uint32_t>(e), 1.0}};
-        constants[e] = -static_cast<double>(c[e]);
-      }
-      const IntNode& from = result_.graph.node(source);
-      const std::string centred_origin = from.origin + " centred";
-      source = build_linear(std::move(rows), std::move(constants), shape, centred_origin,
-                            /*integer_rows=*/true)
-                   .node;
-      range = window(source);
-      centre = std::move(c);
+      subtract(std::move(c), " centred");
       distinct_per_element = true;
     }
   }
