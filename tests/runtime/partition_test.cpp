@@ -10,6 +10,8 @@
 #include <vector>
 
 #include "fheml/compiler/compile.h"
+#include "fheml/deploy/artifacts.h"
+#include "fheml/tfhe/noise.h"
 #include "runtime_fixtures.h"
 
 namespace fheml::runtime {
@@ -93,6 +95,216 @@ TEST(Partitions, MixedPrecisionGraphsAgreeInEveryMode) {
   }
   // The cheaper sets of 2-bit lookups make most of these circuits partitioned.
   EXPECT_GE(partitioned, 2u);
+}
+
+// Partitions of their own k and N: P0 at 4 bits (k = 1, N = 2048), P1 at 2 bits (k = 3, N = 512),
+// two big keys, and a key switch from each to the other's small key.
+//   x[3] in [0, 3], encrypted under P1's big key
+//   -> f0 = 2-bit lookup in P1 (reads its own big key)
+//   -> a = f0_0 + f0_1, f0_1 - f0_0 (under P1's big key)
+//   -> f1 = 4-bit lookup in P0 (key switch P1 -> P0)
+//   -> b = f1_0 (under P0's big key) -> f2 = 2-bit lookup in P1 (key switch P0 -> P1)
+//   outputs: f2 and a (P1's big key), f1 (P0's)
+compiler::Circuit own_key_circuit(unsigned seed, std::size_t p1_bits = 2) {
+  std::mt19937 rng(seed);
+  const auto table = [&](std::size_t size, std::int64_t lo, std::int64_t hi) {
+    std::vector<std::int64_t> t(size);
+    for (auto& v : t)
+      v = lo + static_cast<std::int64_t>(rng() % static_cast<unsigned>(hi - lo + 1));
+    return t;
+  };
+  IntGraph g;
+  const ValueId x = add_input(g, {3}, 0, 3);
+  const ValueId l0 = add_linear(g, {x}, {{{0, 0, 1}}, {{0, 2, 1}}}, {0, 0}, "pick");
+  const ValueId f0 = add_lookup(g, l0, 0, 0, 2, {table(4, -1, 2), table(4, -2, 1)}, {0, 1}, "f0");
+  const ValueId a =
+      add_linear(g, {f0}, {{{0, 0, 1}, {0, 1, 1}}, {{0, 1, 1}, {0, 0, -1}}}, {0, 0}, "a");
+  const IntRange ar = g.node(a).range;
+  const ValueId f1 =
+      add_lookup(g, a, -ar.lo, 0, 4, {table(16, -2, 1), table(16, 0, 5)}, {0, 1}, "f1");
+  const ValueId b = add_linear(g, {f1}, {{{0, 0, 1}}}, {0}, "b");
+  const IntRange br = g.node(b).range;
+  const ValueId f2 = add_lookup(g, b, -br.lo, 0, 2, {table(4, -2, 2)}, {0}, "f2");
+  g.outputs = {f2, a, f1};
+  compiler::Circuit c;
+  c.graph = std::move(g);
+  compiler::assign_encoding(c);
+  c.parameters = tfhe::default_parameters(tfhe::MessageBits{4});
+  c.partitions = {c.parameters, tfhe::default_parameters(tfhe::MessageBits{p1_bits})};
+  c.partition.assign(c.graph.nodes.size(), 0);
+  for (const ValueId v : {x, f0, f2}) c.partition[v.index] = 1;
+  return c;
+}
+
+TEST(Partitions, OwnBigKeysAgreeInEveryMode) {
+  for (unsigned seed = 0; seed < 3; ++seed) {
+    SCOPED_TRACE("seed " + std::to_string(seed));
+    const compiler::Circuit circuit = own_key_circuit(seed);
+    const Program program(circuit);
+    ASSERT_FALSE(program.single_big_key());
+    // Key switches 1 -> 0 (f1) and 0 -> 1 (f2); both big keys, both key classes.
+    ASSERT_EQ(program.keyswitch_pairs().size(), 2u);
+    EXPECT_EQ(program.keyswitch_pairs()[0], (KeyswitchPair{0, 1}));
+    EXPECT_EQ(program.keyswitch_pairs()[1], (KeyswitchPair{1, 0}));
+    const ClientCircuit view = client_view(circuit);
+    EXPECT_EQ(view.inputs[0].key_class, 1u);
+    EXPECT_EQ(view.outputs[0].key_class, 1u);
+    EXPECT_EQ(view.outputs[1].key_class, 1u);
+    EXPECT_EQ(view.outputs[2].key_class, 0u);
+    // The test means something only if no bootstrap may fail: every lookup's failure
+    // probability, with the key switch from the big key it reads, far below one in a million.
+    const std::vector<tfhe::PbsParameters>& parts = circuit.partitions;
+    double vc = 0, fresh = 0;
+    for (const auto& p : parts) {
+      vc = std::max(vc, tfhe::ciphertext_variance(p));
+      fresh = std::max(fresh, tfhe::fresh_encryption_variance(p.glwe_noise));
+    }
+    for (const compiler::NoiseSite& site : circuit.noise_sites) {
+      if (site.is_output) continue;
+      const ir::IntNode& node = circuit.graph.node(site.node);
+      const tfhe::PbsParameters& from = parts[program.key_class(node.inputs[0])];
+      const double v = tfhe::variance_at_lookup(
+          parts[program.partition(site.node)],
+          tfhe::extracted_lwe_dimension(from.glwe_dimension, from.polynomial_size),
+          site.nu2 * vc + site.nu2_fresh * fresh);
+      ASSERT_LT(tfhe::log2_failure_probability_for_variance(tfhe::MessageBits{site.bits}, v), -30)
+          << site.label;
+    }
+    std::vector<IntSample> samples;
+    for (std::int64_t a = 0; a < 4; ++a) {
+      for (std::int64_t b = 0; b < 4; ++b) samples.push_back({ir::IntTensor({3}, {a, 1, b})});
+    }
+    const std::vector<IntSample> expected = run_clear(circuit, samples);
+    tfhe::Csprng noise(tfhe::test_seed(seed));
+    expect_same(run_simulate(program, samples, noise), expected, samples, "simulate");
+    ExecutionTrace trace;
+    expect_same(execute(program, samples, &trace), expected, samples, "execute");
+    EXPECT_EQ(trace.batch_sizes.size(), 3u);  // one stage per lookup
+  }
+}
+
+// P1 at 3 bits is k = 2, N = 1024: the same k * N as P0's k = 1, N = 2048, so both read one big
+// key (its 2048 bits as either GLWE key), with no key switch between big keys.
+TEST(Partitions, SetsOfOneKNShareTheBigKey) {
+  const compiler::Circuit circuit = own_key_circuit(4, 3);
+  ASSERT_NE(circuit.partitions[1].polynomial_size, circuit.partitions[0].polynomial_size);
+  const Program program(circuit);
+  EXPECT_TRUE(program.single_big_key());
+  EXPECT_TRUE(program.keyswitch_pairs().empty());
+  EXPECT_TRUE(keys_for(circuit).client.big_keys.empty());
+  std::vector<IntSample> samples;
+  for (std::int64_t a = 0; a < 4; ++a) {
+    for (std::int64_t b = 0; b < 4; ++b) samples.push_back({ir::IntTensor({3}, {b, 2, a})});
+  }
+  const std::vector<IntSample> expected = run_clear(circuit, samples);
+  tfhe::Csprng noise(tfhe::test_seed(4));
+  expect_same(run_simulate(program, samples, noise), expected, samples, "simulate");
+  expect_same(execute(program, samples), expected, samples, "execute");
+}
+
+TEST(Partitions, OwnBigKeysAreCheckedEverywhere) {
+  const compiler::Circuit circuit = own_key_circuit(0);
+  const Program program(circuit);
+  const RuntimeKeys& keys = keys_for(circuit);
+  const std::vector<IntSample> samples{{ir::IntTensor({3}, {1, 2, 3})}};
+  tfhe::Csprng rng(tfhe::test_seed(7));
+  // Inputs under P1's big key (3 * 512), outputs under both.
+  const auto inputs = encrypt(circuit, keys.client, samples, rng);
+  ASSERT_EQ(inputs[0].ciphertexts.dimension.value, 1536u);
+  const auto outputs = run(program, keys.evaluation, inputs);
+  EXPECT_EQ(outputs[0].ciphertexts.dimension.value, 1536u);
+  EXPECT_EQ(outputs[2].ciphertexts.dimension.value, 2048u);
+  // An input under the other big key is refused by its dimension.
+  compiler::Circuit one_key = circuit;
+  one_key.partition[0] = 0;
+  EXPECT_THROW(
+      run(program, keys.evaluation, encrypt(one_key, keys_for(one_key).client, samples, rng)),
+      std::invalid_argument);
+  // Keys without the key switches between big keys.
+  EvaluationKeys missing = keys.evaluation;
+  missing.keyswitch_keys.pop_back();
+  EXPECT_THROW(run(program, missing, inputs), std::invalid_argument);
+  // A client key without P1's big key.
+  ClientKeys no_big = keys.client;
+  no_big.big_keys.clear();
+  EXPECT_THROW(encrypt(circuit, no_big, samples, rng), std::invalid_argument);
+  EXPECT_THROW(decrypt(circuit, no_big, outputs), std::invalid_argument);
+  // A linear node adding ciphertexts under two big keys.
+  compiler::Circuit mixed = circuit;
+  ir::IntNode sum;
+  sum.op = ir::IntOp::kLinear;
+  sum.inputs = {ValueId{1}, ValueId{5}};  // `pick` (P1's big key) and b (P0's)
+  sum.shape = {1};
+  sum.linear.row_begin = {0, 2};
+  sum.linear.entries = {{0, 0, 1}, {1, 0, 1}};
+  sum.linear.bias = {0};
+  sum.range = {-10, 10};
+  mixed.graph.nodes.push_back(sum);
+  mixed.width.push_back(mixed.width[5]);
+  mixed.partition.push_back(0);
+  EXPECT_THROW({ Program bad(mixed); }, std::invalid_argument);
+  // Stages cannot travel as one list.
+  const StageRunner never = [](const tfhe::LweCiphertextList& in, std::span<const StageLookup>) {
+    return in;
+  };
+  EXPECT_THROW(run_staged(program, inputs, never), std::invalid_argument);
+}
+
+// Deployment carries what own big keys add: the key class of every input and output, the key
+// switches the server needs, the key switching keys between big keys (format 6).
+TEST(Partitions, OwnBigKeysTravelThroughArtifacts) {
+  compiler::Circuit circuit = own_key_circuit(1);
+  quant::InputQuantizer in;
+  in.name = "x";
+  in.shape = {3};
+  in.bits = 2;
+  circuit.inputs = {in};
+  for (const ir::ValueId out : circuit.graph.outputs) {
+    const ir::Shape& shape = circuit.graph.node(out).shape;
+    const std::size_t count = ir::element_count(shape);
+    circuit.outputs.push_back(
+        {shape, std::vector<double>(count, 1.0), std::vector<double>(count, 0.0)});
+  }
+  const compiler::Circuit back =
+      deploy::deserialize_server_circuit(deploy::serialize_server_circuit(circuit));
+  EXPECT_EQ(back.partitions, circuit.partitions);
+  EXPECT_EQ(back.partition, circuit.partition);
+  const deploy::ClientSpec spec = deploy::make_client_spec(circuit);
+  ASSERT_EQ(spec.circuit.keyswitch_pairs.size(), 2u);
+  const deploy::ClientSpec spec_back = deploy::deserialize_client_spec(deploy::serialize(spec));
+  EXPECT_EQ(spec_back.circuit, spec.circuit);
+
+  Keys keys = keygen(spec_back.circuit, {tfhe::test_seed(21)});
+  ASSERT_EQ(keys.evaluation.keyswitch_keys.size(), 2u);
+  const std::vector<std::uint8_t> bytes = deploy::serialize(keys.evaluation);
+  const CompressedEvaluationKeys parsed = deploy::deserialize_evaluation_keys(bytes);
+  ASSERT_EQ(parsed.keyswitch_keys.size(), 2u);
+  EXPECT_EQ(parsed.keyswitch_keys[1].first, (KeyswitchPair{1, 0}));
+  EXPECT_EQ(parsed.keyswitch_keys[1].second, keys.evaluation.keyswitch_keys[1].second);
+  const Program program(back);
+  const std::vector<IntSample> samples{{ir::IntTensor({3}, {3, 0, 2})},
+                                       {ir::IntTensor({3}, {0, 3, 1})}};
+  tfhe::Csprng rng(tfhe::test_seed(22));
+  const auto outputs =
+      run(program, decompress(parsed), encrypt(spec_back.circuit, keys.client, samples, rng));
+  EXPECT_EQ(decrypt(spec_back.circuit, keys.client, outputs), run_clear(circuit, samples));
+
+  // A key switch of the wrong shape (its pair names partitions whose dimensions differ) and a
+  // pair naming a partition that does not exist are refused by the reader.
+  CompressedEvaluationKeys swapped = keys.evaluation;
+  std::swap(swapped.keyswitch_keys[0].second, swapped.keyswitch_keys[1].second);
+  EXPECT_THROW((void)deploy::deserialize_evaluation_keys(deploy::serialize(swapped)),
+               tfhe::DeserializationError);
+  CompressedEvaluationKeys beyond = keys.evaluation;
+  beyond.keyswitch_keys[0].first.to = 2;
+  EXPECT_THROW((void)deploy::deserialize_evaluation_keys(deploy::serialize(beyond)),
+               tfhe::DeserializationError);
+  // A client spec whose input names a partition that is not the first of its big key.
+  deploy::ClientSpec bad = spec;
+  bad.circuit.partitions.push_back(bad.circuit.partitions[1]);
+  bad.circuit.inputs[0].key_class = 2;
+  EXPECT_THROW((void)deploy::deserialize_client_spec(deploy::serialize(bad)),
+               tfhe::DeserializationError);
 }
 
 }  // namespace

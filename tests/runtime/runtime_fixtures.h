@@ -170,6 +170,10 @@ inline const RuntimeKeys& keys_for(const compiler::Circuit& circuit) {
   for (std::size_t p = 1; p < circuit.partitions.size(); ++p) {
     id = id * 0x100000001b3ull ^ tfhe::fingerprint(circuit.partitions[p]);
   }
+  // And the key switches between big keys the circuit's lookups need.
+  for (const KeyswitchPair& pair : client_view(circuit).keyswitch_pairs) {
+    id = id * 0x100000001b3ull ^ (std::uint64_t{pair.from} << 32 | pair.to);
+  }
   auto& slot = cache[{id, circuit.has_lookups}];
   if (!slot) {
     Keys keys = keygen(circuit, {tfhe::test_seed(id)});

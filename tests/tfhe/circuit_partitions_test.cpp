@@ -1,7 +1,7 @@
 // Partitions (circuit_parameters.h, max_partitions > 1): a circuit whose lookups have different
-// noise needs gets one parameter set per need, sharing the big key; every constraint still meets
-// the bound under the exact model; a uniform circuit keeps one set; bad partition inputs are
-// refused.
+// noise needs or precisions gets one parameter set per need, sharing the big key (k * N); every
+// constraint still meets the bound under the exact model; a uniform circuit keeps one set; bad
+// partition inputs are refused.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -78,10 +78,11 @@ TEST(Partitions, LookupsWithDifferentNeedsGetTheirOwnSets) {
   // sum over lookups.
   EXPECT_LT(split->estimated_cost, 0.95 * single->estimated_cost);
   EXPECT_DOUBLE_EQ(split->estimated_cost, 30 * estimated_cost(first) + 30 * estimated_cost(second));
-  // Every partition shares the big key.
+  // Every partition shares the big key (the search keeps one k and N; the runtime also takes
+  // sets of another k with the same k * N).
   for (const PbsParameters& p : split->partitions) {
-    EXPECT_EQ(p.glwe_dimension, split->parameters.glwe_dimension);
-    EXPECT_EQ(p.polynomial_size, split->parameters.polynomial_size);
+    EXPECT_EQ(p.glwe_dimension.value * p.polynomial_size.value,
+              split->parameters.glwe_dimension.value * split->parameters.polynomial_size.value);
     EXPECT_EQ(p.glwe_noise, split->parameters.glwe_noise);
     EXPECT_NO_THROW(validate(p));
   }
@@ -96,6 +97,15 @@ TEST(Partitions, LookupsWithDifferentNeedsGetTheirOwnSets) {
   // The second layer's set alone would not serve the first layer's consumers.
   const auto alone = evaluate_circuit_parameters(circuit, second, partitioned(1));
   EXPECT_FALSE(alone.within_bound);
+}
+
+// A set whose N cannot hold a lookup's table is refused outright: 11 bits need N >= 4096.
+TEST(Partitions, ASetMustHoldItsLookupsTables) {
+  const std::vector<NoiseConstraint> eleven{lookup(0, 11, {}, 1, 1.0)};
+  EXPECT_THROW((void)evaluate_circuit_parameters(
+                   eleven, std::vector<PbsParameters>{default_parameters(MessageBits{4})},
+                   std::vector<std::uint32_t>{0}, partitioned(1)),
+               std::invalid_argument);
 }
 
 TEST(Partitions, AUniformCircuitKeepsOneSet) {

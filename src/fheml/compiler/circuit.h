@@ -62,8 +62,12 @@ struct Circuit {
   bool has_lookups = false;          // false: no server key, no bootstrap
   tfhe::PbsParameters parameters{};  // lookups off: only k, N and glwe_noise are used
   // With lookups: the parameter set of each partition (at least one; partitions[0] ==
-  // parameters), all sharing parameters' big key (k, N, GLWE noise). Per node: the partition of
-  // a lookup node's bootstraps, 0 for other nodes (empty: all in partition 0).
+  // parameters). Partitions with the same k, N and GLWE noise share one big key; a partition of
+  // its own k or N has its own, and a lookup reading values under another big key key-switches
+  // from that one (runtime::Program::keyswitch_pairs). Per node: the partition of a lookup
+  // node's bootstraps (its outputs are under that partition's big key), the partition whose big
+  // key encrypts an input, 0 for linear nodes, which stay under their operands' big key (all
+  // operands of one linear node under one). Empty: all in partition 0.
   std::vector<tfhe::PbsParameters> partitions{};
   std::vector<std::uint32_t> partition{};
   std::string parameter_choice;  // which constraint bound the choice, and why

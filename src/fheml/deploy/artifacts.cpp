@@ -4,13 +4,15 @@
 // envelope):
 //
 //   ClientSpec      format version, circuit id, parameters, has_lookups, input encodings,
-//                   output encodings, input quantizers, output dequantizers, post-processing,
-//                   metadata
+//                   output encodings (each: shape, width, range, key class), partitions, key
+//                   switch pairs (from, to), input quantizers, output dequantizers,
+//                   post-processing, metadata
 //   ServerCircuit   format version, parameters, has_lookups, parameter choice, log2_p_error,
 //                   global_p_error, nodes, outputs, widths, input quantizers, output
 //                   dequantizers, noise sites
 //   EvaluationKeys  format version, key id, parameters, has a server key, [nested
-//                   CompressedServerKey]
+//                   CompressedServerKey], partition server keys (count, nested each), key
+//                   switches between big keys (count; from, to, nested SeededKeyswitchKey)
 //   EncryptedInputs / EncryptedOutputs
 //                   format version, circuit id, key id, count, per list: batch, nested
 //                   SeededLweCiphertextList / LweCiphertextList
@@ -206,6 +208,8 @@ quant::OutputDequantizer read_output_dequantizer(Reader& r) {
   return d;
 }
 
+std::uint32_t read_index(Reader& r, std::uint64_t bound, const char* what);
+
 // --- Encodings.
 
 void write_encodings(Writer& w, const std::vector<runtime::TensorEncoding>& tensors) {
@@ -214,6 +218,7 @@ void write_encodings(Writer& w, const std::vector<runtime::TensorEncoding>& tens
     write_shape(w, t.shape);
     w.u64(t.width);
     write_range(w, t.range);
+    w.u64(t.key_class);
   }
 }
 
@@ -228,6 +233,8 @@ std::vector<runtime::TensorEncoding> read_encodings(Reader& r, const char* what)
     }
     t.width = static_cast<std::uint32_t>(width);
     t.range = read_range(r, what);
+    // runtime::validate checks that it names the first partition of a big key.
+    t.key_class = read_index(r, compiler::kMaxPartitions, "key class");
   }
   return tensors;
 }
@@ -400,7 +407,27 @@ void write_client_circuit(Writer& w, const runtime::ClientCircuit& c) {
   write_encodings(w, c.inputs);
   write_encodings(w, c.outputs);
   write_partitions(w, c.partitions);
+  w.u64(c.keyswitch_pairs.size());
+  for (const runtime::KeyswitchPair& pair : c.keyswitch_pairs) {
+    w.u64(pair.from);
+    w.u64(pair.to);
+  }
 }
+
+// Key switches between big keys, each (from, to) a pair of partition indices below
+// kMaxPartitions (runtime::validate or the evaluation keys' reader checks the rest).
+std::vector<runtime::KeyswitchPair> read_keyswitch_pairs(Reader& r, std::uint64_t count) {
+  std::vector<runtime::KeyswitchPair> pairs;
+  for (std::uint64_t i = 0; i < count; ++i) {
+    runtime::KeyswitchPair pair;
+    pair.from = read_index(r, compiler::kMaxPartitions, "key switch source partition");
+    pair.to = read_index(r, compiler::kMaxPartitions, "key switch target partition");
+    pairs.push_back(pair);
+  }
+  return pairs;
+}
+
+constexpr std::uint64_t kMaxKeyswitchPairs = compiler::kMaxPartitions * compiler::kMaxPartitions;
 
 void check_post_processing(const std::string& name) {
   models::parse_link(name);  // throws std::invalid_argument naming the accepted names
@@ -592,6 +619,12 @@ ClientSpec deserialize_client_spec(std::span<const std::uint8_t> bytes,
     spec.circuit.inputs = read_encodings(r, "input encoding");
     spec.circuit.outputs = read_encodings(r, "output encoding");
     spec.circuit.partitions = read_partitions(r, security_of(opts));
+    const std::uint64_t pairs = tfhe::wire::read_count(r, 0, 16, "key switch pair");
+    if (pairs > kMaxKeyswitchPairs) {
+      fail(r.context(), std::to_string(pairs) + " key switches between big keys, at most " +
+                            std::to_string(kMaxKeyswitchPairs));
+    }
+    spec.circuit.keyswitch_pairs = read_keyswitch_pairs(r, pairs);
     try {
       runtime::validate(spec.circuit);
     } catch (const std::invalid_argument& e) {
@@ -639,6 +672,12 @@ std::vector<std::uint8_t> serialize(const runtime::CompressedEvaluationKeys& key
   for (const tfhe::CompressedServerKey& key : keys.partition_server_keys) {
     write_nested(w, tfhe::serialize(key));
   }
+  w.u64(keys.keyswitch_keys.size());
+  for (const auto& [pair, key] : keys.keyswitch_keys) {
+    w.u64(pair.from);
+    w.u64(pair.to);
+    write_nested(w, tfhe::serialize(key));
+  }
   return seal(ObjectType::kEvaluationKeys, tfhe::fingerprint(keys.parameters), std::move(w));
 }
 
@@ -662,17 +701,41 @@ runtime::CompressedEvaluationKeys deserialize_evaluation_keys(
         for (std::uint64_t i = 0; i < partitions; ++i) {
           tfhe::DeserializeOptions inner = options;
           inner.expected_parameters = nullptr;
-          tfhe::CompressedServerKey key = tfhe::deserialize_compressed_server_key(
-              read_nested(r, "partition server key"), inner);
-          const tfhe::PbsParameters& a = keys.parameters;
-          const tfhe::PbsParameters& b = key.parameters;
-          if (b.glwe_dimension != a.glwe_dimension || b.polynomial_size != a.polynomial_size ||
-              !(b.glwe_noise == a.glwe_noise)) {
-            fail(r.context(), "the server key of partition " + std::to_string(i + 1) + " (" +
-                                  tfhe::describe(b) + ") does not share the big key of " +
-                                  tfhe::describe(a));
+          keys.partition_server_keys.push_back(tfhe::deserialize_compressed_server_key(
+              read_nested(r, "partition server key"), inner));
+        }
+        // Partition p's parameters: those of its server key.
+        const auto partition = [&](std::uint32_t p) -> const tfhe::PbsParameters& {
+          return p == 0 ? keys.parameters : keys.partition_server_keys[p - 1].parameters;
+        };
+        const std::size_t partition_count =
+            keys.server_key ? keys.partition_server_keys.size() + 1 : 0;
+        const std::uint64_t switches =
+            tfhe::wire::read_count(r, 0, 16, "key switch between big keys");
+        if (switches > kMaxKeyswitchPairs) {
+          fail(r.context(), std::to_string(switches) + " key switches between big keys, at most " +
+                                std::to_string(kMaxKeyswitchPairs));
+        }
+        for (std::uint64_t i = 0; i < switches; ++i) {
+          runtime::KeyswitchPair pair;
+          pair.from = read_index(r, std::max<std::size_t>(1, partition_count), "key switch source");
+          pair.to = read_index(r, std::max<std::size_t>(1, partition_count), "key switch target");
+          if (partition_count == 0) fail(r.context(), "a key switch without server keys");
+          tfhe::DeserializeOptions inner = options;
+          inner.expected_parameters = nullptr;
+          tfhe::SeededKeyswitchKey key =
+              tfhe::deserialize_seeded_keyswitch_key(read_nested(r, "key switch"), inner);
+          const tfhe::PbsParameters& from = partition(pair.from);
+          const tfhe::PbsParameters& to = partition(pair.to);
+          const tfhe::KeyswitchShape expected{
+              tfhe::extracted_lwe_dimension(from.glwe_dimension, from.polynomial_size),
+              to.lwe_dimension, to.ks_base_log, to.ks_level};
+          if (!(key.shape == expected)) {
+            fail(r.context(), "the key switch from partition " + std::to_string(pair.from) +
+                                  " to partition " + std::to_string(pair.to) +
+                                  " does not have the shape their parameters give");
           }
-          keys.partition_server_keys.push_back(std::move(key));
+          keys.keyswitch_keys.emplace_back(pair, std::move(key));
         }
         return keys;
       });

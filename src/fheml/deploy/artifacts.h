@@ -36,7 +36,7 @@ namespace fheml::deploy {
 // 4: noise sites carry the part of nu2 on fresh inputs (nu2_fresh).
 // 5: partitions: the circuit's and the client's parameter set per partition, each lookup's
 //    partition, the noise sites' sources, and evaluation keys per partition.
-inline constexpr std::uint64_t kArtifactFormatVersion = 5;
+inline constexpr std::uint64_t kArtifactFormatVersion = 6;
 
 // What the client holds.
 struct ClientSpec {

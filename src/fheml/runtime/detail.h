@@ -7,6 +7,7 @@
 
 #include "fheml/compiler/circuit.h"
 #include "fheml/ir/int_graph.h"
+#include "fheml/runtime/runtime.h"
 #include "fheml/tfhe/parameters.h"
 #include "fheml/tfhe/types.h"
 
@@ -38,8 +39,19 @@ inline std::int64_t decode_phase(tfhe::Torus phase, std::uint32_t width, std::in
 // Throws std::invalid_argument unless circuit.width has one entry per node, each in 1..62.
 void check_widths(const compiler::Circuit& circuit);
 
-// Throws std::invalid_argument unless every partition shares partition 0's big key (k, N, GLWE
-// noise).
-void check_partitions(std::span<const tfhe::PbsParameters> partitions);
+// Per node: circuit.partition (zeros when empty), checked against the partition count.
+std::vector<std::uint32_t> node_partitions(const compiler::Circuit& circuit,
+                                           std::size_t partition_count);
+
+// Per node: the key class of its ciphertexts (Program::key_class), and the key switches between
+// big keys its lookups need (Program::keyswitch_pairs), from the per-node partitions and the key
+// class of each partition (big_key_classes). Throws std::invalid_argument for a linear node whose
+// operands are under two big keys.
+struct KeyClasses {
+  std::vector<std::uint32_t> node;
+  std::vector<KeyswitchPair> keyswitch_pairs;
+};
+KeyClasses key_classes(const ir::IntGraph& graph, std::span<const std::uint32_t> partition,
+                       std::span<const std::uint32_t> classes);
 
 }  // namespace fheml::runtime::detail

@@ -60,24 +60,57 @@ const tfhe::ServerKey& server_key(const EvaluationKeys& keys, std::size_t partit
   return partition == 0 ? *keys.server_key : keys.partition_server_keys[partition - 1];
 }
 
-// KS+PBS of each input with the table its lookup names, with the keys of the lookup's partition
-// (both checked by the callers). One batch per partition present.
-LweCiphertextList bootstrap(const Program& program, const EvaluationKeys& keys,
-                            const LweCiphertextList& inputs, std::span<const StageLookup> lookups,
-                            tfhe::ThreadPool& pool) {
+// The key switch from the big key of key class `from` to partition p's small key: p's own for
+// its own big key, otherwise the one of the pair (both checked by check_keys).
+const tfhe::KeyswitchKey32& keyswitch_key(const EvaluationKeys& keys, std::uint32_t from,
+                                          std::uint32_t p, std::uint32_t p_class) {
+  if (from == p_class) return server_key(keys, p).keyswitch_key;
+  for (const auto& [pair, key] : keys.keyswitch_keys) {
+    if (pair.from == from && pair.to == p) return key;
+  }
+  throw std::invalid_argument(
+      "the evaluation keys hold no key switch from the big key of "
+      "partition " +
+      std::to_string(from) + " to partition " + std::to_string(p) +
+      ": generate keys for this circuit");
+}
+
+// What a stage's bootstraps return: per partition present, its outputs (under its big key),
+// and where each input's result is.
+struct Bootstrapped {
+  std::vector<LweCiphertextList> parts;
+  std::vector<std::pair<std::uint32_t, std::size_t>> where;  // per input: (partition, index)
+  std::span<const Torus> at(std::size_t i) const {
+    return parts[where[i].first].at(where[i].second);
+  }
+};
+
+// KS+PBS of each input (all under the big key of key class `from`) with the table its lookup
+// names, with the keys of the lookup's partition (both checked by the callers). One batch per
+// partition present.
+Bootstrapped bootstrap(const Program& program, const EvaluationKeys& keys, std::uint32_t from,
+                       const LweCiphertextList& inputs, std::span<const StageLookup> lookups,
+                       tfhe::ThreadPool& pool) {
+  const std::vector<std::uint32_t> classes = big_key_classes(program.partitions());
   std::vector<const tfhe::LookupTable*> tables(lookups.size());
   std::vector<std::vector<std::size_t>> members(program.partitions().size());
+  Bootstrapped out;
+  out.parts.resize(members.size());
+  out.where.resize(lookups.size());
   for (std::size_t i = 0; i < lookups.size(); ++i) {
     tables[i] = &program.tables(ir::ValueId{lookups[i].node})[lookups[i].table];
-    members[program.partition(ir::ValueId{lookups[i].node})].push_back(i);
+    const std::uint32_t p = program.partition(ir::ValueId{lookups[i].node});
+    out.where[i] = {p, members[p].size()};
+    members[p].push_back(i);
   }
-  if (members[0].size() == lookups.size()) {
-    return tfhe::keyswitch_bootstrap_batch(*keys.server_key, inputs, tables, pool);
-  }
-  const std::size_t length = tfhe::lwe_size(inputs.dimension);
-  LweCiphertextList outputs(inputs.dimension, lookups.size());
-  for (std::size_t p = 0; p < members.size(); ++p) {
+  for (std::uint32_t p = 0; p < members.size(); ++p) {
     if (members[p].empty()) continue;
+    const tfhe::KeyswitchKey32& ks = keyswitch_key(keys, from, p, classes[p]);
+    const tfhe::FourierBootstrapKey& bsk = server_key(keys, p).bootstrap_key;
+    if (members[p].size() == lookups.size()) {
+      out.parts[p] = tfhe::keyswitch_bootstrap_batch(ks, bsk, inputs, tables, pool);
+      continue;
+    }
     LweCiphertextList part(inputs.dimension, members[p].size());
     std::vector<const tfhe::LookupTable*> part_tables;
     for (std::size_t j = 0; j < members[p].size(); ++j) {
@@ -85,15 +118,9 @@ LweCiphertextList bootstrap(const Program& program, const EvaluationKeys& keys,
       std::copy(in.begin(), in.end(), part.at(j).begin());
       part_tables.push_back(tables[members[p][j]]);
     }
-    const LweCiphertextList done =
-        tfhe::keyswitch_bootstrap_batch(server_key(keys, p), part, part_tables, pool);
-    for (std::size_t j = 0; j < members[p].size(); ++j) {
-      std::copy(done.data.begin() + static_cast<std::ptrdiff_t>(j * length),
-                done.data.begin() + static_cast<std::ptrdiff_t>((j + 1) * length),
-                outputs.at(members[p][j]).begin());
-    }
+    out.parts[p] = tfhe::keyswitch_bootstrap_batch(ks, bsk, part, part_tables, pool);
   }
-  return outputs;
+  return out;
 }
 
 // The levelized evaluation of one batch: linear nodes here, each stage's bootstraps here with
@@ -109,7 +136,6 @@ class Evaluator {
         batch_(batch),
         pool_(options.pool != nullptr ? *options.pool : tfhe::ThreadPool::global()),
         trace_(options.trace),
-        big_(big_dimension(program.circuit().parameters)),
         owned_(graph_.nodes.size()),
         values_(graph_.nodes.size(), nullptr),
         uses_left_(graph_.nodes.size(), 0) {
@@ -117,6 +143,8 @@ class Evaluator {
       for (const ir::ValueId in : node.inputs) ++uses_left_[in.index];
     }
     for (const ir::ValueId out : graph_.outputs) ++uses_left_[out.index];  // never released
+    for (const tfhe::PbsParameters& p : program.partitions())
+      dimensions_.push_back(big_dimension(p));
   }
 
   void set_input(std::size_t node, LweCiphertextList ciphertexts) {
@@ -162,7 +190,7 @@ class Evaluator {
 
   void run_linear(const Flattened& work) {
     for (const auto id : work.nodes) {
-      values_[id] = &(owned_[id] = LweCiphertextList(big_, batch_ * count_of(id)));
+      values_[id] = &(owned_[id] = LweCiphertextList(dimension_of(id), batch_ * count_of(id)));
     }
     parallel_chunks(pool_, work.total(), [&](std::size_t t, std::size_t) {
       const auto [k, offset] = work.locate(t);
@@ -191,17 +219,45 @@ class Evaluator {
     consumed(work);
   }
 
+  tfhe::LweDimension dimension_of(std::size_t node) const {
+    return dimensions_[program_.key_class(ir::ValueId{static_cast<std::uint32_t>(node)})];
+  }
+
   void run_lookups(const Flattened& work) {
     const std::size_t total = work.total();
-    LweCiphertextList inputs(big_, total);
-    std::vector<StageLookup> lookups(total);
-    parallel_chunks(pool_, total, [&](std::size_t t, std::size_t) {
+    if (trace_ != nullptr) trace_->batch_sizes.push_back(total);
+    for (std::size_t k = 0; k < work.nodes.size(); ++k) {
+      LweCiphertextList& value = owned_[work.nodes[k]];
+      value = LweCiphertextList(dimension_of(work.nodes[k]), work.begin[k + 1] - work.begin[k]);
+      values_[work.nodes[k]] = &value;
+    }
+    // One batch per big key the stage reads (a circuit of one big key: the whole stage).
+    std::vector<std::vector<std::size_t>> by_class(dimensions_.size());
+    for (std::size_t k = 0; k < work.nodes.size(); ++k) {
+      const std::size_t source = graph_.nodes[work.nodes[k]].inputs[0].index;
+      std::vector<std::size_t>& items =
+          by_class[program_.key_class(ir::ValueId{static_cast<std::uint32_t>(source)})];
+      for (std::size_t t = work.begin[k]; t < work.begin[k + 1]; ++t) items.push_back(t);
+    }
+    for (std::uint32_t from = 0; from < by_class.size(); ++from) {
+      if (!by_class[from].empty()) run_lookups_from(work, from, by_class[from]);
+    }
+    consumed(work);
+  }
+
+  // The lookups `items` of `work`, whose inputs are under the big key of key class `from`.
+  void run_lookups_from(const Flattened& work, std::uint32_t from,
+                        const std::vector<std::size_t>& items) {
+    LweCiphertextList inputs(dimensions_[from], items.size());
+    std::vector<StageLookup> lookups(items.size());
+    parallel_chunks(pool_, items.size(), [&](std::size_t j, std::size_t) {
+      const std::size_t t = items[j];
       const auto [k, offset] = work.locate(t);
       const std::uint32_t id = work.nodes[k];
       const ir::IntLookup& lookup = graph_.nodes[id].lookup;
       const std::size_t source = graph_.nodes[id].inputs[0].index;
       const std::uint32_t width = program_.circuit().width[source];
-      const std::span<Torus> ct = inputs.at(t);
+      const std::span<Torus> ct = inputs.at(j);
       const std::span<const Torus> in = values_[source]->at(offset);
       std::copy(in.begin(), in.end(), ct.begin());
       // ((v + offset) >> shift) lands in the top bits + 1 of the torus: the bootstrap's p-bit
@@ -209,31 +265,30 @@ class Evaluator {
       tfhe::lwe_add_plaintext_assign(ct, detail::encode_at(lookup.offset, width));
       const std::uint32_t scale = width - lookup.bits - lookup.shift;
       if (scale > 0) tfhe::lwe_mul_scalar_assign(ct, std::int64_t{1} << scale);
-      lookups[t] = StageLookup{id, lookup.table_of_element[offset % count_of(id)]};
+      lookups[j] = StageLookup{id, lookup.table_of_element[offset % count_of(id)]};
     });
-    if (trace_ != nullptr) trace_->batch_sizes.push_back(total);
-    LweCiphertextList outputs;
+    const auto store = [&](const auto& result) {
+      parallel_chunks(pool_, items.size(), [&](std::size_t j, std::size_t) {
+        const auto [k, offset] = work.locate(items[j]);
+        const std::span<const Torus> r = result(j);
+        std::copy(r.begin(), r.end(), owned_[work.nodes[k]].at(offset).begin());
+      });
+    };
     if (stages_ != nullptr) {
-      outputs = (*stages_)(inputs, lookups);
-      if (outputs.dimension != big_ || outputs.data.size() != inputs.data.size()) {
-        throw std::invalid_argument(
-            "the stage runner returned " + std::to_string(outputs.data.size()) +
-            " words of dimension " + std::to_string(outputs.dimension.value) + " for " +
-            std::to_string(total) + " ciphertexts of dimension " + std::to_string(big_.value));
+      // run_staged allows one big key only: every dimension is dimensions_[0].
+      const LweCiphertextList outputs = (*stages_)(inputs, lookups);
+      if (outputs.dimension != inputs.dimension || outputs.data.size() != inputs.data.size()) {
+        throw std::invalid_argument("the stage runner returned " +
+                                    std::to_string(outputs.data.size()) + " words of dimension " +
+                                    std::to_string(outputs.dimension.value) + " for " +
+                                    std::to_string(items.size()) + " ciphertexts of dimension " +
+                                    std::to_string(inputs.dimension.value));
       }
+      store([&](std::size_t j) { return outputs.at(j); });
     } else {
-      outputs = bootstrap(program_, *keys_, inputs, lookups, pool_);
+      const Bootstrapped outputs = bootstrap(program_, *keys_, from, inputs, lookups, pool_);
+      store([&](std::size_t j) { return outputs.at(j); });
     }
-    const std::size_t length = tfhe::lwe_size(big_);
-    for (std::size_t k = 0; k < work.nodes.size(); ++k) {
-      LweCiphertextList& value = owned_[work.nodes[k]];
-      value = LweCiphertextList(big_, work.begin[k + 1] - work.begin[k]);
-      values_[work.nodes[k]] = &value;
-      std::copy(outputs.data.begin() + static_cast<std::ptrdiff_t>(work.begin[k] * length),
-                outputs.data.begin() + static_cast<std::ptrdiff_t>(work.begin[k + 1] * length),
-                value.data.begin());
-    }
-    consumed(work);
   }
 
   const Program& program_;
@@ -243,7 +298,7 @@ class Evaluator {
   std::size_t batch_;
   tfhe::ThreadPool& pool_;
   ExecutionTrace* trace_;
-  tfhe::LweDimension big_;
+  std::vector<tfhe::LweDimension> dimensions_;  // per partition: its big key's k * N
   // Per node: the ciphertexts computed here (or expanded from a seeded input), and the list to
   // read, which is either that one or a borrowed expanded input; nullptr once released.
   std::vector<LweCiphertextList> owned_;
@@ -251,7 +306,8 @@ class Evaluator {
   std::vector<std::size_t> uses_left_;
 };
 
-void check_keys(const compiler::Circuit& circuit, const EvaluationKeys& keys) {
+void check_keys(const Program& program, const EvaluationKeys& keys) {
+  const compiler::Circuit& circuit = program.circuit();
   if (!(keys.parameters == circuit.parameters)) {
     throw std::invalid_argument("evaluation keys were made for " + tfhe::describe(keys.parameters) +
                                 ", the circuit needs " + tfhe::describe(circuit.parameters) +
@@ -283,25 +339,41 @@ void check_keys(const compiler::Circuit& circuit, const EvaluationKeys& keys) {
                                   ")");
     }
   }
+  const std::span<const KeyswitchPair> pairs = program.keyswitch_pairs();
+  bool same = keys.keyswitch_keys.size() == pairs.size();
+  for (std::size_t i = 0; same && i < pairs.size(); ++i) {
+    const auto& [pair, key] = keys.keyswitch_keys[i];
+    const tfhe::PbsParameters& to = partitions[pair.to];
+    same = pair == pairs[i] &&
+           key.shape == tfhe::KeyswitchShape{big_dimension(partitions[pair.from]), to.lwe_dimension,
+                                             to.ks_base_log, to.ks_level};
+  }
+  if (!same) {
+    throw std::invalid_argument("the evaluation keys hold " +
+                                std::to_string(keys.keyswitch_keys.size()) +
+                                " key switches between big keys, not the circuit's " +
+                                std::to_string(pairs.size()) + ": generate keys for this circuit");
+  }
 }
 
 // One graph input or output as the ciphertext lists see it.
 struct ListSpec {
   std::string name;  // "input 0 (node %3)"
   ir::Shape shape;
+  tfhe::LweDimension dimension{0};  // the k * N of its big key
 };
 
 template <class Ciphertexts>
-std::size_t check_batches(const tfhe::PbsParameters& parameters, std::span<const Ciphertexts> lists,
-                          std::span<const ListSpec> specs, const char* what) {
+std::size_t check_batches(std::span<const Ciphertexts> lists, std::span<const ListSpec> specs,
+                          const char* what) {
   if (lists.size() != specs.size()) {
     throw std::invalid_argument("expected " + std::to_string(specs.size()) + " encrypted " + what +
                                 "s, found " + std::to_string(lists.size()));
   }
   const std::size_t batch = lists.empty() ? 0 : lists[0].batch;
-  const tfhe::LweDimension big = big_dimension(parameters);
   for (std::size_t i = 0; i < lists.size(); ++i) {
     const std::string& name = specs[i].name;
+    const tfhe::LweDimension big = specs[i].dimension;
     if (lists[i].batch != batch) {
       throw std::invalid_argument(name + " holds a batch of " + std::to_string(lists[i].batch) +
                                   " samples, " + what + " 0 of " + std::to_string(batch) +
@@ -332,21 +404,26 @@ std::size_t check_batches(const tfhe::PbsParameters& parameters, std::span<const
   return batch;
 }
 
-std::vector<ListSpec> list_specs(const compiler::Circuit& circuit,
-                                 std::span<const ir::ValueId> nodes, const char* what) {
+std::vector<ListSpec> list_specs(const Program& program, std::span<const ir::ValueId> nodes,
+                                 const char* what) {
   std::vector<ListSpec> specs;
   for (std::size_t i = 0; i < nodes.size(); ++i) {
     specs.push_back(
         {std::string(what) + " " + std::to_string(i) + " (node " + node_name(nodes[i].index) + ")",
-         circuit.graph.node(nodes[i]).shape});
+         program.circuit().graph.node(nodes[i]).shape,
+         big_dimension(program.partitions()[program.key_class(nodes[i])])});
   }
   return specs;
 }
 
-std::vector<ListSpec> list_specs(std::span<const TensorEncoding> tensors, const char* what) {
+std::vector<ListSpec> list_specs(const ClientCircuit& circuit,
+                                 std::span<const TensorEncoding> tensors, const char* what) {
+  const std::vector<tfhe::PbsParameters> partitions = partition_parameters(circuit);
   std::vector<ListSpec> specs;
-  for (std::size_t i = 0; i < tensors.size(); ++i)
-    specs.push_back({std::string(what) + " " + std::to_string(i), tensors[i].shape});
+  for (std::size_t i = 0; i < tensors.size(); ++i) {
+    specs.push_back({std::string(what) + " " + std::to_string(i), tensors[i].shape,
+                     big_dimension(partitions.at(tensors[i].key_class))});
+  }
   return specs;
 }
 
@@ -370,6 +447,22 @@ void check_client_key(const ClientCircuit& circuit, const ClientKeys& keys) {
                                   std::to_string(partitions[p].lwe_dimension.value));
     }
   }
+  const std::vector<std::uint32_t> classes = big_key_classes(partitions);
+  std::size_t own = 0;
+  for (std::uint32_t p = 1; p < partitions.size(); ++p) {
+    if (classes[p] != p) continue;
+    ++own;
+    const tfhe::GlweSecretKey& big = keys.big_key(p);
+    if (big.glwe_dimension != partitions[p].glwe_dimension ||
+        big.polynomial_size != partitions[p].polynomial_size) {
+      throw std::invalid_argument("the big key of partition " + std::to_string(p) +
+                                  " is not at its k and N (" + tfhe::describe(partitions[p]) + ")");
+    }
+  }
+  if (keys.big_keys.size() != own) {
+    throw std::invalid_argument("the client key holds " + std::to_string(keys.big_keys.size() + 1) +
+                                " big keys, the circuit has " + std::to_string(own + 1));
+  }
 }
 
 // The compressed evaluation keys of every partition of `circuit` (with lookups).
@@ -385,12 +478,25 @@ void make_server_keys(const ClientCircuit& circuit, const ClientKeys& keys,
                                                : "fheml runtime key masks " + std::to_string(p))
              : tfhe::random_seed();
     tfhe::CompressedServerKey key = tfhe::generate_compressed_server_key(
-        keys.for_partition(p, partitions[p]), noise_rng, mask_seed);
+        keys.for_partition(partitions, p), noise_rng, mask_seed);
     if (p == 0) {
       evaluation.server_key = std::move(key);
     } else {
       evaluation.partition_server_keys.push_back(std::move(key));
     }
+  }
+  evaluation.keyswitch_keys.clear();
+  for (const KeyswitchPair& pair : circuit.keyswitch_pairs) {
+    const tfhe::PbsParameters& to = partitions.at(pair.to);
+    const tfhe::Seed mask_seed =
+        seed ? tfhe::derive_seed(*seed, "fheml runtime key masks " + std::to_string(pair.from) +
+                                            " to " + std::to_string(pair.to))
+             : tfhe::random_seed();
+    evaluation.keyswitch_keys.emplace_back(
+        pair, tfhe::generate_seeded_keyswitch_key(keys.big_key(pair.from).as_lwe_key(),
+                                                  keys.for_partition(partitions, pair.to).small_key,
+                                                  to.ks_base_log, to.ks_level, to.lwe_noise,
+                                                  mask_seed, noise_rng));
   }
 }
 
@@ -437,11 +543,16 @@ std::vector<EncryptedOutput> run_inputs(const Program& program, const Evaluation
                                         const StageRunner* stages, std::span<const Input> inputs,
                                         const RunOptions& options) {
   const compiler::Circuit& circuit = program.circuit();
-  if (keys != nullptr) check_keys(circuit, *keys);
+  if (keys != nullptr) check_keys(program, *keys);
+  if (stages != nullptr && !program.single_big_key()) {
+    throw std::invalid_argument(
+        "the circuit's partitions have big keys of their own k or N: its stages cannot travel "
+        "as one list; run it with the evaluation keys in one process");
+  }
   const std::vector<ir::ValueId> input_ids = circuit.graph.inputs();
   // Counts are checked before expanding: a forged count must not allocate.
-  const std::size_t batch = check_batches<Input>(circuit.parameters, inputs,
-                                                 list_specs(circuit, input_ids, "input"), "input");
+  const std::size_t batch =
+      check_batches<Input>(inputs, list_specs(program, input_ids, "input"), "input");
   Evaluator evaluator(program, keys, stages, batch, options);
   for (std::size_t i = 0; i < inputs.size(); ++i) {
     if constexpr (std::is_same_v<Input, EncryptedInput>) {
@@ -464,14 +575,21 @@ ClientCircuit client_view(const compiler::Circuit& circuit) {
   detail::check_widths(circuit);
   ClientCircuit view{circuit.parameters, {}, circuit.has_lookups, {}, {}};
   if (circuit.has_lookups && circuit.partitions.size() > 1) view.partitions = circuit.partitions;
+  const std::vector<tfhe::PbsParameters> partitions = partition_parameters(circuit);
+  detail::KeyClasses classes =
+      detail::key_classes(circuit.graph, detail::node_partitions(circuit, partitions.size()),
+                          big_key_classes(partitions));
   for (const ir::ValueId id : circuit.graph.inputs()) {
     const ir::IntNode& node = circuit.graph.node(id);
-    view.inputs.push_back({node.shape, circuit.width[id.index], node.range});
+    view.inputs.push_back(
+        {node.shape, circuit.width[id.index], node.range, classes.node[id.index]});
   }
   for (const ir::ValueId id : circuit.graph.outputs) {
     const ir::IntNode& node = circuit.graph.node(id);
-    view.outputs.push_back({node.shape, circuit.width[id.index], node.range});
+    view.outputs.push_back(
+        {node.shape, circuit.width[id.index], node.range, classes.node[id.index]});
   }
+  view.keyswitch_pairs = std::move(classes.keyswitch_pairs);
   return view;
 }
 
@@ -496,18 +614,48 @@ void validate(const ClientCircuit& circuit) {
                                 ") is not the circuit's parameters (" +
                                 tfhe::describe(circuit.parameters) + ")");
   }
-  detail::check_partitions(circuit.partitions);
+  const std::vector<std::uint32_t> classes = big_key_classes(partition_parameters(circuit));
+  const auto is_class = [&](std::uint32_t c) { return c < classes.size() && classes[c] == c; };
+  for (const auto* tensors : {&circuit.inputs, &circuit.outputs}) {
+    for (const TensorEncoding& t : *tensors) {
+      if (!is_class(t.key_class)) {
+        throw std::invalid_argument("a tensor under the big key of partition " +
+                                    std::to_string(t.key_class) +
+                                    ", which is not the first partition of its big key");
+      }
+    }
+  }
+  for (const KeyswitchPair& pair : circuit.keyswitch_pairs) {
+    if (!is_class(pair.from) || pair.to >= classes.size() || classes[pair.to] == pair.from) {
+      throw std::invalid_argument("a key switch from the big key of partition " +
+                                  std::to_string(pair.from) + " to partition " +
+                                  std::to_string(pair.to) + " that the circuit cannot have");
+    }
+  }
 }
 
-tfhe::ClientKey ClientKeys::for_partition(std::size_t p,
-                                          const tfhe::PbsParameters& parameters) const {
+const tfhe::GlweSecretKey& ClientKeys::big_key(std::uint32_t key_class) const {
+  if (key_class == 0) return key.glwe_key;
+  for (const auto& [c, big] : big_keys) {
+    if (c == key_class) return big;
+  }
+  throw std::invalid_argument("the client key has no big key for partition " +
+                              std::to_string(key_class));
+}
+
+tfhe::ClientKey ClientKeys::for_partition(std::span<const tfhe::PbsParameters> partitions,
+                                          std::size_t p) const {
   if (p == 0) return key;
-  if (p > partition_keys.size()) {
+  if (p > partition_keys.size() || p >= partitions.size()) {
     throw std::invalid_argument("the client key has no small key for partition " +
                                 std::to_string(p) + " (it holds " +
                                 std::to_string(partition_keys.size() + 1) + " partitions)");
   }
-  return tfhe::ClientKey{parameters, partition_keys[p - 1], key.glwe_key};
+  // The big key of its class, read at p's own k and N (the same k * N bits).
+  const tfhe::GlweSecretKey& big = big_key(big_key_classes(partitions)[p]);
+  return tfhe::ClientKey{
+      partitions[p], partition_keys[p - 1],
+      tfhe::GlweSecretKey{partitions[p].glwe_dimension, partitions[p].polynomial_size, big.bits}};
 }
 
 Keys keygen(const compiler::Circuit& circuit, const KeygenOptions& options) {
@@ -541,10 +689,19 @@ ClientKeys client_keys(tfhe::ClientKey key, const ClientCircuit& circuit) {
   crypto_generichash(master.data(), master.size(), bytes.data(), bytes.size(),
                      reinterpret_cast<const unsigned char*>(kLabel), sizeof kLabel - 1);
   sodium_memzero(bytes.data(), bytes.size());  // a copy of the secret key
+  const std::vector<std::uint32_t> classes = big_key_classes(partitions);
   for (std::size_t p = 1; p < partitions.size(); ++p) {
     tfhe::validate(partitions[p]);
     tfhe::Csprng rng(tfhe::derive_seed(master, "partition " + std::to_string(p)));
     keys.partition_keys.push_back(tfhe::generate_lwe_secret_key(partitions[p].lwe_dimension, rng));
+    if (classes[p] == p) {
+      // A label of its own: the small keys above stay those of earlier versions.
+      tfhe::Csprng big_rng(tfhe::derive_seed(master, "big key " + std::to_string(p)));
+      keys.big_keys.emplace_back(
+          static_cast<std::uint32_t>(p),
+          tfhe::generate_glwe_secret_key(partitions[p].glwe_dimension,
+                                         partitions[p].polynomial_size, big_rng));
+    }
   }
   sodium_memzero(master.data(), master.size());
   return keys;
@@ -590,8 +747,10 @@ EvaluationKeys decompress(const CompressedEvaluationKeys& keys) {
     throw std::invalid_argument("evaluation keys hold partition keys but no partition 0 key");
   }
   for (const tfhe::CompressedServerKey& key : keys.partition_server_keys) {
-    detail::check_partitions(std::vector<tfhe::PbsParameters>{keys.parameters, key.parameters});
     out.partition_server_keys.push_back(tfhe::decompress(key));
+  }
+  for (const auto& [pair, key] : keys.keyswitch_keys) {
+    out.keyswitch_keys.emplace_back(pair, tfhe::expand_to_compute_form(key));
   }
   return out;
 }
@@ -605,12 +764,14 @@ std::vector<EncryptedInput> encrypt(const ClientCircuit& circuit, const ClientKe
                                     std::span<const IntSample> samples, tfhe::Csprng& noise_rng) {
   validate(circuit);
   const std::vector<std::vector<Torus>> plaintexts = encode_inputs(circuit, keys, samples);
-  const std::span<const std::uint64_t> key = keys.key.glwe_key.as_lwe_key();
+  const std::vector<tfhe::PbsParameters> partitions = partition_parameters(circuit);
   std::vector<EncryptedInput> encrypted;
-  for (const std::vector<Torus>& p : plaintexts) {
+  for (std::size_t i = 0; i < plaintexts.size(); ++i) {
+    const std::uint32_t c = circuit.inputs[i].key_class;
     encrypted.push_back(EncryptedInput{
-        samples.size(), tfhe::encrypt_seeded_lwe_list(key, p, circuit.parameters.glwe_noise,
-                                                      tfhe::random_seed(), noise_rng)});
+        samples.size(),
+        tfhe::encrypt_seeded_lwe_list(keys.big_key(c).as_lwe_key(), plaintexts[i],
+                                      partitions[c].glwe_noise, tfhe::random_seed(), noise_rng)});
   }
   return encrypted;
 }
@@ -621,15 +782,16 @@ std::vector<ExpandedInput> encrypt_expanded(const compiler::Circuit& circuit,
                                             tfhe::Csprng& noise_rng) {
   const ClientCircuit view = client_view(circuit);
   const std::vector<std::vector<Torus>> plaintexts = encode_inputs(view, keys, samples);
-  const std::span<const std::uint64_t> key = keys.key.glwe_key.as_lwe_key();
+  const std::vector<tfhe::PbsParameters> partitions = partition_parameters(view);
   // Public but unpredictable masks: a ChaCha20 stream under a fresh OS seed, like the seeds of
   // encrypt, one stream for every list of the call (no two ciphertexts share a mask).
   tfhe::Csprng mask_rng(tfhe::random_seed());
   std::vector<ExpandedInput> encrypted;
-  for (const std::vector<Torus>& p : plaintexts) {
+  for (std::size_t i = 0; i < plaintexts.size(); ++i) {
+    const std::uint32_t c = view.inputs[i].key_class;
     encrypted.push_back(ExpandedInput{
-        samples.size(),
-        tfhe::encrypt_lwe_list(key, p, circuit.parameters.glwe_noise, mask_rng, noise_rng)});
+        samples.size(), tfhe::encrypt_lwe_list(keys.big_key(c).as_lwe_key(), plaintexts[i],
+                                               partitions[c].glwe_noise, mask_rng, noise_rng)});
   }
   return encrypted;
 }
@@ -655,8 +817,13 @@ LweCiphertextList run_stage(const Program& program, const EvaluationKeys& keys,
                             const LweCiphertextList& inputs, std::span<const StageLookup> lookups,
                             const RunOptions& options) {
   const compiler::Circuit& circuit = program.circuit();
-  check_keys(circuit, keys);
+  check_keys(program, keys);
   if (!keys.server_key) throw std::invalid_argument("the circuit has no lookups to bootstrap");
+  if (!program.single_big_key()) {
+    throw std::invalid_argument(
+        "the circuit's partitions have big keys of their own k or N: its stages cannot travel "
+        "as one list");
+  }
   const tfhe::LweDimension big = big_dimension(circuit.parameters);
   if (inputs.dimension != big || inputs.data.size() % tfhe::lwe_size(big) != 0) {
     throw std::invalid_argument("stage ciphertexts of dimension " +
@@ -685,7 +852,14 @@ LweCiphertextList run_stage(const Program& program, const EvaluationKeys& keys,
   }
   tfhe::ThreadPool& pool = options.pool != nullptr ? *options.pool : tfhe::ThreadPool::global();
   if (options.trace != nullptr) options.trace->batch_sizes.push_back(inputs.count());
-  return bootstrap(program, keys, inputs, lookups, pool);
+  const Bootstrapped done = bootstrap(program, keys, 0, inputs, lookups, pool);
+  if (done.parts[0].count() == lookups.size()) return done.parts[0];
+  LweCiphertextList outputs(big, lookups.size());
+  for (std::size_t i = 0; i < lookups.size(); ++i) {
+    const std::span<const Torus> r = done.at(i);
+    std::copy(r.begin(), r.end(), outputs.at(i).begin());
+  }
+  return outputs;
 }
 
 std::vector<IntSample> decrypt(const compiler::Circuit& circuit, const ClientKeys& keys,
@@ -697,12 +871,12 @@ std::vector<IntSample> decrypt(const ClientCircuit& circuit, const ClientKeys& k
                                std::span<const EncryptedOutput> outputs) {
   validate(circuit);
   const std::size_t batch = check_batches<EncryptedOutput>(
-      circuit.parameters, outputs, list_specs(circuit.outputs, "output"), "output");
+      outputs, list_specs(circuit, circuit.outputs, "output"), "output");
   check_client_key(circuit, keys);
-  const std::span<const std::uint64_t> key = keys.key.glwe_key.as_lwe_key();
   std::vector<IntSample> samples(batch);
   for (std::size_t o = 0; o < outputs.size(); ++o) {
     const TensorEncoding& output = circuit.outputs[o];
+    const std::span<const std::uint64_t> key = keys.big_key(output.key_class).as_lwe_key();
     const std::size_t count = ir::element_count(output.shape);
     for (std::size_t s = 0; s < batch; ++s) {
       ir::IntTensor t(output.shape);

@@ -35,17 +35,53 @@ void check_widths(const compiler::Circuit& circuit) {
   }
 }
 
-void check_partitions(std::span<const tfhe::PbsParameters> partitions) {
-  for (std::size_t p = 1; p < partitions.size(); ++p) {
-    const tfhe::PbsParameters& a = partitions[0];
-    const tfhe::PbsParameters& b = partitions[p];
-    if (b.glwe_dimension != a.glwe_dimension || b.polynomial_size != a.polynomial_size ||
-        !(b.glwe_noise == a.glwe_noise)) {
-      throw std::invalid_argument("partition " + std::to_string(p) + " (" + tfhe::describe(b) +
-                                  ") does not share partition 0's big key (" + tfhe::describe(a) +
-                                  "): k, N and the GLWE noise must match");
+std::vector<std::uint32_t> node_partitions(const compiler::Circuit& circuit,
+                                           std::size_t partition_count) {
+  const std::size_t nodes = circuit.graph.nodes.size();
+  if (circuit.partition.empty()) return std::vector<std::uint32_t>(nodes, 0);
+  if (circuit.partition.size() != nodes) {
+    throw std::invalid_argument("circuit has " + std::to_string(circuit.partition.size()) +
+                                " partition indices for " + std::to_string(nodes) + " nodes");
+  }
+  for (std::size_t i = 0; i < nodes; ++i) {
+    if (circuit.partition[i] >= partition_count) {
+      throw std::invalid_argument("node %" + std::to_string(i) + " is in partition " +
+                                  std::to_string(circuit.partition[i]) + " of " +
+                                  std::to_string(partition_count));
     }
   }
+  return circuit.partition;
+}
+
+KeyClasses key_classes(const ir::IntGraph& graph, std::span<const std::uint32_t> partition,
+                       std::span<const std::uint32_t> classes) {
+  KeyClasses out;
+  out.node.assign(graph.nodes.size(), 0);
+  for (std::size_t i = 0; i < graph.nodes.size(); ++i) {
+    const ir::IntNode& node = graph.nodes[i];
+    out.node[i] = classes[partition[i]];
+    if (node.op == ir::IntOp::kLookup) {
+      const KeyswitchPair pair{out.node.at(node.inputs[0].index), partition[i]};
+      if (pair.from != classes[pair.to] &&
+          std::find(out.keyswitch_pairs.begin(), out.keyswitch_pairs.end(), pair) ==
+              out.keyswitch_pairs.end()) {
+        out.keyswitch_pairs.push_back(pair);
+      }
+    }
+    if (node.op != ir::IntOp::kLinear || node.inputs.empty()) continue;
+    out.node[i] = out.node.at(node.inputs[0].index);
+    for (const ir::ValueId in : node.inputs) {
+      if (out.node.at(in.index) != out.node[i]) {
+        throw std::invalid_argument("node %" + std::to_string(i) +
+                                    " adds ciphertexts under two big keys (those of partitions " +
+                                    std::to_string(out.node[i]) + " and " +
+                                    std::to_string(out.node[in.index]) +
+                                    "): a linear node's operands need one");
+      }
+    }
+  }
+  std::sort(out.keyswitch_pairs.begin(), out.keyswitch_pairs.end());
+  return out;
 }
 
 }  // namespace detail
@@ -60,6 +96,26 @@ std::string_view mode_name(Mode mode) {
       return "execute";
   }
   return "?";
+}
+
+std::vector<std::uint32_t> big_key_classes(std::span<const tfhe::PbsParameters> partitions) {
+  std::vector<std::uint32_t> classes(partitions.size());
+  for (std::size_t p = 0; p < partitions.size(); ++p) {
+    const tfhe::PbsParameters& b = partitions[p];
+    std::size_t q = 0;
+    for (; q < p; ++q) {
+      const tfhe::PbsParameters& a = partitions[q];
+      // One LWE key of k * N bits reads as a GLWE key of any k and N with that product: sets of
+      // the same k * N (and so the same GLWE noise) share it, whatever their k and N.
+      if (a.glwe_dimension.value * a.polynomial_size.value ==
+              b.glwe_dimension.value * b.polynomial_size.value &&
+          a.glwe_noise == b.glwe_noise) {
+        break;
+      }
+    }
+    classes[p] = static_cast<std::uint32_t>(q);
+  }
+  return classes;
 }
 
 std::vector<tfhe::PbsParameters> partition_parameters(const compiler::Circuit& circuit) {
@@ -83,27 +139,13 @@ Program::Program(compiler::Circuit circuit) : circuit_(std::move(circuit)) {
                                 ") is not the circuit's parameters (" +
                                 tfhe::describe(circuit_.parameters) + ")");
   }
-  detail::check_partitions(partitions_);
-  if (circuit_.partition.empty()) {
-    partition_.assign(graph.nodes.size(), 0);
-  } else if (circuit_.partition.size() != graph.nodes.size()) {
-    throw std::invalid_argument("circuit has " + std::to_string(circuit_.partition.size()) +
-                                " partition indices for " + std::to_string(graph.nodes.size()) +
-                                " nodes");
-  } else {
-    partition_ = circuit_.partition;
-  }
-  for (std::size_t i = 0; i < partition_.size(); ++i) {
-    if (partition_[i] >= partitions_.size()) {
-      throw std::invalid_argument("node %" + std::to_string(i) + " is in partition " +
-                                  std::to_string(partition_[i]) + " of " +
-                                  std::to_string(partitions_.size()));
-    }
-  }
+  partition_ = detail::node_partitions(circuit_, partitions_.size());
+  detail::KeyClasses classes = detail::key_classes(graph, partition_, big_key_classes(partitions_));
+  key_class_ = std::move(classes.node);
+  keyswitch_pairs_ = std::move(classes.keyswitch_pairs);
   depth_ = detail::lookup_depths(graph);
   stage_count_ = depth_.empty() ? 0 : *std::max_element(depth_.begin(), depth_.end());
   tables_.resize(graph.nodes.size());
-  const tfhe::PolynomialSize big_n = circuit_.parameters.polynomial_size;
   for (std::size_t i = 0; i < graph.nodes.size(); ++i) {
     const ir::IntNode& node = graph.nodes[i];
     if (node.op != ir::IntOp::kLookup) continue;
@@ -123,6 +165,7 @@ Program::Program(compiler::Circuit circuit) : circuit_(std::move(circuit)) {
                                   "compiler::assign_encoding");
     }
     const std::uint32_t out_width = circuit_.width[i];
+    const tfhe::PolynomialSize big_n = partitions_[partition_[i]].polynomial_size;
     std::vector<std::vector<tfhe::Torus>> encoded(1);
     for (const auto& table : lookup.tables) {
       encoded[0].clear();
@@ -131,6 +174,11 @@ Program::Program(compiler::Circuit circuit) : circuit_(std::move(circuit)) {
       tables_[i].push_back(tfhe::make_lookup_table(big_n, tfhe::MessageBits{lookup.bits}, encoded));
     }
   }
+}
+
+bool Program::single_big_key() const {
+  const std::vector<std::uint32_t> classes = big_key_classes(partitions_);
+  return std::all_of(classes.begin(), classes.end(), [](std::uint32_t c) { return c == 0; });
 }
 
 std::vector<IntSample> run_clear(const compiler::Circuit& circuit,

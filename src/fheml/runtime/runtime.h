@@ -13,6 +13,7 @@
 // (RunOptions::pool, FheCircuitOptions::threads).
 #pragma once
 
+#include <compare>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
@@ -20,6 +21,7 @@
 #include <mutex>
 #include <optional>
 #include <span>
+#include <utility>
 #include <vector>
 
 #include "fheml/compiler/circuit.h"
@@ -42,6 +44,22 @@ using FloatSample = std::vector<ir::FloatTensor>;
 std::vector<IntSample> quantize_samples(std::span<const quant::InputQuantizer> inputs,
                                         std::span<const FloatSample> samples,
                                         quant::OutOfRange out_of_range, const char* what);
+
+// A key switch from the big key of partition `from` (a key class: big_key_classes) to the small
+// key of partition `to`, whose own big key is another: the input of `to`'s lookups that read
+// values of partition `from`'s big key.
+struct KeyswitchPair {
+  std::uint32_t from = 0;
+  std::uint32_t to = 0;
+  bool operator==(const KeyswitchPair&) const = default;
+  auto operator<=>(const KeyswitchPair&) const = default;
+};
+
+// Partitions with the same k * N and GLWE noise share one big key: its k * N bits read as a GLWE
+// key of each one's k and N (k = 2, N = 1024 and k = 1, N = 2048 extract to the same LWE key).
+// Partitions of another k * N (compiler/circuit.h) have one each. Per partition: the first
+// partition with its big key.
+std::vector<std::uint32_t> big_key_classes(std::span<const tfhe::PbsParameters> partitions);
 
 // The circuit lowered for evaluation: the lookup stage of every node and the engine's lookup
 // tables, built once (one per distinct table of each lookup node) at the circuit's parameters.
@@ -66,11 +84,21 @@ class Program {
   // circuit that names none) and the partition of a lookup node's bootstraps.
   std::span<const tfhe::PbsParameters> partitions() const { return partitions_; }
   std::uint32_t partition(ir::ValueId node) const { return partition_.at(node.index); }
+  // The big key a node's ciphertexts are under, named by the first partition that has it
+  // (big_key_classes): an input's partition's, a lookup's partition's, a linear node's operands'.
+  std::uint32_t key_class(ir::ValueId node) const { return key_class_.at(node.index); }
+  // The key switches between big keys the circuit needs: (big key class of a lookup's input,
+  // the lookup's partition) where the partition's own big key is another.
+  std::span<const KeyswitchPair> keyswitch_pairs() const { return keyswitch_pairs_; }
+  // True when every ciphertext is under one big key (every circuit of shared-N partitions).
+  bool single_big_key() const;
 
  private:
   compiler::Circuit circuit_;
   std::vector<tfhe::PbsParameters> partitions_;
   std::vector<std::uint32_t> partition_;
+  std::vector<std::uint32_t> key_class_;
+  std::vector<KeyswitchPair> keyswitch_pairs_;
   std::vector<std::uint32_t> depth_;
   std::uint32_t stage_count_ = 0;
   std::vector<std::vector<tfhe::LookupTable>> tables_;
@@ -83,6 +111,8 @@ struct TensorEncoding {
   ir::Shape shape;
   std::uint32_t width = 0;  // W of the node's encoding class, 1..62
   ir::IntRange range;       // outputs decode into [range.lo, range.lo + 2^(W+1))
+  // The big key the tensor is encrypted under, named by its first partition (Program::key_class).
+  std::uint32_t key_class = 0;
   bool operator==(const TensorEncoding&) const = default;
 };
 
@@ -94,13 +124,17 @@ struct ClientCircuit {
   bool has_lookups = false;             // whether keygen makes a server key
   std::vector<TensorEncoding> inputs;   // graph inputs, in order
   std::vector<TensorEncoding> outputs;  // graph outputs, in order
+  // Key switches between big keys the server needs (Program::keyswitch_pairs); empty when the
+  // partitions share one big key.
+  std::vector<KeyswitchPair> keyswitch_pairs{};
   bool operator==(const ClientCircuit&) const = default;
 };
 
 // Throws std::invalid_argument when circuit.width is malformed (as Program does).
 ClientCircuit client_view(const compiler::Circuit& circuit);
-// Throws std::invalid_argument on a width outside 1..62, an empty range, or partitions that do
-// not start with `parameters` or do not share its big key (k, N, GLWE noise).
+// Throws std::invalid_argument on a width outside 1..62, an empty range, partitions that do not
+// start with `parameters`, or a key class or key switch naming a partition that is not the first
+// of its big key.
 void validate(const ClientCircuit& circuit);
 
 // The parameter set of each partition: circuit.partitions, or {circuit.parameters} when it names
@@ -111,16 +145,23 @@ std::vector<tfhe::PbsParameters> partition_parameters(const ClientCircuit& circu
 // --- Keys.
 
 struct ClientKeys {
-  tfhe::ClientKey key;  // partition 0's small key and the big key every partition shares
+  tfhe::ClientKey key;  // partition 0's small key and big key
   // The small keys of partitions 1.. (none for a circuit of one partition), derived from `key`
   // (client_keys below): the key file of a deployment stays the one secret key it always was.
   std::vector<tfhe::LweSecretKey> partition_keys{};
-  // Partition p's key as the engine takes it (p = 0: `key`; otherwise its small key with the
-  // shared big key). Throws std::invalid_argument when p has no key.
-  tfhe::ClientKey for_partition(std::size_t p, const tfhe::PbsParameters& parameters) const;
+  // The big keys beyond partition 0's (partitions of their own k or N), each with the key class
+  // that names it (big_key_classes), derived from `key` the same way.
+  std::vector<std::pair<std::uint32_t, tfhe::GlweSecretKey>> big_keys{};
+  // The big key of a key class (0: key.glwe_key). Throws std::invalid_argument when it has none.
+  const tfhe::GlweSecretKey& big_key(std::uint32_t key_class) const;
+  // Partition p's key as the engine takes it: its small key and its big key. Throws
+  // std::invalid_argument when p has no key.
+  tfhe::ClientKey for_partition(std::span<const tfhe::PbsParameters> partitions,
+                                std::size_t p) const;
 };
 
-// `key` with the small keys of the circuit's partitions 1.., each drawn from a ChaCha20 stream
+// `key` with the small keys of the circuit's partitions 1.. (and the big keys of its key classes
+// beyond 0), each drawn from a ChaCha20 stream
 // whose seed is a keyed BLAKE2b of the serialized key under a label of its own per partition (a
 // PRF of a secret of hundreds of bits: as good as independent keys, and never stored apart).
 // Throws std::invalid_argument when `key` is not at circuit.parameters.
@@ -141,6 +182,9 @@ struct CompressedEvaluationKeys {
   std::uint64_t key_id = 0;  // of the secret key they were made from (key_id above)
   // Partitions 1.. (their own key switching and bootstrap keys).
   std::vector<tfhe::CompressedServerKey> partition_server_keys{};
+  // The key switches between big keys (ClientCircuit::keyswitch_pairs), in that order: from the
+  // big key of `pair.from` to the small key of `pair.to`, at `to`'s key switch decomposition.
+  std::vector<std::pair<KeyswitchPair, tfhe::SeededKeyswitchKey>> keyswitch_keys{};
 };
 
 // Evaluation keys as the server computes with them.
@@ -149,6 +193,7 @@ struct EvaluationKeys {
   std::optional<tfhe::ServerKey> server_key;  // partition 0
   std::uint64_t key_id = 0;
   std::vector<tfhe::ServerKey> partition_server_keys{};  // partitions 1..
+  std::vector<std::pair<KeyswitchPair, tfhe::KeyswitchKey32>> keyswitch_keys{};
 };
 
 struct KeygenOptions {
@@ -254,8 +299,10 @@ using StageRunner = std::function<tfhe::LweCiphertextList(const tfhe::LweCiphert
                                                           std::span<const StageLookup> lookups)>;
 
 // run, with every stage's bootstraps handed to `stages` and no evaluation keys here. The same
-// checks of the inputs; std::invalid_argument when `stages` returns another count of
-// ciphertexts or another dimension than it was given (its exceptions pass through).
+// checks of the inputs; std::invalid_argument for a circuit of more than one big key (a stage's
+// ciphertexts travel as one list of one dimension); std::invalid_argument when `stages` returns
+// another count of ciphertexts or another dimension than it was given (its exceptions pass
+// through).
 std::vector<EncryptedOutput> run_staged(const Program& program,
                                         std::span<const EncryptedInput> inputs,
                                         const StageRunner& stages, const RunOptions& options = {});

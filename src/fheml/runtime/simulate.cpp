@@ -38,19 +38,26 @@ std::vector<IntSample> run_simulate(const Program& program, std::span<const IntS
   using tfhe::Torus;
   const compiler::Circuit& circuit = program.circuit();
   const ir::IntGraph& graph = circuit.graph;
-  const tfhe::PbsParameters& params = circuit.parameters;
-  const TorusGaussian fresh(params.glwe_noise.value);
-  // Per partition (they share N): key switch (with its 32-bit rounding) and modulus switch, i.e.
-  // variance_at_lookup without the linear part, and the bootstrap's output. The rounding of the
-  // body inside the first is also applied for real below by modulus_switch: a double count of
-  // 2/n of the modulus switch variance (n >= 450), which errs on the safe side and is
-  // negligible.
-  std::vector<TorusGaussian> before_rotation, after_bootstrap;
-  for (const tfhe::PbsParameters& p : program.partitions()) {
-    before_rotation.emplace_back(circuit.has_lookups ? std::sqrt(tfhe::variance_at_lookup(p, 0.0))
-                                                     : 0.0);
+  const std::span<const tfhe::PbsParameters> partitions = program.partitions();
+  const std::size_t count = partitions.size();
+  // Per partition: a fresh encryption under its big key (inputs), the bootstrap's output; per
+  // (big key read, partition): the key switch (with its 32-bit rounding) and the modulus switch,
+  // i.e. variance_at_lookup without the linear part. The rounding of the body inside the latter
+  // is also applied for real below by modulus_switch: a double count of 2/n of the modulus
+  // switch variance (n >= 450), which errs on the safe side and is negligible.
+  std::vector<TorusGaussian> fresh, after_bootstrap, before_rotation;
+  for (const tfhe::PbsParameters& p : partitions) {
+    fresh.emplace_back(p.glwe_noise.value);
     after_bootstrap.emplace_back(circuit.has_lookups ? std::sqrt(tfhe::pbs_output_variance(p))
                                                      : 0.0);
+  }
+  for (const tfhe::PbsParameters& from : partitions) {
+    const tfhe::LweDimension big =
+        tfhe::extracted_lwe_dimension(from.glwe_dimension, from.polynomial_size);
+    for (const tfhe::PbsParameters& p : partitions) {
+      before_rotation.emplace_back(
+          circuit.has_lookups ? std::sqrt(tfhe::variance_at_lookup(p, big, 0.0)) : 0.0);
+    }
   }
   const std::vector<ir::ValueId> inputs = graph.inputs();
   std::vector<IntSample> results;
@@ -69,6 +76,7 @@ std::vector<IntSample> run_simulate(const Program& program, std::span<const IntS
       out.assign(ir::element_count(node.shape), 0);
       switch (node.op) {
         case ir::IntOp::kInput: {
+          const ir::ValueId id{static_cast<std::uint32_t>(i)};
           const ir::IntTensor& x = sample[next_input++];
           if (x.shape != node.shape || x.data.size() != out.size()) {
             throw std::invalid_argument("input %" + std::to_string(i) + ": expected shape " +
@@ -76,7 +84,7 @@ std::vector<IntSample> run_simulate(const Program& program, std::span<const IntS
                                         ir::to_string(x.shape));
           }
           for (std::size_t e = 0; e < out.size(); ++e) {
-            out[e] = detail::encode_at(x.data[e], width) + fresh(noise_rng);
+            out[e] = detail::encode_at(x.data[e], width) + fresh[program.key_class(id)](noise_rng);
           }
           break;
         }
@@ -102,10 +110,13 @@ std::vector<IntSample> run_simulate(const Program& program, std::span<const IntS
           const ir::ValueId id{static_cast<std::uint32_t>(i)};
           const auto tables = program.tables(id);
           const std::uint32_t part = program.partition(id);
+          const TorusGaussian& before =
+              before_rotation[program.key_class(ir::ValueId{static_cast<std::uint32_t>(source)}) *
+                                  count +
+                              part];
           for (std::size_t e = 0; e < out.size(); ++e) {
-            const Torus phase =
-                (phases[source][e] + offset) * scale + before_rotation[part](noise_rng);
-            const std::size_t index = tfhe::modulus_switch(phase, params.polynomial_size);
+            const Torus phase = (phases[source][e] + offset) * scale + before(noise_rng);
+            const std::size_t index = tfhe::modulus_switch(phase, partitions[part].polynomial_size);
             out[e] = tfhe::lookup_clear(tables[lookup.table_of_element[e]], index) +
                      after_bootstrap[part](noise_rng);
           }

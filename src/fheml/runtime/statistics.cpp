@@ -115,6 +115,17 @@ Statistics compute_statistics(const compiler::Circuit& circuit, std::size_t thre
       s.key_sizes.bootstrap_fourier += k.bootstrap_fourier;
     }
   }
+  const detail::KeyClasses classes = detail::key_classes(
+      graph, detail::node_partitions(circuit, partitions.size()), big_key_classes(partitions));
+  for (const KeyswitchPair& pair : classes.keyswitch_pairs) {
+    // The key switch of `to` from the big key of `from`: `to`'s set read at `from`'s k and N.
+    tfhe::PbsParameters shape = partitions[pair.to];
+    shape.glwe_dimension = partitions[pair.from].glwe_dimension;
+    shape.polynomial_size = partitions[pair.from].polynomial_size;
+    const tfhe::KeySizes k = tfhe::key_sizes(shape);
+    s.key_sizes.keyswitch_compressed += k.keyswitch_compressed;
+    s.key_sizes.keyswitch_expanded += k.keyswitch_expanded;
+  }
   s.ciphertext_bytes =
       tfhe::lwe_size(tfhe::extracted_lwe_dimension(p.glwe_dimension, p.polynomial_size)) *
       sizeof(tfhe::Torus);
@@ -123,7 +134,11 @@ Statistics compute_statistics(const compiler::Circuit& circuit, std::size_t thre
         tfhe::kSeedBytes + ir::element_count(graph.node(in).shape) * sizeof(tfhe::Torus);
   }
   for (const ir::ValueId out : graph.outputs) {
-    s.output_bytes += ir::element_count(graph.node(out).shape) * s.ciphertext_bytes;
+    const tfhe::PbsParameters& key = partitions[classes.node[out.index]];
+    s.output_bytes +=
+        ir::element_count(graph.node(out).shape) *
+        tfhe::lwe_size(tfhe::extracted_lwe_dimension(key.glwe_dimension, key.polynomial_size)) *
+        sizeof(tfhe::Torus);
   }
   if (s.bootstraps > 0) {
     // Per stage and partition: each partition's bootstraps of a stage run as one batch.
@@ -200,8 +215,8 @@ std::string report(const compiler::Circuit& circuit, const Statistics& statistic
   if (circuit.partitions.size() > 1) {
     // Which lookups each partition holds; the per-node table marks them P0, P1, ...
     out << "partitions: " << circuit.partitions.size()
-        << " parameter sets sharing the big key (k, N, GLWE noise), each with its own small key, "
-           "key switching key and bootstrap key\n";
+        << " parameter sets sharing the big key (k * N, GLWE noise), each with its own small "
+           "key, key switching key and bootstrap key\n";
     for (std::size_t q = 0; q < circuit.partitions.size(); ++q) {
       std::size_t count = 0;
       std::string nodes;

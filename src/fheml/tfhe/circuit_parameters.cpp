@@ -374,11 +374,13 @@ CircuitParameters evaluate_circuit_parameters(std::span<const NoiseConstraint> c
   };
   if (partitions.empty()) fail("no parameter set given; pass at least one partition");
   for (const PbsParameters& p : partitions) {
-    if (p.glwe_dimension != partitions[0].glwe_dimension ||
-        p.polynomial_size != partitions[0].polynomial_size ||
+    if (p.glwe_dimension.value * p.polynomial_size.value !=
+            partitions[0].glwe_dimension.value * partitions[0].polynomial_size.value ||
         !(p.glwe_noise == partitions[0].glwe_noise)) {
-      fail("partitions share the big key: every set needs the k, N and GLWE noise of the first (" +
-           describe(partitions[0]) + "), found " + describe(p));
+      fail(
+          "partitions share the big key: every set needs the k * N and GLWE noise of the "
+          "first (" +
+          describe(partitions[0]) + "), found " + describe(p));
     }
   }
   if (partitions.size() > 1) {
@@ -397,6 +399,15 @@ CircuitParameters evaluate_circuit_parameters(std::span<const NoiseConstraint> c
       };
       if (c.group) check(*c.group);
       for (const SourceShare& s : c.sources) check(s.group);
+    }
+  }
+  for (const NoiseConstraint& c : constraints) {
+    if (c.kind != NoiseConstraint::Kind::kLookup) continue;
+    const PbsParameters& set =
+        partitions.size() > 1 ? partitions[group_partition[*c.group]] : partitions[0];
+    if (set.polynomial_size.value < (std::size_t{2} << c.bits.value)) {
+      fail(quoted_label(c) + " (" + std::to_string(c.bits.value) + " bits) needs N >= " +
+           std::to_string(std::size_t{2} << c.bits.value) + ", its partition has " + describe(set));
     }
   }
   return evaluate_unchecked(constraints, partitions, group_partition, options);

@@ -73,9 +73,11 @@ struct CircuitSearchOptions {
   std::optional<double> global_p_error;
   // Partitions (Concrete's multi-parameter circuits): up to this many parameter sets, each with
   // its own small LWE key, key switching key and bootstrap key, sharing the big GLWE key (the
-  // same k, N and GLWE noise), so that linear parts mix their outputs freely and no conversion
-  // key is needed. Each group of lookups (NoiseConstraint::group) takes the cheapest set its own
-  // input and its outputs' consumers allow; 1 gives one set for the whole circuit.
+  // search keeps one k and N; evaluation also accepts sets of another k with the same k * N and
+  // GLWE noise, whose key is the same bits), so that linear parts mix their outputs freely and
+  // no conversion key is needed. Each group of lookups
+  // (NoiseConstraint::group) takes the cheapest set its own input and its outputs' consumers allow;
+  // 1 gives one set for the whole circuit.
   std::size_t max_partitions = 1;
   // A partitioned result is kept only if its estimated cost is below (1 - this) times the best
   // single set's, and each partition beyond the first must save this fraction: a partition costs
@@ -85,7 +87,7 @@ struct CircuitSearchOptions {
 
 struct CircuitParameters {
   PbsParameters parameters;  // partitions[0]
-  // With lookups: one set per partition (at least one), all with parameters' k, N and GLWE
+  // With lookups: one set per partition (at least one), all with parameters' k * N and GLWE
   // noise; group_partition[g] is the partition of group g (empty with one partition).
   std::vector<PbsParameters> partitions;
   std::vector<std::uint32_t> group_partition;
@@ -128,8 +130,9 @@ CircuitParameters evaluate_circuit_parameters(std::span<const NoiseConstraint> c
 // (decrypt), nu2 negative or not finite, count 0, global_p_error outside (0, 1), a non-negative
 // log2_p_fail, search.nu2 != 1, or inconsistent ranges.
 // Under partitions: as above, each lookup constraint at its group's set. Throws
-// std::invalid_argument also when the sets do not share k, N and GLWE noise, a group has no
-// partition, or (more than one partition) a lookup has no group or a constraint no sources.
+// std::invalid_argument also when the sets do not share k * N and GLWE noise, a lookup's set has
+// an N below 2^(bits + 1), a group has no partition, or (more than one partition) a lookup has
+// no group or a constraint no sources.
 CircuitParameters evaluate_circuit_parameters(std::span<const NoiseConstraint> constraints,
                                               std::span<const PbsParameters> partitions,
                                               std::span<const std::uint32_t> group_partition,

@@ -112,8 +112,10 @@ std::uint64_t decrypt(const ClientKey& key, std::span<const Torus> ct, MessageBi
   return decode(decrypt_lwe_phase(ct, key.glwe_key.as_lwe_key()), p);
 }
 
-PbsWorkspace::PbsWorkspace(const ServerKey& key)
-    : small_(lwe_size(key.parameters.lwe_dimension)), scratch_(key.bootstrap_key.shape) {}
+PbsWorkspace::PbsWorkspace(const ServerKey& key) : PbsWorkspace(key.bootstrap_key.shape) {}
+
+PbsWorkspace::PbsWorkspace(const BootstrapShape& shape)
+    : small_(lwe_size(shape.input_dimension)), scratch_(shape) {}
 
 void keyswitch_bootstrap(std::span<Torus> outputs, std::span<const Torus> input,
                          const ServerKey& key, const LookupTable& table, PbsWorkspace& workspace) {
@@ -135,6 +137,17 @@ LweCiphertextList keyswitch_bootstrap(const ServerKey& key, std::span<const Toru
 LweCiphertextList keyswitch_bootstrap_batch(const ServerKey& key, const LweCiphertextList& inputs,
                                             std::span<const LookupTable* const> tables,
                                             ThreadPool& pool) {
+  return keyswitch_bootstrap_batch(key.keyswitch_key, key.bootstrap_key, inputs, tables, pool);
+}
+
+LweCiphertextList keyswitch_bootstrap_batch(const KeyswitchKey32& keyswitch_key,
+                                            const FourierBootstrapKey& bootstrap_key,
+                                            const LweCiphertextList& inputs,
+                                            std::span<const LookupTable* const> tables,
+                                            ThreadPool& pool) {
+  require_size("key switch output dimension (the bootstrap key's input)",
+               bootstrap_key.shape.input_dimension.value,
+               keyswitch_key.shape.output_dimension.value);
   if (inputs.data.size() % lwe_size(inputs.dimension) != 0) {
     throw_invalid_argument("batch input holds " + std::to_string(inputs.data.size()) +
                            " words, not a whole number of ciphertexts of dimension " +
@@ -149,20 +162,21 @@ LweCiphertextList keyswitch_bootstrap_batch(const ServerKey& key, const LweCiphe
                  tables[0]->function_count, t->function_count);
   }
   const std::size_t outputs_per_input = tables[0]->function_count;
-  const LweDimension big = key.bootstrap_key.shape.output_dimension();
-  require_size("batch input dimension", big.value, inputs.dimension.value);
+  const LweDimension big = bootstrap_key.shape.output_dimension();
+  require_size("batch input dimension (the key switch's input)",
+               keyswitch_key.shape.input_dimension.value, inputs.dimension.value);
   LweCiphertextList out(big, count * outputs_per_input);
   if (count == 0) return out;
   std::vector<std::unique_ptr<PbsWorkspace>> workspaces(pool.size());
   const std::size_t out_len = lwe_size(big) * outputs_per_input;
   // Group size: enough work items to keep every thread busy; groups only while the accumulators
   // of a group and one GGSW stay well inside a 2 MB L2 (up to N = 4096 with k = 1).
-  const std::size_t max_group =
-      key.bootstrap_key.shape.ggsw.length() <= (std::size_t{1} << 15) ? 4 : 1;
+  const std::size_t max_group = bootstrap_key.shape.ggsw.length() <= (std::size_t{1} << 15) ? 4 : 1;
   const std::size_t group = std::clamp<std::size_t>(count / pool.size(), 1, max_group);
-  const std::size_t small_len = lwe_size(key.parameters.lwe_dimension);
+  const std::size_t small_len = lwe_size(bootstrap_key.shape.input_dimension);
   pool.parallel_for((count + group - 1) / group, [&](std::size_t item, std::size_t worker) {
-    if (!workspaces[worker]) workspaces[worker] = std::make_unique<PbsWorkspace>(key);
+    if (!workspaces[worker])
+      workspaces[worker] = std::make_unique<PbsWorkspace>(bootstrap_key.shape);
     PbsWorkspace& w = *workspaces[worker];
     const std::size_t begin = item * group;
     const std::size_t members = std::min(group, count - begin);
@@ -180,10 +194,9 @@ LweCiphertextList keyswitch_bootstrap_batch(const ServerKey& key, const LweCiphe
     }
     // The group shares the streaming of both keys: the key switching key here, the bootstrap
     // key's GGSWs in the blind rotation.
-    keyswitch_group(smalls, big_inputs, key.keyswitch_key);
+    keyswitch_group(smalls, big_inputs, keyswitch_key);
     const std::vector<std::span<const Torus>> small_inputs(smalls.begin(), smalls.end());
-    programmable_bootstrap_group(outputs, small_inputs, key.bootstrap_key, member_tables,
-                                 w.scratch_);
+    programmable_bootstrap_group(outputs, small_inputs, bootstrap_key, member_tables, w.scratch_);
   });
   return out;
 }

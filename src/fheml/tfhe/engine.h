@@ -78,11 +78,17 @@ std::uint64_t decrypt(const ClientKey& key, std::span<const Torus> ct, MessageBi
 class PbsWorkspace {
  public:
   explicit PbsWorkspace(const ServerKey& key);
+  explicit PbsWorkspace(const BootstrapShape& shape);
 
  private:
   friend void keyswitch_bootstrap(std::span<Torus>, std::span<const Torus>, const ServerKey&,
                                   const LookupTable&, PbsWorkspace&);
   friend LweCiphertextList keyswitch_bootstrap_batch(const ServerKey&, const LweCiphertextList&,
+                                                     std::span<const LookupTable* const>,
+                                                     ThreadPool&);
+  friend LweCiphertextList keyswitch_bootstrap_batch(const KeyswitchKey32&,
+                                                     const FourierBootstrapKey&,
+                                                     const LweCiphertextList&,
                                                      std::span<const LookupTable* const>,
                                                      ThreadPool&);
   std::vector<Torus> small_;
@@ -100,6 +106,15 @@ LweCiphertextList keyswitch_bootstrap(const ServerKey& key, std::span<const Toru
 // together (blind_rotate_group: the key is streamed once per group). Results are bit-identical
 // to one-by-one calls.
 LweCiphertextList keyswitch_bootstrap_batch(const ServerKey& key, const LweCiphertextList& inputs,
+                                            std::span<const LookupTable* const> tables,
+                                            ThreadPool& pool = ThreadPool::global());
+// The same with a key switching key and a bootstrap key given apart: the key switch may come
+// from another big key than the one the bootstrap key encrypts under (a circuit whose partitions
+// have their own k and N; runtime/). Its input dimension must be the inputs', its output the
+// bootstrap key's input; the outputs are under the bootstrap key's big key.
+LweCiphertextList keyswitch_bootstrap_batch(const KeyswitchKey32& keyswitch_key,
+                                            const FourierBootstrapKey& bootstrap_key,
+                                            const LweCiphertextList& inputs,
                                             std::span<const LookupTable* const> tables,
                                             ThreadPool& pool = ThreadPool::global());
 

@@ -193,6 +193,13 @@ double keyswitch_rounding_variance(LweDimension input_dimension, LweDimension ou
 }
 
 double variance_at_lookup(const PbsParameters& params, double linear_variance) {
+  return variance_at_lookup(params,
+                            extracted_lwe_dimension(params.glwe_dimension, params.polynomial_size),
+                            linear_variance);
+}
+
+double variance_at_lookup(const PbsParameters& params, LweDimension input_dimension,
+                          double linear_variance) {
   if (!(linear_variance >= 0.0) || !std::isfinite(linear_variance)) {
     throw std::invalid_argument(
         "variance_at_lookup: input variance must be finite and >= 0, found " +
@@ -201,11 +208,10 @@ double variance_at_lookup(const PbsParameters& params, double linear_variance) {
   // Concrete's KS-PBS atomic pattern (zama-ai/concrete compilers/concrete-optimizer/
   // concrete-optimizer/src/noise_estimator/operators/atomic_pattern.rs): the independent noises
   // of the linear part, the key switch from k*N and the modulus switch add up.
-  const LweDimension big_dimension =
-      extracted_lwe_dimension(params.glwe_dimension, params.polynomial_size);
   return linear_variance +
-         keyswitch_variance(big_dimension, params.ks_base_log, params.ks_level, params.lwe_noise) +
-         keyswitch_rounding_variance(big_dimension, params.lwe_dimension, params.ks_base_log,
+         keyswitch_variance(input_dimension, params.ks_base_log, params.ks_level,
+                            params.lwe_noise) +
+         keyswitch_rounding_variance(input_dimension, params.lwe_dimension, params.ks_base_log,
                                      params.ks_level) +
          modulus_switch_variance(params.lwe_dimension, params.polynomial_size);
 }

@@ -62,6 +62,10 @@ double ciphertext_variance(const PbsParameters& params);
 // Variance at blind-rotation input (after key switch and modulus switch) for a lookup whose
 // input has variance `linear_variance` (= input variance * nu2 for a dot product of 2-norm^2 nu2).
 double variance_at_lookup(const PbsParameters& params, double linear_variance);
+// The same for an input under another big key, of dimension `input_dimension` (a circuit whose
+// partitions have their own k and N: the key switch reads the source's k*N coefficients).
+double variance_at_lookup(const PbsParameters& params, LweDimension input_dimension,
+                          double linear_variance);
 
 // log2(erfc(x)), exact where erfc is a normal double and from the asymptotic series
 // erfc(x) ~ exp(-x^2)/(x sqrt(pi)) * (1 - 1/(2x^2) + 3/(4x^4) - ...) beyond, so it never
