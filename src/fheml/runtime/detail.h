@@ -39,6 +39,10 @@ inline std::int64_t decode_phase(tfhe::Torus phase, std::uint32_t width, std::in
 // Throws std::invalid_argument unless circuit.width has one entry per node, each in 1..62.
 void check_widths(const compiler::Circuit& circuit);
 
+// Throws std::invalid_argument unless `keys` are at the circuit's parameters and hold a small
+// key per partition and a big key per key class beyond 0, each of the right size.
+void check_client_key(const ClientCircuit& circuit, const ClientKeys& keys);
+
 // Per node: circuit.partition (zeros when empty), checked against the partition count.
 std::vector<std::uint32_t> node_partitions(const compiler::Circuit& circuit,
                                            std::size_t partition_count);
