@@ -97,6 +97,67 @@ TEST(Partitions, MixedPrecisionGraphsAgreeInEveryMode) {
   EXPECT_GE(partitioned, 2u);
 }
 
+// Lookups apart, compiled: x[3] in [0, 3] -> f = 2-bit lookups on each x (3 elements) -> output;
+// x -> g = a 6-bit lookup of 5 x0 + 3 x1 + 9 x2 -> h = a 2-bit lookup of g -> output. No linear
+// part adds the 2-bit lookups' outputs to the 6-bit one's, so the compiler gives them a smaller
+// k * N with a big key of their own; h key-switches from g's big key.
+compiler::Circuit apart_circuit(unsigned seed) {
+  std::mt19937 rng(seed);
+  const auto table = [&](std::size_t size, std::int64_t lo, std::int64_t hi) {
+    std::vector<std::int64_t> t(size);
+    for (auto& v : t)
+      v = lo + static_cast<std::int64_t>(rng() % static_cast<unsigned>(hi - lo + 1));
+    return t;
+  };
+  IntGraph g;
+  const ValueId x = add_input(g, {3}, 0, 3);
+  const ValueId xs = add_linear(g, {x}, {{{0, 0, 1}}, {{0, 1, 1}}, {{0, 2, 1}}}, {0, 0, 0}, "x");
+  const ValueId f = add_lookup(g, xs, 0, 0, 2, {table(4, -1, 2), table(4, -2, 1)}, {0, 1, 0}, "f");
+  const ValueId mix = add_linear(g, {x}, {{{0, 0, 5}, {0, 1, 3}, {0, 2, 9}}}, {0}, "mix");
+  const ValueId six = add_lookup(g, mix, 0, 0, 6, {table(64, -2, 1)}, {0}, "g (6 bits)");
+  const ValueId b = add_linear(g, {six}, {{{0, 0, 1}}}, {2}, "b");
+  const ValueId h = add_lookup(g, b, 0, 0, 2, {table(4, -2, 2)}, {0}, "h");
+  g.outputs = {f, h};
+  compiler::Circuit c;
+  c.graph = std::move(g);
+  compiler::assign_encoding(c);
+  compiler::choose_parameters(c, compiler::CompileOptions{});
+  return c;
+}
+
+TEST(Partitions, LookupsApartRunUnderBigKeysOfTheirOwn) {
+  const compiler::Circuit circuit = apart_circuit(3);
+  SCOPED_TRACE(circuit.parameter_choice);
+  ASSERT_GE(circuit.partitions.size(), 2u);
+  const auto dimension = [](const tfhe::PbsParameters& p) {
+    return p.glwe_dimension.value * p.polynomial_size.value;
+  };
+  const std::size_t of_f = dimension(circuit.partitions[circuit.partition.at(2)]);
+  const std::size_t of_g = dimension(circuit.partitions[circuit.partition.at(4)]);
+  EXPECT_LT(of_f, of_g);
+  EXPECT_NE(circuit.parameter_choice.find("a big key of its own"), std::string::npos);
+  const Program program(circuit);
+  EXPECT_FALSE(program.keyswitch_pairs().empty());
+  // Compiled with one big key, the same circuit is estimated dearer.
+  compiler::Circuit shared = circuit;
+  compiler::CompileOptions one_key;
+  one_key.own_big_keys = false;
+  compiler::choose_parameters(shared, one_key);
+  EXPECT_EQ(Program(shared).keyswitch_pairs().size(), 0u);
+  std::mt19937 rng(7);
+  std::vector<IntSample> samples;
+  const std::size_t count = test::sanitize_profile() ? 2 : 4;
+  for (std::size_t i = 0; i < count; ++i) {
+    samples.push_back({ir::IntTensor(
+        {3}, {static_cast<std::int64_t>(rng() % 4), static_cast<std::int64_t>(rng() % 4),
+              static_cast<std::int64_t>(rng() % 4)})});
+  }
+  const std::vector<IntSample> expected = run_clear(circuit, samples);
+  tfhe::Csprng noise(tfhe::test_seed(3));
+  expect_same(run_simulate(program, samples, noise), expected, samples, "simulate");
+  expect_same(execute(program, samples), expected, samples, "execute");
+}
+
 // Partitions of their own k and N: P0 at 4 bits (k = 1, N = 2048), P1 at 2 bits (k = 3, N = 512),
 // two big keys, and a key switch from each to the other's small key.
 //   x[3] in [0, 3], encrypted under P1's big key
@@ -214,6 +275,28 @@ TEST(Partitions, OwnBigKeysAreCheckedEverywhere) {
   const auto outputs = run(program, keys.evaluation, inputs);
   EXPECT_EQ(outputs[0].ciphertexts.dimension.value, 1536u);
   EXPECT_EQ(outputs[2].ciphertexts.dimension.value, 2048u);
+  // P0's only lookup (f1) reads P1's big key: the server need not expand P0's own key switch,
+  // and runs the same without it.
+  EXPECT_FALSE(program.reads_own_big_key(0));
+  EXPECT_TRUE(program.reads_own_big_key(1));
+  const Keys generated = keygen(circuit, {tfhe::test_seed(11)});
+  const EvaluationKeys lean = decompress(generated.evaluation, program);
+  const EvaluationKeys full = decompress(generated.evaluation);
+  EXPECT_TRUE(lean.server_key->keyswitch_key.data.empty());
+  EXPECT_FALSE(lean.partition_server_keys[0].keyswitch_key.data.empty());
+  EXPECT_FALSE(full.server_key->keyswitch_key.data.empty());
+  const auto inputs_11 = encrypt(circuit, generated.client, samples, rng);
+  const auto lean_outputs = run(program, lean, inputs_11);
+  const auto full_outputs = run(program, full, inputs_11);
+  for (std::size_t o = 0; o < full_outputs.size(); ++o) {
+    EXPECT_EQ(lean_outputs[o].ciphertexts.data, full_outputs[o].ciphertexts.data);
+  }
+  const std::size_t held = [&] {
+    std::size_t words = lean.partition_server_keys[0].keyswitch_key.data.size();
+    for (const auto& [pair, key] : lean.keyswitch_keys) words += key.data.size();
+    return words * sizeof(std::uint32_t);
+  }();
+  EXPECT_EQ(compute_statistics(circuit, 1).key_sizes.keyswitch_expanded, held);
   // An input under the other big key is refused by its dimension.
   compiler::Circuit one_key = circuit;
   one_key.partition[0] = 0;
@@ -243,11 +326,34 @@ TEST(Partitions, OwnBigKeysAreCheckedEverywhere) {
   mixed.width.push_back(mixed.width[5]);
   mixed.partition.push_back(0);
   EXPECT_THROW({ Program bad(mixed); }, std::invalid_argument);
-  // Stages cannot travel as one list.
-  const StageRunner never = [](const tfhe::LweCiphertextList& in, std::span<const StageLookup>) {
+  // Staged runs hand each stage over per pair of big keys: bit for bit what run computes.
+  std::size_t calls = 0;
+  const StageRunner runner = [&](const tfhe::LweCiphertextList& in,
+                                 std::span<const StageLookup> lookups) {
+    ++calls;
+    return run_stage(program, keys.evaluation, in, lookups);
+  };
+  const auto staged = run_staged(program, inputs, runner);
+  ASSERT_EQ(staged.size(), outputs.size());
+  for (std::size_t o = 0; o < outputs.size(); ++o) {
+    EXPECT_EQ(staged[o].ciphertexts.dimension, outputs[o].ciphertexts.dimension);
+    EXPECT_EQ(staged[o].ciphertexts.data, outputs[o].ciphertexts.data) << "output " << o;
+  }
+  EXPECT_EQ(calls, 3u);  // three stages, each one pair of big keys
+  // A runner answering in the dimension it was given where the lookups write another key.
+  const StageRunner echo = [](const tfhe::LweCiphertextList& in, std::span<const StageLookup>) {
     return in;
   };
-  EXPECT_THROW(run_staged(program, inputs, never), std::invalid_argument);
+  EXPECT_THROW(run_staged(program, inputs, echo), std::invalid_argument);
+  // A part of a stage mixing lookups of two pairs of big keys (f0 reads P1's key, f1 P0's), or
+  // of the wrong dimension, is refused by the worker.
+  const tfhe::LweCiphertextList two(tfhe::LweDimension{1536}, 2);
+  const std::vector<StageLookup> mixed_pairs{{2, 0}, {4, 0}};
+  EXPECT_THROW(run_stage(program, keys.evaluation, two, mixed_pairs), std::invalid_argument);
+  const std::vector<StageLookup> of_f1{{4, 0}, {4, 1}};
+  EXPECT_EQ(run_stage(program, keys.evaluation, two, of_f1).dimension.value, 2048u);
+  const std::vector<StageLookup> of_f2{{6, 0}, {6, 0}};  // f2 reads P0's key: 2048
+  EXPECT_THROW(run_stage(program, keys.evaluation, two, of_f2), std::invalid_argument);
 }
 
 // Deployment carries what own big keys add: the key class of every input and output, the key

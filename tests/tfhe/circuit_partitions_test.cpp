@@ -156,14 +156,90 @@ TEST(Partitions, WithoutGroupsOrSourcesTheSearchKeepsOneSet) {
   EXPECT_EQ(found->partitions.size(), 1u);
 }
 
+std::size_t big_dimension(const PbsParameters& p) {
+  return p.glwe_dimension.value * p.polynomial_size.value;
+}
+
+// Many 2-bit lookups beside a few 6-bit ones on the same inputs, each read by an output of its
+// own: no linear part adds their outputs together, so the 2-bit ones may take a smaller k * N
+// with a big key of their own (the 6-bit table alone needs N >= 2^7 and its noise far more).
+std::vector<NoiseConstraint> apart(bool joined) {
+  std::vector<NoiseConstraint> c = {lookup(0, 2, {}, 200, 16.0), output(3, {{0, 4.0}}, 10),
+                                    lookup(1, 6, {}, 2, 16.0), output(7, {{1, 1.0}}, 2)};
+  if (joined) c.push_back(output(8, {{0, 1.0}, {1, 1.0}}, 1));
+  return c;
+}
+
+TEST(Partitions, LookupsApartTakeABigKeyOfTheirOwn) {
+  for (const bool global : {false, true}) {
+    SCOPED_TRACE(global ? "global_p_error" : "p_error");
+    CircuitSearchOptions options = partitioned(3);
+    if (global) options.global_p_error = 1e-6;
+    CircuitSearchOptions shared = options;
+    shared.own_big_keys = false;
+    const std::vector<NoiseConstraint> circuit = apart(false);
+    const auto one_key = search_circuit_parameters(circuit, shared);
+    const auto own = search_circuit_parameters(circuit, options);
+    ASSERT_TRUE(one_key && own);
+    ASSERT_EQ(own->partitions.size(), 2u);
+    const PbsParameters& small = own->partitions[own->group_partition[0]];
+    const PbsParameters& large = own->partitions[own->group_partition[1]];
+    EXPECT_LT(big_dimension(small), big_dimension(large));
+    for (const PbsParameters& p : one_key->partitions) {
+      EXPECT_EQ(big_dimension(p), big_dimension(one_key->partitions[0]));
+    }
+    EXPECT_LT(own->estimated_cost, 0.8 * one_key->estimated_cost)
+        << describe(small) << " / " << describe(large);
+    EXPECT_TRUE(own->within_bound);
+    // The exact model agrees, each key switch from the inputs' big key.
+    const CircuitParameters again = evaluate_circuit_parameters(
+        circuit, own->partitions, own->group_partition, options, own->input_partition);
+    EXPECT_TRUE(again.within_bound);
+    EXPECT_DOUBLE_EQ(again.estimated_cost, own->estimated_cost);
+    const PbsParameters& inputs = own->partitions[own->input_partition];
+    const std::uint32_t other = own->group_partition[0] == own->input_partition ? 1 : 0;
+    const PbsParameters& reader = own->partitions[own->group_partition[other]];
+    EXPECT_NE(big_dimension(inputs), big_dimension(reader));
+    const double cross =
+        variance_at_lookup(reader, LweDimension{big_dimension(inputs)},
+                           16.0 * fresh_encryption_variance(inputs.glwe_noise));
+    EXPECT_DOUBLE_EQ(again.log2_p_fail[other == 0 ? 0 : 2],
+                     log2_failure_probability_for_variance(MessageBits{other == 0 ? 2u : 6u},
+                                                           cross));
+    // An output adding both groups' outputs puts them under one big key.
+    const auto joined = search_circuit_parameters(apart(true), options);
+    ASSERT_TRUE(joined);
+    for (const PbsParameters& p : joined->partitions) {
+      EXPECT_EQ(big_dimension(p), big_dimension(joined->partitions[0]));
+    }
+  }
+}
+
 TEST(Partitions, BadPartitionsAreRefused) {
   const std::vector<NoiseConstraint> circuit = two_layers();
-  const auto split = search_circuit_parameters(circuit, partitioned(3));
+  CircuitSearchOptions shared = partitioned(3);
+  shared.own_big_keys = false;
+  const auto split = search_circuit_parameters(circuit, shared);
   ASSERT_TRUE(split && split->partitions.size() == 2);
-  // Another N: no shared big key.
+  // Another N for one partition: a big key of its own, which an output adding both groups'
+  // outputs cannot read.
   std::vector<PbsParameters> other = split->partitions;
   other[1].polynomial_size = PolynomialSize{other[1].polynomial_size.value * 2};
-  EXPECT_THROW(evaluate_circuit_parameters(circuit, other, split->group_partition),
+  std::vector<NoiseConstraint> mixing = circuit;
+  mixing[2].sources.push_back({0, 1.0});
+  mixing[2].nu2 += 1.0;
+  EXPECT_NO_THROW(evaluate_circuit_parameters(mixing, split->partitions, split->group_partition));
+  EXPECT_THROW(evaluate_circuit_parameters(mixing, other, split->group_partition),
+               std::invalid_argument);
+  // Nor can a lookup adding the inputs to group 0's outputs.
+  std::vector<NoiseConstraint> with_inputs = circuit;
+  with_inputs[1].nu2_fresh = 1.0;
+  EXPECT_THROW(evaluate_circuit_parameters(with_inputs, other, split->group_partition, {},
+                                           1 - split->group_partition[0]),
+               std::invalid_argument);
+  // The inputs' partition must exist.
+  EXPECT_THROW(evaluate_circuit_parameters(circuit, split->partitions, split->group_partition, {},
+                                           2),
                std::invalid_argument);
   // A group without a partition.
   const std::vector<std::uint32_t> short_map{0};

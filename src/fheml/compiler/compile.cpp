@@ -48,24 +48,45 @@ bool meets_ind_cpa_d(const Circuit& circuit) {
 
 namespace {
 
-// Why each partition beyond the cheapest exists: what would fail if its lookups took the
-// cheapest partition's set instead (every partition is within the bound as chosen).
+bool same_big_key(const tfhe::PbsParameters& a, const tfhe::PbsParameters& b) {
+  return a.glwe_dimension.value * a.polynomial_size.value ==
+             b.glwe_dimension.value * b.polynomial_size.value &&
+         a.glwe_noise == b.glwe_noise;
+}
+
+// Why each partition beyond the cheapest of its big key exists: what would fail if its lookups
+// took that partition's set instead (every partition is within the bound as chosen). A big key
+// of its own is named as such.
 std::string partition_reasons(std::span<const tfhe::NoiseConstraint> constraints,
                               const tfhe::CircuitParameters& found,
                               const tfhe::CircuitSearchOptions& search) {
-  std::size_t cheapest = 0;
-  for (std::size_t p = 1; p < found.partitions.size(); ++p) {
-    if (tfhe::estimated_cost(found.partitions[p]) <
-        tfhe::estimated_cost(found.partitions[cheapest]))
-      cheapest = p;
-  }
   std::string out;
   for (std::size_t p = 0; p < found.partitions.size(); ++p) {
-    if (p == cheapest) continue;
+    std::size_t cheapest = p;
+    for (std::size_t q = 0; q < found.partitions.size(); ++q) {
+      if (same_big_key(found.partitions[q], found.partitions[p]) &&
+          tfhe::estimated_cost(found.partitions[q]) <
+              tfhe::estimated_cost(found.partitions[cheapest]))
+        cheapest = q;
+    }
+    if (p == cheapest) {
+      std::size_t first = 0;
+      while (!same_big_key(found.partitions[first], found.partitions[p])) ++first;
+      if (first == p && p > 0) {
+        out += "; P" + std::to_string(p) + " has a big key of its own (k*N=" +
+               std::to_string(found.partitions[p].glwe_dimension.value *
+                              found.partitions[p].polynomial_size.value) +
+               "): no linear part adds its lookups' outputs to another key's";
+      }
+      continue;
+    }
     std::vector<std::uint32_t> moved = found.group_partition;
     for (std::uint32_t& q : moved) q = q == p ? static_cast<std::uint32_t>(cheapest) : q;
-    const tfhe::CircuitParameters what_if =
-        tfhe::evaluate_circuit_parameters(constraints, found.partitions, moved, search);
+    const std::uint32_t inputs = found.input_partition == p
+                                     ? static_cast<std::uint32_t>(cheapest)
+                                     : found.input_partition;
+    const tfhe::CircuitParameters what_if = tfhe::evaluate_circuit_parameters(
+        constraints, found.partitions, moved, search, inputs);
     std::size_t worst = 0;
     for (std::size_t i = 1; i < what_if.log2_p_fail.size(); ++i) {
       if (what_if.log2_p_fail[i] > what_if.log2_p_fail[worst]) worst = i;
@@ -81,6 +102,26 @@ std::string partition_reasons(std::span<const tfhe::NoiseConstraint> constraints
     out += line.str();
   }
   return out;
+}
+
+// Per node, the partition whose big key it is under (lookups: their own; inputs: the inputs';
+// linear nodes: their operands'), or nullopt when a linear node adds two big keys (the search
+// keeps operands together through the noise sources; a node those miss would be refused by
+// runtime::Program, so compile checks first).
+bool one_key_per_linear_node(const ir::IntGraph& graph,
+                             std::span<const tfhe::PbsParameters> partitions,
+                             std::span<const std::uint32_t> partition) {
+  std::vector<std::uint32_t> key(graph.nodes.size(), 0);
+  for (std::size_t i = 0; i < graph.nodes.size(); ++i) {
+    const ir::IntNode& node = graph.nodes[i];
+    key[i] = partition[i];
+    if (node.op != ir::IntOp::kLinear || node.inputs.empty()) continue;
+    key[i] = key[node.inputs[0].index];
+    for (const ir::ValueId in : node.inputs) {
+      if (!same_big_key(partitions[key[in.index]], partitions[key[i]])) return false;
+    }
+  }
+  return true;
 }
 
 }  // namespace
@@ -152,8 +193,24 @@ void choose_parameters(Circuit& circuit, const CompileOptions& options) {
                                               : -40.0;
   search.global_p_error = options.global_p_error;
   search.max_partitions = options.max_partitions;
+  search.own_big_keys = options.own_big_keys;
 
-  const auto found = tfhe::search_circuit_parameters(constraints, search);
+  auto found = tfhe::search_circuit_parameters(constraints, search);
+  const auto node_partitions = [&](const tfhe::CircuitParameters& f) {
+    std::vector<std::uint32_t> partition(circuit.graph.nodes.size(), 0);
+    for (std::size_t g = 0; g < f.group_partition.size(); ++g) {
+      partition[group_node[g].index] = f.group_partition[g];
+    }
+    for (std::size_t i = 0; i < circuit.graph.nodes.size(); ++i) {
+      if (circuit.graph.nodes[i].op == ir::IntOp::kInput) partition[i] = f.input_partition;
+    }
+    return partition;
+  };
+  if (found && found->partitions.size() > 1 &&
+      !one_key_per_linear_node(circuit.graph, found->partitions, node_partitions(*found))) {
+    search.own_big_keys = false;
+    found = tfhe::search_circuit_parameters(constraints, search);
+  }
   if (!found) {
     throw std::invalid_argument(
         std::string("no ") + (search.search.security == tfhe::SecurityLevel::k132 ? "132" : "128") +
@@ -175,12 +232,7 @@ void choose_parameters(Circuit& circuit, const CompileOptions& options) {
   circuit.has_lookups = found->needs_bootstrap;
   circuit.partitions = found->partitions;
   circuit.partition.clear();
-  if (found->partitions.size() > 1) {
-    circuit.partition.assign(circuit.graph.nodes.size(), 0);
-    for (std::size_t g = 0; g < found->group_partition.size(); ++g) {
-      circuit.partition[group_node[g].index] = found->group_partition[g];
-    }
-  }
+  if (found->partitions.size() > 1) circuit.partition = node_partitions(*found);
   circuit.parameter_choice = tfhe::describe(found->parameters) + "; " + found->binding;
   if (circuit.partitions.size() > 1) {
     circuit.parameter_choice = std::to_string(circuit.partitions.size()) + " partitions (";

@@ -48,6 +48,10 @@ struct CompileOptions {
   // saves 5% of the estimated cost (tfhe::CircuitSearchOptions::max_partitions); each costs a
   // bootstrap key and a key switching key of its own. 1: one set for the whole circuit.
   std::size_t max_partitions = 3;  // 1..kMaxPartitions
+  // Partitions may take another k and N, each with a big key of its own, where no linear part
+  // adds their outputs to the others' (tfhe::CircuitSearchOptions::own_big_keys): a lookup
+  // reading another big key key-switches from it. false: all share one big key.
+  bool own_big_keys = true;
 };
 
 // Throws std::invalid_argument with a diagnostic (op, numbers, what to change) when the graph

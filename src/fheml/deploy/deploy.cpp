@@ -368,7 +368,7 @@ runtime::EvaluationKeys Server::load_evaluation_keys(std::span<const std::uint8_
         "the evaluation keys hold no server key but the model has lookups: generate them with "
         "this model's client artifact");
   }
-  return runtime::decompress(keys);
+  return runtime::decompress(keys, program_);
 }
 
 EncryptedInputs Server::read_inputs(std::span<const std::uint8_t> bytes,

@@ -50,13 +50,14 @@ std::uint64_t parse_hex_id(const std::string& text, const char* what) {
   return id;
 }
 
-tfhe::LweCiphertextList to_list(const InWords& words, tfhe::LweDimension dimension) {
-  if (words.shape(1) != tfhe::lwe_size(dimension)) {
+// Ciphertexts of dimension words.shape(1) - 1 (a circuit's big keys may differ: runtime::run_stage
+// and run_staged check each list against the big key it should be under).
+tfhe::LweCiphertextList to_list(const InWords& words) {
+  if (words.shape(1) < 2) {
     throw std::invalid_argument("stage ciphertexts of " + std::to_string(words.shape(1)) +
-                                " words, the circuit's have " +
-                                std::to_string(tfhe::lwe_size(dimension)));
+                                " words: a ciphertext has at least 2");
   }
-  tfhe::LweCiphertextList list(dimension, 0);
+  tfhe::LweCiphertextList list(tfhe::LweDimension{words.shape(1) - 1}, 0);
   list.data.assign(words.data(), words.data() + words.shape(0) * words.shape(1));
   return list;
 }
@@ -225,7 +226,7 @@ class PyServer {
         throw std::invalid_argument("run_stage returned " + std::to_string(words.shape(0)) +
                                     " ciphertexts for " + std::to_string(in.count()));
       }
-      return to_list(words, in.dimension);
+      return to_list(words);
     };
     std::vector<std::uint8_t> out;
     {
@@ -252,9 +253,7 @@ class PyServer {
       throw std::invalid_argument("threads must be at most " +
                                   std::to_string(runtime::kMaxThreads));
     }
-    const tfhe::LweCiphertextList in = to_list(
-        ciphertexts, tfhe::extracted_lwe_dimension(server_.circuit().parameters.glwe_dimension,
-                                                   server_.circuit().parameters.polynomial_size));
+    const tfhe::LweCiphertextList in = to_list(ciphertexts);
     std::vector<runtime::StageLookup> l(lookups.shape(0));
     for (std::size_t i = 0; i < l.size(); ++i) {
       l[i] = {lookups.data()[2 * i], lookups.data()[2 * i + 1]};

@@ -62,7 +62,15 @@ const tfhe::ServerKey& server_key(const EvaluationKeys& keys, std::size_t partit
 // its own big key, otherwise the one of the pair (both checked by check_keys).
 const tfhe::KeyswitchKey32& keyswitch_key(const EvaluationKeys& keys, std::uint32_t from,
                                           std::uint32_t p, std::uint32_t p_class) {
-  if (from == p_class) return server_key(keys, p).keyswitch_key;
+  if (from == p_class) {
+    const tfhe::KeyswitchKey32& own = server_key(keys, p).keyswitch_key;
+    if (own.data.empty()) {
+      throw std::invalid_argument("the evaluation keys of partition " + std::to_string(p) +
+                                  " were expanded without their own key switch (decompress for "
+                                  "another circuit): decompress them for this one");
+    }
+    return own;
+  }
   for (const auto& [pair, key] : keys.keyswitch_keys) {
     if (pair.from == from && pair.to == p) return key;
   }
@@ -273,16 +281,40 @@ class Evaluator {
       });
     };
     if (stages_ != nullptr) {
-      // run_staged allows one big key only: every dimension is dimensions_[0].
-      const LweCiphertextList outputs = (*stages_)(inputs, lookups);
-      if (outputs.dimension != inputs.dimension || outputs.data.size() != inputs.data.size()) {
-        throw std::invalid_argument("the stage runner returned " +
-                                    std::to_string(outputs.data.size()) + " words of dimension " +
-                                    std::to_string(outputs.dimension.value) + " for " +
-                                    std::to_string(items.size()) + " ciphertexts of dimension " +
-                                    std::to_string(inputs.dimension.value));
+      // One list per big key the outputs go under: a list travels with one dimension each way.
+      std::vector<std::vector<std::size_t>> by_output(dimensions_.size());
+      for (std::size_t j = 0; j < items.size(); ++j) {
+        by_output[program_.key_class(ir::ValueId{lookups[j].node})].push_back(j);
       }
-      store([&](std::size_t j) { return outputs.at(j); });
+      for (std::uint32_t to = 0; to < by_output.size(); ++to) {
+        const std::vector<std::size_t>& js = by_output[to];
+        if (js.empty()) continue;
+        const bool whole = js.size() == items.size();
+        LweCiphertextList part(inputs.dimension, whole ? 0 : js.size());
+        std::vector<StageLookup> part_lookups;
+        if (!whole) {
+          for (std::size_t i = 0; i < js.size(); ++i) {
+            const std::span<const Torus> in = inputs.at(js[i]);
+            std::copy(in.begin(), in.end(), part.at(i).begin());
+            part_lookups.push_back(lookups[js[i]]);
+          }
+        }
+        const LweCiphertextList outputs =
+            whole ? (*stages_)(inputs, lookups) : (*stages_)(part, part_lookups);
+        if (outputs.dimension != dimensions_[to] ||
+            outputs.data.size() != js.size() * tfhe::lwe_size(dimensions_[to])) {
+          throw std::invalid_argument(
+              "the stage runner returned " + std::to_string(outputs.data.size()) +
+              " words of dimension " + std::to_string(outputs.dimension.value) + " for " +
+              std::to_string(js.size()) + " ciphertexts bootstrapped to dimension " +
+              std::to_string(dimensions_[to].value));
+        }
+        parallel_chunks(pool_, js.size(), [&](std::size_t i, std::size_t) {
+          const auto [k, offset] = work.locate(items[js[i]]);
+          const std::span<const Torus> r = outputs.at(i);
+          std::copy(r.begin(), r.end(), owned_[work.nodes[k]].at(offset).begin());
+        });
+      }
     } else {
       const Bootstrapped outputs = bootstrap(program_, *keys_, from, inputs, lookups, pool_);
       store([&](std::size_t j) { return outputs.at(j); });
@@ -465,11 +497,6 @@ std::vector<EncryptedOutput> run_inputs(const Program& program, const Evaluation
                                         const RunOptions& options) {
   const compiler::Circuit& circuit = program.circuit();
   if (keys != nullptr) check_keys(program, *keys);
-  if (stages != nullptr && !program.single_big_key()) {
-    throw std::invalid_argument(
-        "the circuit's partitions have big keys of their own k or N: its stages cannot travel "
-        "as one list; run it with the evaluation keys in one process");
-  }
   const std::vector<ir::ValueId> input_ids = circuit.graph.inputs();
   // Counts are checked before expanding: a forged count must not allocate.
   const std::size_t batch =
@@ -619,17 +646,11 @@ LweCiphertextList run_stage(const Program& program, const EvaluationKeys& keys,
   const compiler::Circuit& circuit = program.circuit();
   check_keys(program, keys);
   if (!keys.server_key) throw std::invalid_argument("the circuit has no lookups to bootstrap");
-  if (!program.single_big_key()) {
-    throw std::invalid_argument(
-        "the circuit's partitions have big keys of their own k or N: its stages cannot travel "
-        "as one list");
-  }
-  const tfhe::LweDimension big = big_dimension(circuit.parameters);
-  if (inputs.dimension != big || inputs.data.size() % tfhe::lwe_size(big) != 0) {
+  if (inputs.dimension.value == 0 || inputs.data.size() % tfhe::lwe_size(inputs.dimension) != 0) {
     throw std::invalid_argument("stage ciphertexts of dimension " +
                                 std::to_string(inputs.dimension.value) + " (" +
-                                std::to_string(inputs.data.size()) + " words), the circuit's is " +
-                                std::to_string(big.value));
+                                std::to_string(inputs.data.size()) +
+                                " words): not whole ciphertexts");
   }
   if (inputs.count() != lookups.size()) {
     throw std::invalid_argument("a stage of " + std::to_string(inputs.count()) +
@@ -650,11 +671,35 @@ LweCiphertextList run_stage(const Program& program, const EvaluationKeys& keys,
                                   std::to_string(program.tables(ir::ValueId{l.node}).size()));
     }
   }
+  // A part of a stage reads one big key and writes one (run_staged's lists): the lookups' inputs
+  // and outputs must each be under one key, of the dimension given.
+  const auto key_of_input = [&](const StageLookup& l) {
+    return program.key_class(circuit.graph.nodes[l.node].inputs[0]);
+  };
+  const std::uint32_t from = lookups.empty() ? 0 : key_of_input(lookups[0]);
+  const std::uint32_t to = lookups.empty() ? 0 : program.key_class(ir::ValueId{lookups[0].node});
+  for (std::size_t i = 1; i < lookups.size(); ++i) {
+    if (key_of_input(lookups[i]) != from ||
+        program.key_class(ir::ValueId{lookups[i].node}) != to) {
+      throw std::invalid_argument(
+          "stage lookup " + std::to_string(i) + " (node " + node_name(lookups[i].node) +
+          ") reads or writes another big key than lookup 0 (node " + node_name(lookups[0].node) +
+          "): a part of a stage holds the lookups of one pair of big keys");
+    }
+  }
+  const tfhe::LweDimension in_dimension = big_dimension(program.partitions()[from]);
+  if (inputs.dimension != in_dimension) {
+    throw std::invalid_argument("stage ciphertexts of dimension " +
+                                std::to_string(inputs.dimension.value) + ", the big key its " +
+                                "lookups read has " + std::to_string(in_dimension.value));
+  }
   tfhe::ThreadPool& pool = options.pool != nullptr ? *options.pool : tfhe::ThreadPool::global();
   if (options.trace != nullptr) options.trace->batch_sizes.push_back(inputs.count());
-  const Bootstrapped done = bootstrap(program, keys, 0, inputs, lookups, pool);
-  if (done.parts[0].count() == lookups.size()) return done.parts[0];
-  LweCiphertextList outputs(big, lookups.size());
+  const Bootstrapped done = bootstrap(program, keys, from, inputs, lookups, pool);
+  for (const LweCiphertextList& part : done.parts) {
+    if (part.count() == lookups.size()) return part;
+  }
+  LweCiphertextList outputs(big_dimension(program.partitions()[to]), lookups.size());
   for (std::size_t i = 0; i < lookups.size(); ++i) {
     const std::span<const Torus> r = done.at(i);
     std::copy(r.begin(), r.end(), outputs.at(i).begin());

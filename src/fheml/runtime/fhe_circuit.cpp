@@ -53,7 +53,7 @@ void FheCircuit::keygen() {
   const auto start = Clock::now();
   Keys keys = runtime::keygen(
       circuit(), KeygenOptions{tfhe::derive_seed(seed_, "fheml runtime keys")});
-  evaluation_keys_ = decompress(keys.evaluation);
+  evaluation_keys_ = decompress(keys.evaluation, program_);
   client_keys_ = std::move(keys.client);
   keygen_seconds_ = seconds_since(start);
 }

@@ -194,7 +194,11 @@ CompressedEvaluationKeys evaluation_keys_for(const ClientCircuit& circuit, const
   return evaluation;
 }
 
-EvaluationKeys decompress(const CompressedEvaluationKeys& keys) {
+namespace {
+
+// needed(p): whether partition p's own key switch is expanded.
+template <class Needed>
+EvaluationKeys decompress_keys(const CompressedEvaluationKeys& keys, const Needed& needed) {
   EvaluationKeys out{keys.parameters, std::nullopt, keys.key_id, {}};
   if (keys.server_key) {
     if (!(keys.server_key->parameters == keys.parameters)) {
@@ -202,18 +206,35 @@ EvaluationKeys decompress(const CompressedEvaluationKeys& keys) {
           "compressed server key parameters (" + tfhe::describe(keys.server_key->parameters) +
           ") differ from the evaluation keys' (" + tfhe::describe(keys.parameters) + ")");
     }
-    out.server_key = tfhe::decompress(*keys.server_key);
+    out.server_key =
+        tfhe::decompress(*keys.server_key, tfhe::SecurityCheck::kRequire128, needed(0));
   }
   if (!keys.partition_server_keys.empty() && !keys.server_key) {
     throw std::invalid_argument("evaluation keys hold partition keys but no partition 0 key");
   }
-  for (const tfhe::CompressedServerKey& key : keys.partition_server_keys) {
-    out.partition_server_keys.push_back(tfhe::decompress(key));
+  for (std::size_t p = 0; p < keys.partition_server_keys.size(); ++p) {
+    out.partition_server_keys.push_back(tfhe::decompress(
+        keys.partition_server_keys[p], tfhe::SecurityCheck::kRequire128,
+        needed(static_cast<std::uint32_t>(p + 1))));
   }
   for (const auto& [pair, key] : keys.keyswitch_keys) {
     out.keyswitch_keys.emplace_back(pair, tfhe::expand_to_compute_form(key));
   }
   return out;
+}
+
+}  // namespace
+
+EvaluationKeys decompress(const CompressedEvaluationKeys& keys) {
+  return decompress_keys(keys, [](std::uint32_t) { return true; });
+}
+
+EvaluationKeys decompress(const CompressedEvaluationKeys& keys, const Program& program) {
+  // A partition the program does not have (keys for another circuit) keeps its key switch:
+  // check_keys refuses such keys with its own message.
+  return decompress_keys(keys, [&](std::uint32_t p) {
+    return p >= program.partitions().size() || program.reads_own_big_key(p);
+  });
 }
 
 }  // namespace fheml::runtime

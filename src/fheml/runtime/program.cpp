@@ -176,6 +176,16 @@ Program::Program(compiler::Circuit circuit) : circuit_(std::move(circuit)) {
   }
 }
 
+bool Program::reads_own_big_key(std::uint32_t p) const {
+  const std::vector<std::uint32_t> classes = big_key_classes(partitions_);
+  const ir::IntGraph& graph = circuit_.graph;
+  for (std::size_t i = 0; i < graph.nodes.size(); ++i) {
+    if (graph.nodes[i].op != ir::IntOp::kLookup || partition_[i] != p) continue;
+    if (key_class_[graph.nodes[i].inputs[0].index] == classes.at(p)) return true;
+  }
+  return false;
+}
+
 bool Program::single_big_key() const {
   const std::vector<std::uint32_t> classes = big_key_classes(partitions_);
   return std::all_of(classes.begin(), classes.end(), [](std::uint32_t c) { return c == 0; });

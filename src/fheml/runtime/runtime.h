@@ -92,6 +92,9 @@ class Program {
   std::span<const KeyswitchPair> keyswitch_pairs() const { return keyswitch_pairs_; }
   // True when every ciphertext is under one big key (every circuit of shared-N partitions).
   bool single_big_key() const;
+  // Whether a lookup of partition p reads the partition's own big key (false: every lookup of
+  // it key-switches from another big key, and its own key switching key is never used).
+  bool reads_own_big_key(std::uint32_t p) const;
 
  private:
   compiler::Circuit circuit_;
@@ -217,6 +220,10 @@ CompressedEvaluationKeys evaluation_keys_for(const ClientCircuit& circuit, const
 // Server side: expands the key switching key and the bootstrap key (Fourier form). Throws
 // std::invalid_argument when the keys do not match their parameters.
 EvaluationKeys decompress(const CompressedEvaluationKeys& keys);
+// The same for `program`, leaving out the key switching key of each partition that never reads
+// its own big key (Program::reads_own_big_key): the key switch from a partition's own k * N is
+// the largest key it has (~1 GB held at N = 2^15) and only lookups under that key use it.
+EvaluationKeys decompress(const CompressedEvaluationKeys& keys, const Program& program);
 
 // --- Ciphertexts. Ciphertext s * element_count(shape) + e holds element e of sample s, under the
 // big key (dimension k*N), encoded at the width of its node's class.
@@ -293,25 +300,25 @@ struct StageLookup {
   bool operator==(const StageLookup&) const = default;
 };
 
-// Given a stage's ciphertexts (under the big key, ready for the keyswitch) and the table of
-// each, returns the bootstrapped ciphertexts in the same order (run_stage on the runner's side).
+// Given a stage's ciphertexts (under one big key, ready for the keyswitch) and the table of each,
+// returns the bootstrapped ciphertexts in the same order, under the big key of the lookups'
+// partitions (run_stage on the runner's side). A circuit of several big keys hands a stage over
+// in one call per pair of big keys (read, written), each list of one dimension.
 using StageRunner = std::function<tfhe::LweCiphertextList(const tfhe::LweCiphertextList& inputs,
                                                           std::span<const StageLookup> lookups)>;
 
 // run, with every stage's bootstraps handed to `stages` and no evaluation keys here. The same
-// checks of the inputs; std::invalid_argument for a circuit of more than one big key (a stage's
-// ciphertexts travel as one list of one dimension); std::invalid_argument when `stages` returns
-// another count of ciphertexts or another dimension than it was given (its exceptions pass
-// through).
+// checks of the inputs; std::invalid_argument when `stages` returns another count of ciphertexts
+// or another dimension than the big key its lookups write (its exceptions pass through).
 std::vector<EncryptedOutput> run_staged(const Program& program,
                                         std::span<const EncryptedInput> inputs,
                                         const StageRunner& stages, const RunOptions& options = {});
 
 // The runner's side: bootstraps inputs[i] with the table lookups[i] names (several ciphertexts
-// of a stage, any subset of it), bit-identical to run's own bootstraps. Throws
-// std::invalid_argument when the keys do not match the circuit, the counts differ, the
-// dimension is not the circuit's big dimension, or a lookup names no lookup node or no table of
-// it.
+// of a stage, any subset of it whose lookups read one big key and write one), bit-identical to
+// run's own bootstraps. Throws std::invalid_argument when the keys do not match the circuit, the
+// counts differ, the lookups read or write more than one big key, the dimension is not that of
+// the big key they read, or a lookup names no lookup node or no table of it.
 tfhe::LweCiphertextList run_stage(const Program& program, const EvaluationKeys& keys,
                                   const tfhe::LweCiphertextList& inputs,
                                   std::span<const StageLookup> lookups,

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <set>
 #include <sstream>
 
 #include "fheml/compiler/compile.h"
@@ -105,18 +106,26 @@ Statistics compute_statistics(const compiler::Circuit& circuit, std::size_t thre
   const auto partition_of = [&](std::size_t node) -> std::uint32_t {
     return circuit.partition.empty() ? 0 : circuit.partition.at(node);
   };
+  const std::vector<std::uint32_t> key_class_of = big_key_classes(partitions);
+  const detail::KeyClasses classes = detail::key_classes(
+      graph, detail::node_partitions(circuit, partitions.size()), key_class_of);
   if (circuit.has_lookups) {
-    for (const tfhe::PbsParameters& part : partitions) {
-      const tfhe::KeySizes k = tfhe::key_sizes(part);
+    for (std::uint32_t q = 0; q < partitions.size(); ++q) {
+      const tfhe::KeySizes k = tfhe::key_sizes(partitions[q]);
       s.key_sizes.keyswitch_compressed += k.keyswitch_compressed;
-      s.key_sizes.keyswitch_expanded += k.keyswitch_expanded;
+      // The server expands a partition's own key switch only if one of its lookups reads its
+      // own big key (runtime::decompress with the program).
+      bool reads_own = false;
+      for (std::size_t i = 0; i < graph.nodes.size() && !reads_own; ++i) {
+        reads_own = graph.nodes[i].op == ir::IntOp::kLookup && partition_of(i) == q &&
+                    classes.node[graph.nodes[i].inputs[0].index] == key_class_of[q];
+      }
+      if (reads_own) s.key_sizes.keyswitch_expanded += k.keyswitch_expanded;
       s.key_sizes.bootstrap_compressed += k.bootstrap_compressed;
       s.key_sizes.bootstrap_expanded += k.bootstrap_expanded;
       s.key_sizes.bootstrap_fourier += k.bootstrap_fourier;
     }
   }
-  const detail::KeyClasses classes = detail::key_classes(
-      graph, detail::node_partitions(circuit, partitions.size()), big_key_classes(partitions));
   for (const KeyswitchPair& pair : classes.keyswitch_pairs) {
     // The key switch of `to` from the big key of `from`: `to`'s set read at `from`'s k and N.
     tfhe::PbsParameters shape = partitions[pair.to];
@@ -147,18 +156,31 @@ Statistics compute_statistics(const compiler::Circuit& circuit, std::size_t thre
     s.bootstraps_per_partition.assign(partitions.size(), 0);
     std::vector<std::vector<std::size_t>> per_stage(s.bootstraps_per_stage.size(),
                                                     std::vector<std::size_t>(partitions.size(), 0));
+    std::vector<std::vector<double>> stage_ms(s.bootstraps_per_stage.size(),
+                                              std::vector<double>(partitions.size(), 0.0));
     for (std::size_t i = 0; i < graph.nodes.size(); ++i) {
       if (graph.nodes[i].op != ir::IntOp::kLookup) continue;
       const std::size_t count = ir::element_count(graph.nodes[i].shape);
-      s.bootstraps_per_partition.at(partition_of(i)) += count;
-      per_stage[depth[i] - 1][partition_of(i)] += count;
-      s.estimated_latency_ms += static_cast<double>(count) * ms[partition_of(i)];
+      const std::uint32_t q = partition_of(i);
+      // A key switch from another big key reads that key's k * N coefficients.
+      const tfhe::PbsParameters& from = partitions[classes.node[graph.nodes[i].inputs[0].index]];
+      const double each =
+          ms[q] *
+          tfhe::estimated_cost(partitions[q], tfhe::LweDimension{from.glwe_dimension.value *
+                                                                 from.polynomial_size.value}) /
+          tfhe::estimated_cost(partitions[q]);
+      s.bootstraps_per_partition.at(q) += count;
+      per_stage[depth[i] - 1][q] += count;
+      stage_ms[depth[i] - 1][q] += static_cast<double>(count) * each;
+      s.estimated_latency_ms += static_cast<double>(count) * each;
     }
     s.bootstrap_ms = s.estimated_latency_ms / static_cast<double>(s.bootstraps);
-    for (const std::vector<std::size_t>& stage : per_stage) {
-      for (std::size_t q = 0; q < stage.size(); ++q) {
-        s.estimated_parallel_latency_ms +=
-            static_cast<double>((stage[q] + s.threads - 1) / s.threads) * ms[q];
+    for (std::size_t t = 0; t < per_stage.size(); ++t) {
+      for (std::size_t q = 0; q < partitions.size(); ++q) {
+        const std::size_t count = per_stage[t][q];
+        if (count == 0) continue;
+        s.estimated_parallel_latency_ms += static_cast<double>((count + s.threads - 1) / s.threads) *
+                                           stage_ms[t][q] / static_cast<double>(count);
       }
     }
   }
@@ -214,9 +236,16 @@ std::string report(const compiler::Circuit& circuit, const Statistics& statistic
   }
   if (circuit.partitions.size() > 1) {
     // Which lookups each partition holds; the per-node table marks them P0, P1, ...
+    const std::vector<std::uint32_t> classes = big_key_classes(circuit.partitions);
+    const std::size_t keys =
+        std::set<std::uint32_t>(classes.begin(), classes.end()).size();
     out << "partitions: " << circuit.partitions.size()
-        << " parameter sets sharing the big key (k * N, GLWE noise), each with its own small "
-           "key, key switching key and bootstrap key\n";
+        << " parameter sets, each with its own small key, key switching key and bootstrap key, "
+        << (keys == 1 ? std::string("sharing the big key (k * N, GLWE noise)")
+                      : std::to_string(keys) +
+                            " big keys (sets of one k * N and GLWE noise share one; a lookup "
+                            "reading another key-switches from it)")
+        << "\n";
     for (std::size_t q = 0; q < circuit.partitions.size(); ++q) {
       std::size_t count = 0;
       std::string nodes;
@@ -227,14 +256,19 @@ std::string report(const compiler::Circuit& circuit, const Statistics& statistic
       }
       out << "  P" << q << ": " << tfhe::describe(circuit.partitions[q]) << "; " << count
           << " bootstraps at " << format("%.2f", estimated_bootstrap_ms(circuit.partitions[q]))
-          << " ms (lookups " << nodes << ")\n";
+          << " ms (lookups " << nodes << ")"
+          << (classes[q] != q ? "; the big key of P" + std::to_string(classes[q]) : std::string())
+          << "\n";
     }
   }
   out << "parameters: " << tfhe::describe(circuit.parameters)
       << (circuit.has_lookups ? "" : " (no lookups: only k, N and the GLWE noise are used)")
       << (circuit.partitions.size() > 1 ? " (partition 0)" : "") << "\n";
-  out << "security: " << static_cast<int>(tfhe::achieved_security(circuit.parameters))
-      << " bits (lattice-estimator curve of concrete-security-curves, binary keys)\n";
+  int security = static_cast<int>(tfhe::achieved_security(circuit.parameters));
+  for (const tfhe::PbsParameters& part : circuit.partitions) {
+    security = std::min(security, static_cast<int>(tfhe::achieved_security(part)));
+  }
+  out << "security: " << security << " bits (lattice-estimator curve of concrete-security-curves, binary keys)\n";
   if (!circuit.parameter_choice.empty())
     out << "chosen because: " << circuit.parameter_choice << "\n";
   out << "p_error bound: 2^" << format("%.1f", circuit.log2_p_error) << " per lookup, global "

@@ -130,15 +130,34 @@ double log2_failure(const NoiseConstraint& c, const PbsParameters& params, bool 
       c.bits, c.kind == Kind::kLookup ? variance_at_lookup(params, linear) : linear);
 }
 
-// Under partitions (more than one): each lookup at its group's set.
+std::size_t big_dimension(const PbsParameters& p) {
+  return p.glwe_dimension.value * p.polynomial_size.value;
+}
+
+bool same_big_key(const PbsParameters& a, const PbsParameters& b) {
+  return big_dimension(a) == big_dimension(b) && a.glwe_noise == b.glwe_noise;
+}
+
+// The partition whose big key a constraint's linear combination is under: its sources' (one by
+// the check of evaluate_circuit_parameters), the inputs' without sources.
+std::uint32_t source_partition(const NoiseConstraint& c,
+                               std::span<const std::uint32_t> group_partition,
+                               std::uint32_t input_partition) {
+  return c.sources.empty() ? input_partition : group_partition[c.sources.front().group];
+}
+
+// Under partitions (more than one): each lookup at its group's set, its key switch from the big
+// key of its input.
 double log2_failure(const NoiseConstraint& c, std::span<const PbsParameters> partitions,
-                    std::span<const std::uint32_t> group_partition) {
+                    std::span<const std::uint32_t> group_partition,
+                    std::uint32_t input_partition) {
   if (partitions.size() == 1) return log2_failure(c, partitions[0], true);
-  const double linear = linear_variance(c, partitions, group_partition);
+  const double linear = linear_variance(c, partitions, group_partition, input_partition);
+  if (c.kind != Kind::kLookup) return log2_failure_probability_for_variance(c.bits, linear);
+  const PbsParameters& from = partitions[source_partition(c, group_partition, input_partition)];
   return log2_failure_probability_for_variance(
-      c.bits, c.kind == Kind::kLookup
-                  ? variance_at_lookup(partitions[group_partition[*c.group]], linear)
-                  : linear);
+      c.bits, variance_at_lookup(partitions[group_partition[*c.group]],
+                                 LweDimension{big_dimension(from)}, linear));
 }
 
 // Whether the search may partition: every lookup has a group, every source names a group some
@@ -264,25 +283,30 @@ std::string binding_sentence(std::span<const NoiseConstraint> constraints,
 CircuitParameters evaluate_unchecked(std::span<const NoiseConstraint> constraints,
                                      std::span<const PbsParameters> partitions,
                                      std::span<const std::uint32_t> group_partition,
-                                     const CircuitSearchOptions& options) {
+                                     const CircuitSearchOptions& options,
+                                     std::uint32_t input_partition = 0) {
   const bool with_lookups = has_lookup(constraints);
   const bool partitioned = partitions.size() > 1;
   CircuitParameters result;
   result.parameters = partitions[0];
   if (with_lookups) result.partitions.assign(partitions.begin(), partitions.end());
   if (partitioned) result.group_partition.assign(group_partition.begin(), group_partition.end());
+  result.input_partition = input_partition;
   result.needs_bootstrap = with_lookups;
   result.worst_log2_p_fail = -std::numeric_limits<double>::infinity();
   result.log2_p_fail.reserve(constraints.size());
   for (const NoiseConstraint& c : constraints) {
-    const double l = partitioned ? log2_failure(c, partitions, group_partition)
+    const double l = partitioned ? log2_failure(c, partitions, group_partition, input_partition)
                                  : log2_failure(c, partitions[0], with_lookups);
     result.log2_p_fail.push_back(l);
     result.worst_log2_p_fail = std::max(result.worst_log2_p_fail, l);
     if (c.kind == Kind::kLookup) {
-      result.estimated_cost +=
-          static_cast<double>(c.count) *
-          estimated_cost(partitions[partitioned ? group_partition[*c.group] : 0]);
+      // The key switch reads the big key the lookup's input is under.
+      const PbsParameters& set = partitions[partitioned ? group_partition[*c.group] : 0];
+      const PbsParameters& from =
+          partitions[partitioned ? source_partition(c, group_partition, input_partition) : 0];
+      result.estimated_cost += static_cast<double>(c.count) *
+                               estimated_cost(set, LweDimension{big_dimension(from)});
     }
   }
   if (partitioned) {
@@ -346,8 +370,9 @@ double linear_variance(const NoiseConstraint& c, const PbsParameters& params, bo
 }
 
 double linear_variance(const NoiseConstraint& c, std::span<const PbsParameters> partitions,
-                       std::span<const std::uint32_t> group_partition) {
-  const double fresh = fresh_encryption_variance(partitions[0].glwe_noise);
+                       std::span<const std::uint32_t> group_partition,
+                       std::uint32_t input_partition) {
+  const double fresh = fresh_encryption_variance(partitions[input_partition].glwe_noise);
   return internal::bootstrapped_variance_of(
              c,
              [&](std::uint32_t g) {
@@ -367,21 +392,16 @@ CircuitParameters evaluate_circuit_parameters(std::span<const NoiseConstraint> c
 CircuitParameters evaluate_circuit_parameters(std::span<const NoiseConstraint> constraints,
                                               std::span<const PbsParameters> partitions,
                                               std::span<const std::uint32_t> group_partition,
-                                              const CircuitSearchOptions& options) {
+                                              const CircuitSearchOptions& options,
+                                              std::uint32_t input_partition) {
   validate(constraints, options);
   const auto fail = [](const std::string& message) {
     throw std::invalid_argument("evaluate_circuit_parameters: " + message);
   };
   if (partitions.empty()) fail("no parameter set given; pass at least one partition");
-  for (const PbsParameters& p : partitions) {
-    if (p.glwe_dimension.value * p.polynomial_size.value !=
-            partitions[0].glwe_dimension.value * partitions[0].polynomial_size.value ||
-        !(p.glwe_noise == partitions[0].glwe_noise)) {
-      fail(
-          "partitions share the big key: every set needs the k * N and GLWE noise of the "
-          "first (" +
-          describe(partitions[0]) + "), found " + describe(p));
-    }
+  if (input_partition >= partitions.size()) {
+    fail("the inputs' partition " + std::to_string(input_partition) + " does not exist (" +
+         std::to_string(partitions.size()) + " partitions)");
   }
   if (partitions.size() > 1) {
     if (!partitionable(constraints)) {
@@ -399,6 +419,21 @@ CircuitParameters evaluate_circuit_parameters(std::span<const NoiseConstraint> c
       };
       if (c.group) check(*c.group);
       for (const SourceShare& s : c.sources) check(s.group);
+      // What one linear combination adds must be under one big key.
+      const PbsParameters& key =
+          partitions[source_partition(c, group_partition, input_partition)];
+      const auto mixed = [&](const PbsParameters& other, const std::string& what) {
+        fail(quoted_label(c) + " adds ciphertexts under two big keys (" + describe(key) +
+             " and " + what + " " + describe(other) +
+             "): the sources of one linear combination need one k * N and GLWE noise");
+      };
+      for (const SourceShare& s : c.sources) {
+        const PbsParameters& p = partitions[group_partition[s.group]];
+        if (!same_big_key(p, key)) mixed(p, "group " + std::to_string(s.group) + "'s");
+      }
+      if (c.nu2_fresh > 0 && !same_big_key(partitions[input_partition], key)) {
+        mixed(partitions[input_partition], "the inputs'");
+      }
     }
   }
   for (const NoiseConstraint& c : constraints) {
@@ -410,7 +445,7 @@ CircuitParameters evaluate_circuit_parameters(std::span<const NoiseConstraint> c
            std::to_string(std::size_t{2} << c.bits.value) + ", its partition has " + describe(set));
     }
   }
-  return evaluate_unchecked(constraints, partitions, group_partition, options);
+  return evaluate_unchecked(constraints, partitions, group_partition, options, input_partition);
 }
 
 std::optional<CircuitParameters> search_circuit_parameters(
@@ -457,10 +492,11 @@ std::optional<CircuitParameters> search_circuit_parameters(
   CircuitParameters single = evaluate_unchecked(constraints, std::span(&*found, 1), {}, options);
   if (options.max_partitions < 2 || !partitionable(constraints)) return single;
   const std::optional<internal::Partitioning> split =
-      internal::search_partitions(constraints, options, single.estimated_cost);
+      internal::search_partitions(constraints, options, *found, single.estimated_cost);
   if (!split) return single;
-  CircuitParameters result =
-      evaluate_unchecked(constraints, split->partitions, split->group_partition, options);
+  CircuitParameters result = evaluate_unchecked(constraints, split->partitions,
+                                                split->group_partition, options,
+                                                split->input_partition);
   // The descent's sums are checked again by the exact model; an edge case it disagrees on keeps
   // the single set.
   if (!result.within_bound || !(result.estimated_cost < single.estimated_cost)) return single;

@@ -72,13 +72,18 @@ struct CircuitSearchOptions {
   // <= global_p_error (a union bound over every bootstrap and output), in (0, 1).
   std::optional<double> global_p_error;
   // Partitions (Concrete's multi-parameter circuits): up to this many parameter sets, each with
-  // its own small LWE key, key switching key and bootstrap key, sharing the big GLWE key (the
-  // search keeps one k and N; evaluation also accepts sets of another k with the same k * N and
-  // GLWE noise, whose key is the same bits), so that linear parts mix their outputs freely and
-  // no conversion key is needed. Each group of lookups
-  // (NoiseConstraint::group) takes the cheapest set its own input and its outputs' consumers allow;
-  // 1 gives one set for the whole circuit.
+  // its own small LWE key, key switching key and bootstrap key. Each group of lookups
+  // (NoiseConstraint::group) takes the cheapest set its own input and its outputs' consumers
+  // allow; 1 gives one set for the whole circuit. Sets of one k * N and GLWE noise share the big
+  // key (its bits read as a GLWE key of any k and N with that product).
   std::size_t max_partitions = 1;
+  // With partitions: sets of another k * N, each with a big key of its own, where the circuit
+  // allows it. The ciphertexts a constraint's linear combination adds (its sources' outputs, and
+  // the circuit's inputs when nu2_fresh > 0) must be under one big key, so the groups they come
+  // from share one (a "component"; all inputs are under one big key); a lookup whose input is
+  // under another big key than its own set's key-switches from it, with the cost and noise of a
+  // key switch from that k * N. false: every set shares one k * N.
+  bool own_big_keys = true;
   // A partitioned result is kept only if its estimated cost is below (1 - this) times the best
   // single set's, and each partition beyond the first must save this fraction: a partition costs
   // a bootstrap key and a key switching key of its own.
@@ -87,10 +92,13 @@ struct CircuitSearchOptions {
 
 struct CircuitParameters {
   PbsParameters parameters;  // partitions[0]
-  // With lookups: one set per partition (at least one), all with parameters' k * N and GLWE
-  // noise; group_partition[g] is the partition of group g (empty with one partition).
+  // With lookups: one set per partition (at least one); group_partition[g] is the partition of
+  // group g (empty with one partition).
   std::vector<PbsParameters> partitions;
   std::vector<std::uint32_t> group_partition;
+  // The partition whose big key encrypts the circuit's inputs (CircuitSearchOptions::
+  // own_big_keys); 0 when every set shares one big key.
+  std::uint32_t input_partition = 0;
   double estimated_cost = 0;    // sum over lookup constraints of count * estimated_cost(set)
   bool needs_bootstrap = true;  // false: no lookup; only the encryption key is meaningful
   bool within_bound = true;     // every constraint (or the global sum) meets the bound
@@ -106,9 +114,11 @@ double linear_variance(const NoiseConstraint& c, const PbsParameters& params, bo
 
 // The same under partitions: sum over sources of share * ciphertext_variance(set of the share's
 // group), at most nu2 * the largest over the partitions (both bound the true variance), plus
-// nu2_fresh * fresh. `group_partition` maps groups to indices of `partitions`.
+// nu2_fresh * the fresh variance of the input partition's big key. `group_partition` maps groups
+// to indices of `partitions`.
 double linear_variance(const NoiseConstraint& c, std::span<const PbsParameters> partitions,
-                       std::span<const std::uint32_t> group_partition);
+                       std::span<const std::uint32_t> group_partition,
+                       std::uint32_t input_partition = 0);
 
 // Failure probabilities of `constraints` under `params` (no search), with the fields of
 // CircuitParameters filled as search_circuit_parameters does (within_bound tells whether the
@@ -129,19 +139,25 @@ CircuitParameters evaluate_circuit_parameters(std::span<const NoiseConstraint> c
 // Throws std::invalid_argument for an empty list, bits outside 1..16 (lookup) or 1..62
 // (decrypt), nu2 negative or not finite, count 0, global_p_error outside (0, 1), a non-negative
 // log2_p_fail, search.nu2 != 1, or inconsistent ranges.
-// Under partitions: as above, each lookup constraint at its group's set. Throws
-// std::invalid_argument also when the sets do not share k * N and GLWE noise, a lookup's set has
-// an N below 2^(bits + 1), a group has no partition, or (more than one partition) a lookup has
-// no group or a constraint no sources.
+// Under partitions: as above, each lookup constraint at its group's set, its key switch from the
+// big key its input is under (its sources' partition's, or input_partition's for a constraint
+// without sources), the fresh noise of input_partition's big key. Throws std::invalid_argument
+// also when a constraint adds ciphertexts under two big keys (sources of partitions of another
+// k * N or GLWE noise, or such sources and the inputs), a lookup's set has an N below
+// 2^(bits + 1), a group or input_partition has no partition, or (more than one partition) a
+// lookup has no group or a constraint no sources.
 CircuitParameters evaluate_circuit_parameters(std::span<const NoiseConstraint> constraints,
                                               std::span<const PbsParameters> partitions,
                                               std::span<const std::uint32_t> group_partition,
-                                              const CircuitSearchOptions& options = {});
+                                              const CircuitSearchOptions& options = {},
+                                              std::uint32_t input_partition = 0);
 
 // With options.max_partitions > 1 the result may hold several partitions (see
 // CircuitSearchOptions): per (k, N), a descent from the best single set moves each group to the
 // cheapest set that keeps its own input and its consumers within the bound, then partitions are
-// merged while there are too many or one saves less than min_partition_gain.
+// merged while there are too many or one saves less than min_partition_gain. With own_big_keys,
+// each component in turn then tries the other (k, N) (the same descent and merges, the rest of
+// the circuit where it is), kept where the whole circuit saves min_partition_gain.
 std::optional<CircuitParameters> search_circuit_parameters(
     std::span<const NoiseConstraint> constraints, const CircuitSearchOptions& options = {});
 

@@ -60,7 +60,7 @@ CompressedServerKey generate_compressed_server_key(const ClientKey& client, Cspr
                                     p.glwe_noise, bsk_seed, noise_rng)};
 }
 
-ServerKey decompress(const CompressedServerKey& compressed, SecurityCheck check) {
+ServerKey decompress(const CompressedServerKey& compressed, SecurityCheck check, bool keyswitch) {
   const PbsParameters& p = compressed.parameters;
   validate(p, check);
   const KeyswitchShape ks{extracted_lwe_dimension(p.glwe_dimension, p.polynomial_size),
@@ -71,7 +71,8 @@ ServerKey decompress(const CompressedServerKey& compressed, SecurityCheck check)
     throw_invalid_argument("server key shapes do not match its parameters (" + describe(p) +
                            "): the key is corrupt or was built for other parameters");
   }
-  return ServerKey{compressed.parameters, expand_to_compute_form(compressed.keyswitch_key),
+  return ServerKey{compressed.parameters,
+                   keyswitch ? expand_to_compute_form(compressed.keyswitch_key) : KeyswitchKey32{},
                    expand_to_fourier(compressed.bootstrap_key, ThreadPool::global())};
 }
 

@@ -56,9 +56,10 @@ CompressedServerKey generate_compressed_server_key(
     const ClientKey& client, Csprng& noise_rng, const Seed& mask_seed,
     SecurityCheck check = SecurityCheck::kRequire128);
 // Checks that the parameters are runnable (and 128-bit secure unless `check` says otherwise) and
-// that both keys have the shapes they imply.
+// that both keys have the shapes they imply. With `keyswitch` false the key switching key is
+// left empty (a circuit's partition whose lookups all read another big key never uses it).
 ServerKey decompress(const CompressedServerKey& compressed,
-                     SecurityCheck check = SecurityCheck::kRequire128);
+                     SecurityCheck check = SecurityCheck::kRequire128, bool keyswitch = true);
 
 // Sizes in bytes, as they travel and as the server holds them.
 struct KeySizes {

@@ -64,6 +64,7 @@ double bootstrapped_variance_of(const NoiseConstraint& c, const Vc& vc) {
 struct Partitioning {
   std::vector<PbsParameters> partitions;
   std::vector<std::uint32_t> group_partition;
+  std::uint32_t input_partition = 0;
   double cost = 0;  // sum over lookup constraints of count * estimated_cost
 };
 
@@ -73,6 +74,6 @@ struct Partitioning {
 // nu2 > 0 its sources); the result is checked by the caller with the exact model.
 std::optional<Partitioning> search_partitions(std::span<const NoiseConstraint> constraints,
                                               const CircuitSearchOptions& options,
-                                              double single_cost);
+                                              const PbsParameters& single, double single_cost);
 
 }  // namespace fheml::tfhe::internal

@@ -110,8 +110,12 @@ struct BestBase {
 double log2_bound(FailureBound bound) { return bound == FailureBound::k2m40 ? -40.0 : -64.0; }
 
 double estimated_cost(const PbsParameters& params) {
-  const std::size_t big_dimension = params.glwe_dimension.value * params.polynomial_size.value;
-  return keyswitch_cost(big_dimension, params.lwe_dimension.value, params.ks_level.value) +
+  return estimated_cost(
+      params, LweDimension{params.glwe_dimension.value * params.polynomial_size.value});
+}
+
+double estimated_cost(const PbsParameters& params, LweDimension keyswitch_input) {
+  return keyswitch_cost(keyswitch_input.value, params.lwe_dimension.value, params.ks_level.value) +
          static_cast<double>(params.lwe_dimension.value) * cmux_cost(params.glwe_dimension.value,
                                                                      params.polynomial_size.value,
                                                                      params.pbs_level.value);

@@ -67,6 +67,9 @@ std::string describe(const PbsParameters& params);
 // engine's measured kernel times (parameters.cpp, "Cost model"). What the parameter search
 // minimises; its ratios, not its absolute values, carry over to other machines.
 double estimated_cost(const PbsParameters& params);
+// The same with the key switch reading a ciphertext of `keyswitch_input` coefficients (a lookup
+// whose input is under another partition's big key: its key switch starts from that k*N).
+double estimated_cost(const PbsParameters& params, LweDimension keyswitch_input);
 
 struct SearchOptions {
   double log2_p_fail = -40;  // per-bootstrap failure bound, must be < 0
