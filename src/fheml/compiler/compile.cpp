@@ -43,7 +43,11 @@ bool meets_ind_cpa_d(const Circuit& circuit) {
   for (const NoiseSite& site : circuit.noise_sites) {
     if (site.log2_p_fail > kIndCpaDLog2PError + kTolerance) return false;
   }
-  return tfhe::achieved_security(circuit.parameters) >= tfhe::SecurityLevel::k132;
+  if (tfhe::achieved_security(circuit.parameters) < tfhe::SecurityLevel::k132) return false;
+  for (const tfhe::PbsParameters& p : circuit.partitions) {
+    if (tfhe::achieved_security(p) < tfhe::SecurityLevel::k132) return false;
+  }
+  return true;
 }
 
 namespace {
@@ -104,10 +108,10 @@ std::string partition_reasons(std::span<const tfhe::NoiseConstraint> constraints
   return out;
 }
 
-// Per node, the partition whose big key it is under (lookups: their own; inputs: the inputs';
-// linear nodes: their operands'), or nullopt when a linear node adds two big keys (the search
-// keeps operands together through the noise sources; a node those miss would be refused by
-// runtime::Program, so compile checks first).
+// Whether every linear node adds ciphertexts under one big key, each node under its partition's
+// (lookups: their own; inputs: the inputs'; linear nodes: their operands'). The search keeps
+// operands together through the noise sources; a node those miss would be refused by
+// runtime::Program, so compile checks first.
 bool one_key_per_linear_node(const ir::IntGraph& graph,
                              std::span<const tfhe::PbsParameters> partitions,
                              std::span<const std::uint32_t> partition) {
