@@ -10,6 +10,7 @@
 #include <nanobind/stl/string.h>
 #include <nanobind/stl/vector.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <cstdio>
 #include <filesystem>
@@ -115,7 +116,10 @@ nb::dict statistics_of(const runtime::FheCircuit& fhe) {
   d["bootstraps_per_partition"] = per_partition;
   d["log2_p_error"] = c.log2_p_error;  // the per-lookup bound the parameters meet
   d["global_p_error"] = c.global_p_error;
-  d["security_bits"] = static_cast<int>(tfhe::achieved_security(c.parameters));
+  int security = static_cast<int>(tfhe::achieved_security(c.parameters));
+  for (const tfhe::PbsParameters& p : runtime::partition_parameters(c))
+    security = std::min(security, static_cast<int>(tfhe::achieved_security(p)));
+  d["security_bits"] = security;  // the least of the partitions' (each has its own keys)
   d["profile"] = compiler::meets_ind_cpa_d(c) ? "ind-cpa-d" : "standard";
   // The client's secret keys: k*N binary coefficients, plus n per partition with lookups (the
   // small keys of partitions 1.. derive from the first two).
