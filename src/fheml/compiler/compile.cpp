@@ -52,11 +52,7 @@ bool meets_ind_cpa_d(const Circuit& circuit) {
 
 namespace {
 
-bool same_big_key(const tfhe::PbsParameters& a, const tfhe::PbsParameters& b) {
-  return a.glwe_dimension.value * a.polynomial_size.value ==
-             b.glwe_dimension.value * b.polynomial_size.value &&
-         a.glwe_noise == b.glwe_noise;
-}
+using tfhe::same_big_key;
 
 // Why each partition beyond the cheapest of its big key exists: what would fail if its lookups
 // took that partition's set instead (every partition is within the bound as chosen). A big key

@@ -105,13 +105,8 @@ std::vector<std::uint32_t> big_key_classes(std::span<const tfhe::PbsParameters> 
     std::size_t q = 0;
     for (; q < p; ++q) {
       const tfhe::PbsParameters& a = partitions[q];
-      // One LWE key of k * N bits reads as a GLWE key of any k and N with that product: sets of
-      // the same k * N (and so the same GLWE noise) share it, whatever their k and N.
-      if (a.glwe_dimension.value * a.polynomial_size.value ==
-              b.glwe_dimension.value * b.polynomial_size.value &&
-          a.glwe_noise == b.glwe_noise) {
-        break;
-      }
+      // Sets of one k * N and GLWE noise share one big key, whatever their k and N.
+      if (tfhe::same_big_key(a, b)) break;
     }
     classes[p] = static_cast<std::uint32_t>(q);
   }

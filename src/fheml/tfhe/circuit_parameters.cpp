@@ -134,10 +134,6 @@ std::size_t big_dimension(const PbsParameters& p) {
   return p.glwe_dimension.value * p.polynomial_size.value;
 }
 
-bool same_big_key(const PbsParameters& a, const PbsParameters& b) {
-  return big_dimension(a) == big_dimension(b) && a.glwe_noise == b.glwe_noise;
-}
-
 // The partition whose big key a constraint's linear combination is under: its sources' (one by
 // the check of evaluate_circuit_parameters), the inputs' without sources.
 std::uint32_t source_partition(const NoiseConstraint& c,

@@ -109,6 +109,12 @@ struct BestBase {
 
 double log2_bound(FailureBound bound) { return bound == FailureBound::k2m40 ? -40.0 : -64.0; }
 
+bool same_big_key(const PbsParameters& a, const PbsParameters& b) {
+  return a.glwe_dimension.value * a.polynomial_size.value ==
+             b.glwe_dimension.value * b.polynomial_size.value &&
+         a.glwe_noise == b.glwe_noise;
+}
+
 double estimated_cost(const PbsParameters& params) {
   return estimated_cost(
       params, LweDimension{params.glwe_dimension.value * params.polynomial_size.value});

@@ -60,6 +60,10 @@ void validate(const PbsParameters& params, SecurityCheck check = SecurityCheck::
 // every field, each as 8 little-endian bytes (noise as its IEEE-754 bit pattern).
 std::uint64_t fingerprint(const PbsParameters& params);
 
+// Whether two sets share their big key: the same k * N and GLWE noise (one LWE key of k * N bits
+// reads as a GLWE key of any k and N with that product).
+bool same_big_key(const PbsParameters& a, const PbsParameters& b);
+
 // One line, e.g. "n=771 k=1 N=2048 lwe_std=2^-17.14 glwe_std=2^-49.95 pbs=2^23x1 ks=2^3x5".
 std::string describe(const PbsParameters& params);
 
