@@ -6,6 +6,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <limits>
 #include <optional>
 #include <span>
 #include <vector>
@@ -60,6 +61,45 @@ double bootstrapped_variance_of(const NoiseConstraint& c, const Vc& vc) {
   }
   return sum < c.nu2 * largest ? sum : c.nu2 * largest;
 }
+
+// --- The partition search's candidates and components (partition_candidates.cpp), shared
+// with its descent (circuit_partitions.cpp).
+
+// A parameter set the partition search may give a group of lookups.
+struct Candidate {
+  PbsParameters params;
+  double cost = 0;  // estimated_cost, the key switch from its own k * N
+  double vc = 0;    // ciphertext_variance
+  double v_in = 0;  // key switch from its own k * N + its rounding + modulus switch
+  std::size_t shape = 0;      // index of its (k, N) in the search's list
+  std::size_t dimension = 0;  // k * N
+};
+
+// Per n and key-switch level: the variance-minimising base and its variance per input
+// coefficient (independent of k and N), as search_minimum_cost.
+struct KeySwitchChoice {
+  std::size_t base_log = 0;
+  double per_coefficient = std::numeric_limits<double>::infinity();
+};
+
+std::vector<KeySwitchChoice> keyswitch_choices(const SearchOptions& o);
+
+// The sets of one (k, N) with the variance-minimising base per level (as search_minimum_cost),
+// reduced to those no cheaper set beats on both variances, cheapest first.
+std::vector<Candidate> candidates(std::size_t k, std::size_t big_n, std::size_t shape,
+                                  const SearchOptions& o,
+                                  const std::vector<KeySwitchChoice>& ks_choices);
+
+// Which groups must share a big key: the groups whose outputs one constraint adds (its sources),
+// and the circuit's inputs with the sources of every constraint that adds them (nu2_fresh > 0),
+// joined transitively. Component `inputs` holds the inputs (possibly alone).
+struct Components {
+  std::vector<std::uint32_t> of_group;
+  std::uint32_t inputs = 0;
+  std::uint32_t count = 0;
+};
+
+Components components(std::span<const NoiseConstraint> constraints, std::uint32_t group_count);
 
 struct Partitioning {
   std::vector<PbsParameters> partitions;
