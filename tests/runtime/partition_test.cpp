@@ -97,6 +97,14 @@ TEST(Partitions, MixedPrecisionGraphsAgreeInEveryMode) {
   EXPECT_GE(partitioned, 2u);
 }
 
+// `size` entries drawn uniformly from [lo, hi] (test tables; mt19937 is fine outside keys).
+std::vector<std::int64_t> random_table(std::mt19937& rng, std::size_t size, std::int64_t lo,
+                                       std::int64_t hi) {
+  std::vector<std::int64_t> t(size);
+  for (auto& v : t) v = lo + static_cast<std::int64_t>(rng() % static_cast<unsigned>(hi - lo + 1));
+  return t;
+}
+
 // Lookups apart, compiled: x[3] in [0, 3] -> f = 2-bit lookups on each x (3 elements) -> output;
 // x -> g = a 6-bit lookup of 5 x0 + 3 x1 + 9 x2 -> h = a 2-bit lookup of g -> output. No linear
 // part adds the 2-bit lookups' outputs to the 6-bit one's, so the compiler gives them a smaller
@@ -104,10 +112,7 @@ TEST(Partitions, MixedPrecisionGraphsAgreeInEveryMode) {
 compiler::Circuit apart_circuit(unsigned seed) {
   std::mt19937 rng(seed);
   const auto table = [&](std::size_t size, std::int64_t lo, std::int64_t hi) {
-    std::vector<std::int64_t> t(size);
-    for (auto& v : t)
-      v = lo + static_cast<std::int64_t>(rng() % static_cast<unsigned>(hi - lo + 1));
-    return t;
+    return random_table(rng, size, lo, hi);
   };
   IntGraph g;
   const ValueId x = add_input(g, {3}, 0, 3);
@@ -169,10 +174,7 @@ TEST(Partitions, LookupsApartRunUnderBigKeysOfTheirOwn) {
 compiler::Circuit own_key_circuit(unsigned seed, std::size_t p1_bits = 2) {
   std::mt19937 rng(seed);
   const auto table = [&](std::size_t size, std::int64_t lo, std::int64_t hi) {
-    std::vector<std::int64_t> t(size);
-    for (auto& v : t)
-      v = lo + static_cast<std::int64_t>(rng() % static_cast<unsigned>(hi - lo + 1));
-    return t;
+    return random_table(rng, size, lo, hi);
   };
   IntGraph g;
   const ValueId x = add_input(g, {3}, 0, 3);
