@@ -19,6 +19,17 @@ namespace {
 
 using namespace fixtures;
 
+// `count` inputs x[3] with every element drawn uniformly from [0, 3].
+std::vector<IntSample> random_inputs(std::mt19937& rng, std::size_t count) {
+  std::vector<IntSample> samples;
+  for (std::size_t i = 0; i < count; ++i) {
+    std::vector<std::int64_t> x(3);
+    for (auto& v : x) v = static_cast<std::int64_t>(rng() % 4);
+    samples.push_back({ir::IntTensor({3}, std::move(x))});
+  }
+  return samples;
+}
+
 // x[3] in [0, 3] -> a chain of lookup nodes of `bits` (2 elements each), each reading a linear
 // combination of x and the earlier lookups whose range fits its message space -> an output
 // summing every lookup.
@@ -81,13 +92,7 @@ TEST(Partitions, MixedPrecisionGraphsAgreeInEveryMode) {
     const Program program(circuit);
     if (circuit.partitions.size() > 1) ++partitioned;
     std::mt19937 rng(100 + seed);
-    std::vector<IntSample> samples;
-    const std::size_t count = test::sanitize_profile() ? 2 : 6;
-    for (std::size_t i = 0; i < count; ++i) {
-      samples.push_back({ir::IntTensor(
-          {3}, {static_cast<std::int64_t>(rng() % 4), static_cast<std::int64_t>(rng() % 4),
-                static_cast<std::int64_t>(rng() % 4)})});
-    }
+    const std::vector<IntSample> samples = random_inputs(rng, test::sanitize_profile() ? 2 : 6);
     const std::vector<IntSample> expected = run_clear(circuit, samples);
     tfhe::Csprng noise(tfhe::test_seed(seed));
     expect_same(run_simulate(program, samples, noise), expected, samples, "simulate");
@@ -150,13 +155,7 @@ TEST(Partitions, LookupsApartRunUnderBigKeysOfTheirOwn) {
   compiler::choose_parameters(shared, one_key);
   EXPECT_EQ(Program(shared).keyswitch_pairs().size(), 0u);
   std::mt19937 rng(7);
-  std::vector<IntSample> samples;
-  const std::size_t count = test::sanitize_profile() ? 2 : 4;
-  for (std::size_t i = 0; i < count; ++i) {
-    samples.push_back({ir::IntTensor(
-        {3}, {static_cast<std::int64_t>(rng() % 4), static_cast<std::int64_t>(rng() % 4),
-              static_cast<std::int64_t>(rng() % 4)})});
-  }
+  const std::vector<IntSample> samples = random_inputs(rng, test::sanitize_profile() ? 2 : 4);
   const std::vector<IntSample> expected = run_clear(circuit, samples);
   tfhe::Csprng noise(tfhe::test_seed(3));
   expect_same(run_simulate(program, samples, noise), expected, samples, "simulate");
