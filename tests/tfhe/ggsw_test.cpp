@@ -36,17 +36,17 @@ TEST(ExternalProduct, MultipliesByTheEncryptedBitDirectAndSeeded) {
       encrypt_ggsw(direct, key, static_cast<std::int64_t>(mu), shape, p.glwe_noise, rng, rng);
       std::vector<double> direct_fourier(shape.length());
       ggsw_to_fourier(direct_fourier, direct, shape);
-      for (const std::vector<double>* ggsw :
-           std::vector<const std::vector<double>*>{&fourier.data, &direct_fourier}) {
+      const std::span<const double> forms[] = {fourier.data, direct_fourier};
+      for (const std::span<const double>& ggsw : forms) {
         std::vector<Torus> out(ct.data.size(), 0);
         ExternalProductScratch scratch(shape);
-        external_product_add(out, *ggsw, ct.data, shape, scratch);
+        external_product_add(out, ggsw, ct.data, shape, scratch);
         std::vector<Torus> phase(n);
         decrypt_glwe_phase(phase, key, out);
         for (std::size_t i = 0; i < n; ++i) {
           ASSERT_EQ(decode(phase[i], bits), mu ? (i * 5 + 3) % 16 : 0)
               << "p=" << bits_p << " mu=" << mu << " coefficient " << i
-              << (ggsw == &fourier.data ? " (seeded)" : " (direct)");
+              << (ggsw.data() == fourier.data.data() ? " (seeded)" : " (direct)");
         }
       }
     }

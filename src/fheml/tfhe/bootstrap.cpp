@@ -82,7 +82,7 @@ BootstrapKey expand(const SeededBootstrapKey& seeded) {
 FourierBootstrapKey expand_to_fourier(const SeededBootstrapKey& seeded, ThreadPool& pool) {
   check_seeded_bodies(seeded);
   const GgswShape& g = seeded.shape.ggsw;
-  FourierBootstrapKey out{seeded.shape, std::vector<double>(seeded.shape.length())};
+  FourierBootstrapKey out{seeded.shape, KeyVector<double>(seeded.shape.length())};
   std::vector<std::vector<Torus>> buffers(pool.size());
   pool.parallel_for(seeded.shape.input_dimension.value, [&](std::size_t i, std::size_t worker) {
     auto& ggsw = buffers[worker];
@@ -95,7 +95,7 @@ FourierBootstrapKey expand_to_fourier(const SeededBootstrapKey& seeded, ThreadPo
 
 FourierBootstrapKey to_fourier(const BootstrapKey& key) {
   require_size("bootstrap key length", key.shape.length(), key.data.size());
-  FourierBootstrapKey out{key.shape, std::vector<double>(key.shape.length())};
+  FourierBootstrapKey out{key.shape, KeyVector<double>(key.shape.length())};
   const std::size_t len = key.shape.ggsw.length();
   for (std::size_t i = 0; i < key.shape.input_dimension.value; ++i) {
     ggsw_to_fourier(std::span<double>(out.data).subspan(i * len, len),

@@ -10,6 +10,7 @@
 #include "fheml/tfhe/csprng.h"
 #include "fheml/tfhe/ggsw.h"
 #include "fheml/tfhe/glwe.h"
+#include "fheml/tfhe/huge_pages.h"
 #include "fheml/tfhe/lwe.h"
 #include "fheml/tfhe/thread_pool.h"
 #include "fheml/tfhe/types.h"
@@ -46,7 +47,7 @@ struct SeededBootstrapKey {
 // What the server computes with: doubles in the FFT's layout, converted once after loading.
 struct FourierBootstrapKey {
   BootstrapShape shape;
-  std::vector<double> data;
+  KeyVector<double> data;  // on huge pages: streamed once per bootstrap
 };
 
 SeededBootstrapKey generate_seeded_bootstrap_key(const LweSecretKey& input_key,

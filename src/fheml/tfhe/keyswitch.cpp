@@ -98,7 +98,7 @@ void keyswitch(std::span<Torus> out, std::span<const Torus> in, const KeyswitchK
 
 KeyswitchKey32 to_compute_form(const KeyswitchKey& key) {
   require_size("key switching key length", key.shape.length(), key.data.size());
-  KeyswitchKey32 out{key.shape, std::vector<std::uint32_t>(key.data.size())};
+  KeyswitchKey32 out{key.shape, KeyVector<std::uint32_t>(key.data.size())};
   for (std::size_t i = 0; i < key.data.size(); ++i) out.data[i] = round_to_top32(key.data[i]);
   return out;
 }
@@ -106,7 +106,7 @@ KeyswitchKey32 to_compute_form(const KeyswitchKey& key) {
 KeyswitchKey32 expand_to_compute_form(const SeededKeyswitchKey& seeded) {
   const KeyswitchShape& shape = seeded.shape;
   require_size("seeded key switching key bodies", shape.entry_count(), seeded.bodies.size());
-  KeyswitchKey32 key{shape, std::vector<std::uint32_t>(shape.length())};
+  KeyswitchKey32 key{shape, KeyVector<std::uint32_t>(shape.length())};
   const std::size_t n = shape.output_dimension.value;
   std::vector<Torus> mask(n);
   for (std::size_t i = 0; i < shape.input_dimension.value; ++i) {

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "fheml/tfhe/csprng.h"
+#include "fheml/tfhe/huge_pages.h"
 #include "fheml/tfhe/lwe.h"
 #include "fheml/tfhe/types.h"
 
@@ -56,7 +57,7 @@ KeyswitchKey expand(const SeededKeyswitchKey& seeded);
 // of the published key. (TFHE-rs reaches the same saving with 32-bit key-switch parameter sets.)
 struct KeyswitchKey32 {
   KeyswitchShape shape;
-  std::vector<std::uint32_t> data;  // same layout as KeyswitchKey
+  KeyVector<std::uint32_t> data;  // same layout as KeyswitchKey, on huge pages
 };
 
 KeyswitchKey32 to_compute_form(const KeyswitchKey& key);
