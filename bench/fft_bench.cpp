@@ -80,6 +80,20 @@ void BM_ForwardTorus(benchmark::State& state) {
   }
 }
 
+// The blind rotation's forward transform: digit 0 of a one-level (2^23) decomposition of
+// X^a * p - p, rotation and decomposition read by the first pass (compare with BM_ForwardInt).
+void BM_ForwardRotatedDigit(benchmark::State& state) {
+  const FftPlan& plan = plan_for(state);
+  Inputs in(plan);
+  std::size_t rotation = 1;
+  for (auto _ : state) {
+    plan.forward_rotated_digit(in.torus.span(), rotation, 23, 1, 0, in.fourier.span());
+    rotation = (rotation * 5 + 3) % (2 * in.n);
+    benchmark::DoNotOptimize(in.fourier.data);
+    benchmark::ClobberMemory();
+  }
+}
+
 void BM_BackwardAddTorus(benchmark::State& state) {
   const FftPlan& plan = plan_for(state);
   Inputs in(plan);
@@ -128,6 +142,7 @@ void sizes_and_levels(benchmark::internal::Benchmark* b) {
 
 BENCHMARK(BM_ForwardInt)->Apply(sizes_and_levels);
 BENCHMARK(BM_ForwardTorus)->Apply(sizes_and_levels);
+BENCHMARK(BM_ForwardRotatedDigit)->Apply(sizes_and_levels);
 BENCHMARK(BM_BackwardAddTorus)->Apply(sizes_and_levels);
 BENCHMARK(BM_ForwardIntBackward)->Apply(sizes_and_levels);
 BENCHMARK(BM_MultiplyAccumulate)->Apply(sizes_and_levels);

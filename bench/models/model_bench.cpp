@@ -81,6 +81,7 @@ struct Options {
   std::size_t threads = 0;        // "all cores" pool; 0: one per hardware thread
   std::uint64_t seed = 1;
   bool skip_execute = false;
+  bool report = false;
   double max_compile_rss_mib = 2048;  // the bound on compilation memory
   std::string config;
   std::string note;
@@ -544,6 +545,7 @@ std::size_t evaluate_model(const ModelRun& m, const Options& o,
             << stats.max_width << ")\n";
   std::cout << "  parameters         " << parameters << "\n";
   std::cout << "  choice             " << circuit.parameter_choice << "\n";
+  if (o.report) std::cout << fheml::runtime::report(circuit, stats);
   std::cout << "  p_error            2^" << fixed(circuit.log2_p_error, 1) << " per lookup, global "
             << circuit.global_p_error << "\n";
   std::cout << "  keys (MiB)         BSK " << mib(stats.key_sizes.bootstrap_compressed)
@@ -769,6 +771,8 @@ int main(int argc, char** argv) {
                  "fail (exit 3) when a compilation's peak resident set exceeds this")
       ->capture_default_str();
   app.add_flag("--skip-execute", o.skip_execute, "compile, simulate and disable only");
+  app.add_flag("--report", o.report,
+               "print each circuit's report (nodes, partitions, noise sites) after compiling");
   app.add_flag("--approximate", o.approximate, "approximate rounding (no extra bootstrap)");
   app.add_flag("--requantize-outputs", o.requantize_outputs,
                "identity lookup on wide outputs before decryption");
