@@ -9,6 +9,7 @@ from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from fheml import _core
+from fheml.onnx import _warn_if_far_from_float
 from fheml.sklearn import (_DEFAULT_COMPILE_OPTIONS, _ROLES, _FheClassifier, _FheModel,
                            _FheRegressor, _n_bits_roles, _with_sklearn_signature)
 
@@ -87,6 +88,15 @@ class _FheMLP(_RoundingCompile, _FheModel):
             search=search, out_of_range=o.get("out_of_range", "warn"),
             security_level=o.get("security_level", 128),
             profile=o.get("profile", "standard"), max_partitions=o.get("max_partitions", 3))
+        _warn_if_far_from_float(self._fhe_model, self.n_bits)
+
+    @property
+    def calibration_agreement(self) -> float:
+        """Agreement of the compiled circuit (in the clear) with the float network on the
+        calibration rows: the lower of R^2 and the share of matching classes (1 is perfect;
+        under 0.9 fitting warns)."""
+        check_is_fitted(self, "sklearn_model_")
+        return self._fhe_model.calibration_agreement()
 
     @property
     def precision_trials(self) -> list[dict]:

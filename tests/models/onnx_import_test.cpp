@@ -159,6 +159,16 @@ TEST(OnnxImport, CompilesIntoANetworkModel) {
     agree += (p.data[2 * r] > p.data[2 * r + 1]) == (f.data[2 * r] > f.data[2 * r + 1]);
   }
   EXPECT_GE(agree, 60u);
+  // Measured without a search too: at most the share of matching classes (all 64 rows here).
+  EXPECT_TRUE(net.trials().empty());
+  EXPECT_GT(net.calibration_agreement(), 0.5);
+  EXPECT_LE(net.calibration_agreement(), static_cast<double>(agree) / 64.0);
+  // Two bits of weights and activations leave the float network far behind.
+  OnnxImport again = import_onnx(bytes_of(mlp_model()));
+  options.compile.quantization.n_bits = {8, 2, 2, 8};
+  options.compile.quantization.rounding_threshold_bits = 2;
+  NeuralNetwork coarse(std::move(again.graph), again.post_processing, calibration, options);
+  EXPECT_LT(coarse.calibration_agreement(), net.calibration_agreement());
 }
 
 TEST(OnnxImport, UnsupportedOpsAreAllNamed) {

@@ -89,29 +89,40 @@ struct Compiled {
   compiler::Circuit circuit;
   std::vector<PrecisionTrial> trials;
   std::size_t chosen = 0;
+  double agreement = 0;  // of `circuit`, on the rows the search measures
 };
+
+// At most `max_rows` evenly spaced rows: the whole calibration set's spread, at a bounded cost.
+Matrix spread_rows(const Matrix& calibration, std::size_t max_rows) {
+  if (calibration.rows <= max_rows) return calibration;
+  Matrix picked{max_rows, calibration.cols, {}};
+  for (std::size_t i = 0; i < picked.rows; ++i) {
+    const std::size_t r = i * calibration.rows / picked.rows;
+    const auto first = calibration.data.begin() + static_cast<std::ptrdiff_t>(r * calibration.cols);
+    picked.data.insert(picked.data.end(), first,
+                       first + static_cast<std::ptrdiff_t>(calibration.cols));
+  }
+  return picked;
+}
 
 Compiled compile_network(const ir::FloatGraph& graph, Link link, const Matrix& calibration,
                          const NeuralNetworkOptions& options) {
   const ir::Shape& shape = graph.node(graph.inputs()[0]).shape;
   feature_ranges(calibration, ir::element_count(shape));  // sizes and finite values
   const std::vector<quant::Sample> samples = samples_of(calibration, shape);
-  if (!options.search.enabled) return {compiler::compile(graph, samples, options.compile), {}, 0};
+  const Matrix rows = spread_rows(calibration, options.search.max_rows);
+  const bool binary_logit =
+      link == Link::kSigmoid && ir::element_count(graph.node(graph.outputs()[0]).shape) == 1;
+  if (!options.search.enabled) {
+    // Measured without a search too: a user's fixed n_bits may be far too coarse (the Python
+    // layer warns), which nothing else would tell before predictions go wrong.
+    Compiled out{compiler::compile(graph, samples, options.compile), {}, 0, 0};
+    out.agreement = agreement(out.circuit, graph, rows, shape, binary_logit);
+    return out;
+  }
   const std::vector<PrecisionCandidate> candidates = options.search.candidates.empty()
                                                          ? default_precision_candidates()
                                                          : options.search.candidates;
-  Matrix rows = calibration;
-  if (rows.rows > options.search.max_rows) {
-    // Evenly spaced rows: the whole calibration set's spread, at a bounded cost.
-    Matrix picked{options.search.max_rows, rows.cols, {}};
-    for (std::size_t i = 0; i < picked.rows; ++i) {
-      const std::size_t r = i * rows.rows / picked.rows;
-      picked.data.insert(picked.data.end(),
-                         rows.data.begin() + static_cast<std::ptrdiff_t>(r * rows.cols),
-                         rows.data.begin() + static_cast<std::ptrdiff_t>((r + 1) * rows.cols));
-    }
-    rows = std::move(picked);
-  }
   Compiled out;
   std::optional<compiler::Circuit> best;
   std::optional<std::size_t> best_index;
@@ -123,9 +134,7 @@ Compiled compile_network(const ir::FloatGraph& graph, Link link, const Matrix& c
     PrecisionTrial trial{candidate, 0, 0, {}};
     try {
       compiler::Circuit circuit = compiler::compile(graph, samples, c);
-      trial.agreement = agreement(
-          circuit, graph, rows, shape,
-          link == Link::kSigmoid && ir::element_count(graph.node(graph.outputs()[0]).shape) == 1);
+      trial.agreement = agreement(circuit, graph, rows, shape, binary_logit);
       trial.estimated_latency_ms = runtime::compute_statistics(circuit).estimated_latency_ms;
       const bool meets = trial.agreement >= options.search.min_agreement;
       const PrecisionTrial* incumbent = best_index ? &out.trials[*best_index] : nullptr;
@@ -149,6 +158,7 @@ Compiled compile_network(const ir::FloatGraph& graph, Link link, const Matrix& c
   }
   out.circuit = std::move(*best);
   out.chosen = *best_index;
+  out.agreement = out.trials[out.chosen].agreement;
   return out;
 }
 
@@ -269,6 +279,7 @@ NeuralNetwork::NeuralNetwork(Prepared&& prepared, Link link,
                              const runtime::FheCircuitOptions& options)
     : trials_(std::move(prepared.compiled.trials)),
       chosen_(prepared.compiled.chosen),
+      agreement_(prepared.compiled.agreement),
       graph_(std::move(prepared.graph)),
       input_shape_(graph_.node(graph_.inputs()[0]).shape),
       features_(ir::element_count(input_shape_)),

@@ -99,6 +99,11 @@ class NeuralNetwork {
   // The search's trials in the order tried (empty without a search) and the chosen index.
   const std::vector<PrecisionTrial>& trials() const { return trials_; }
   std::size_t chosen_trial() const { return chosen_; }
+  // Agreement of the compiled circuit (in the clear) with the float graph on up to
+  // search.max_rows evenly spaced calibration rows, as the precision search measures it (the
+  // chosen trial's with a search; measured for a fixed n_bits too). 1 is perfect; the Python
+  // layer warns below 0.9.
+  double calibration_agreement() const { return agreement_; }
 
  private:
   struct Prepared;  // the checked graph and its compiled circuit
@@ -106,6 +111,7 @@ class NeuralNetwork {
 
   std::vector<PrecisionTrial> trials_;
   std::size_t chosen_ = 0;
+  double agreement_ = 0;
   ir::FloatGraph graph_;
   ir::Shape input_shape_;
   std::size_t features_ = 0;

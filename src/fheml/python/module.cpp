@@ -505,6 +505,7 @@ class PyNeuralNetwork : public PyModel<models::NeuralNetwork> {
   std::vector<std::size_t> input_shape() const {
     return {model_->input_shape().begin(), model_->input_shape().end()};
   }
+  double calibration_agreement() const { return model_->calibration_agreement(); }
   nb::list precision_trials() const {
     nb::list out;
     for (std::size_t i = 0; i < model_->trials().size(); ++i) {
@@ -679,6 +680,8 @@ NB_MODULE(_core, m) {
       .def("precision_trials", &PyNeuralNetwork::precision_trials,
            "The precision search's trials (n_bits, rounding bits, agreement with the float "
            "graph on the calibration rows, estimated latency, chosen).")
+      .def("calibration_agreement", &PyNeuralNetwork::calibration_agreement,
+           "The compiled circuit's agreement with the float graph on the calibration rows.")
       .def(nb::init<const nb::list&, const nb::list&, const std::string&, const std::string&,
                     const InMatrix&, const std::map<std::string, std::int64_t>&,
                     std::optional<std::int64_t>, const std::string&, std::int64_t,
