@@ -2,6 +2,8 @@
 #pragma once
 
 #include <cstdint>
+#include <stdexcept>
+#include <string>
 #include <span>
 #include <vector>
 
@@ -57,5 +59,59 @@ struct KeyClasses {
 };
 KeyClasses key_classes(const ir::IntGraph& graph, std::span<const std::uint32_t> partition,
                        std::span<const std::uint32_t> classes);
+
+inline tfhe::LweDimension big_dimension(const tfhe::PbsParameters& p) {
+  return tfhe::extracted_lwe_dimension(p.glwe_dimension, p.polynomial_size);
+}
+
+// An encrypted list a circuit expects (its inputs, or its outputs for decrypt).
+struct ListSpec {
+  std::string name;  // "input 0 (node %3)"
+  ir::Shape shape;
+  tfhe::LweDimension dimension{0};  // the k * N of its big key
+};
+
+// The lists hold one batch each, of the specs' shapes and big-key dimensions: the batch size, or
+// std::invalid_argument saying which list is wrong.
+template <class Ciphertexts>
+std::size_t check_batches(std::span<const Ciphertexts> lists, std::span<const ListSpec> specs,
+                          const char* what) {
+  if (lists.size() != specs.size()) {
+    throw std::invalid_argument("expected " + std::to_string(specs.size()) + " encrypted " + what +
+                                "s, found " + std::to_string(lists.size()));
+  }
+  const std::size_t batch = lists.empty() ? 0 : lists[0].batch;
+  for (std::size_t i = 0; i < lists.size(); ++i) {
+    const std::string& name = specs[i].name;
+    const tfhe::LweDimension big = specs[i].dimension;
+    if (lists[i].batch != batch) {
+      throw std::invalid_argument(name + " holds a batch of " + std::to_string(lists[i].batch) +
+                                  " samples, " + what + " 0 of " + std::to_string(batch) +
+                                  ": all must hold the same samples");
+    }
+    // The dimension first: an expanded list's count divides by its ciphertext size.
+    if (lists[i].ciphertexts.dimension != big) {
+      throw std::invalid_argument(name + ": ciphertext dimension " +
+                                  std::to_string(lists[i].ciphertexts.dimension.value) +
+                                  ", the circuit's parameters give " + std::to_string(big.value));
+    }
+    const std::size_t count = ir::element_count(specs[i].shape);
+    // batch * count without overflow: a forged batch must not wrap around to a match.
+    const bool fits = count == 0 || batch <= lists[i].ciphertexts.count() / count;
+    const std::size_t expected = fits ? batch * count : 0;
+    bool whole = true;  // an expanded list must hold whole ciphertexts
+    if constexpr (requires { lists[i].ciphertexts.data; }) {
+      whole =
+          lists[i].ciphertexts.data.size() % tfhe::lwe_size(lists[i].ciphertexts.dimension) == 0;
+    }
+    if (!fits || lists[i].ciphertexts.count() != expected || !whole) {
+      throw std::invalid_argument(name + ": expected " + std::to_string(batch) + " samples of " +
+                                  std::to_string(count) + " ciphertexts (shape " +
+                                  ir::to_string(specs[i].shape) + "), found " +
+                                  std::to_string(lists[i].ciphertexts.count()) + " ciphertexts");
+    }
+  }
+  return batch;
+}
 
 }  // namespace fheml::runtime::detail
