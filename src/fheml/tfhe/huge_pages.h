@@ -2,8 +2,9 @@
 //
 // A bootstrap streams its whole key once (48 MiB at 4 bits, 2 GiB at 8) and a key switch its
 // whole key switching key; on 4 KiB pages that is one TLB miss (and one page walk) per 4 KiB,
-// and the hardware prefetchers stop at every page boundary. Measured on the standard machine
-// (bench/README.md, "Huge pages"): a 4-bit KS+PBS 15.9 -> 13.3 ms, the key switch 3.2 -> 2.4 ms.
+// and the hardware prefetchers stop at every page boundary. Measured on the standard machine's
+// kind (bench/README.md, "Keys on huge pages"): KS+PBS 0.84-0.96x at 1-6 bits (4 bits: 14.9 ->
+// 12.9 ms), the key switch 0.70-0.82x; no change at 7-8 bits, bound by their transforms.
 //
 // Linux gives huge pages to an anonymous mapping aligned to 2 MiB when it is asked to with
 // madvise(MADV_HUGEPAGE) (Debian's default THP mode is "madvise", so nothing happens unless we
@@ -14,6 +15,7 @@
 
 #include <cstddef>
 #include <cstdlib>
+#include <memory>
 #include <new>
 #include <vector>
 
