@@ -71,6 +71,7 @@ struct Options {
   std::uint32_t max_lookup_bits = 8;
   bool approximate = false;
   bool requantize_outputs = false;
+  std::uint32_t output_noise_bits = 0;
   std::optional<double> p_error;
   std::optional<double> global_p_error;
   std::size_t max_partitions = 1;
@@ -268,6 +269,7 @@ fheml::compiler::CompileOptions compile_options(const Options& o, std::size_t ca
   c.p_error = o.p_error;
   c.global_p_error = o.global_p_error;
   c.max_partitions = o.max_partitions;
+  c.output_noise_bits = o.output_noise_bits;
   return c;
 }
 
@@ -688,6 +690,7 @@ int run(const Options& o) {
                {"weight_bits", o.weight_bits.value_or(o.n_bits)},
                {"rounding_method", o.approximate ? "approximate" : "exact"},
                {"requantize_outputs", o.requantize_outputs},
+               {"output_noise_bits", o.output_noise_bits},
                {"rounding_threshold_bits",
                 o.rounding_threshold_bits ? Json(*o.rounding_threshold_bits) : Json(nullptr)},
                {"max_lookup_bits", o.max_lookup_bits},
@@ -776,6 +779,9 @@ int main(int argc, char** argv) {
   app.add_flag("--approximate", o.approximate, "approximate rounding (no extra bootstrap)");
   app.add_flag("--requantize-outputs", o.requantize_outputs,
                "identity lookup on wide outputs before decryption");
+  app.add_option("--output-noise-bits", o.output_noise_bits,
+                 "approximate outputs: the noise may change their lowest bits (0: exact)")
+      ->capture_default_str();
   app.add_option("--config", o.config, "name of this configuration in the JSON record");
   app.add_option("--note", o.note, "free text stored in the JSON record (commit, machine)");
   app.add_option("--json", o.json_path, "write the results to this file");

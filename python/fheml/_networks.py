@@ -9,7 +9,7 @@ from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from fheml import _core
-from fheml.onnx import _warn_if_far_from_float
+from fheml.onnx import _output_noise_bits, _warn_if_far_from_float
 from fheml.sklearn import (_DEFAULT_COMPILE_OPTIONS, _ROLES, _FheClassifier, _FheModel,
                            _FheRegressor, _n_bits_roles, _with_sklearn_signature)
 
@@ -31,15 +31,20 @@ class _RoundingCompile:
     def compile(self, X, p_error: float | None = None, global_p_error: float | None = None,
                 threads: int = 0, rounding_method: str = "approximate",
                 out_of_range: str = "warn", security_level: int = 128,
-                profile: str = "standard", max_partitions: int = 3):
+                profile: str = "standard", max_partitions: int = 3,
+                output_noise_bits: int = 0):
         """As the other estimators' compile; rounding_method: "approximate" (no extra
         bootstrap; near a tie a lookup may read its neighbour, in simulate as encrypted) or
         "exact" (the low bits cleared by bootstraps first: encrypted equals clear on every
-        row, 2 more bootstraps per neuron and rounded chunk)."""
+        row, 2 more bootstraps per neuron and rounded chunk). output_noise_bits: approximate
+        outputs, the noise may change the lowest bits of each output's integer (within
+        2^(output_noise_bits - 1) of the exact value): the last layer's lookups may then take
+        cheaper bootstraps (fheml.onnx.compile_onnx_model; 0, the default: exact)."""
         if rounding_method not in ("approximate", "exact"):
             raise ValueError("rounding_method must be 'approximate' or 'exact', found "
                              f"{rounding_method!r}")
         self._rounding_method = rounding_method
+        self._output_noise_bits = _output_noise_bits(output_noise_bits)
         return super().compile(X, p_error=p_error, global_p_error=global_p_error,
                                threads=threads, out_of_range=out_of_range,
                                security_level=security_level, profile=profile,
@@ -87,7 +92,8 @@ class _FheMLP(_RoundingCompile, _FheModel):
             p_error=o["p_error"], global_p_error=o["global_p_error"], threads=o["threads"],
             search=search, out_of_range=o.get("out_of_range", "warn"),
             security_level=o.get("security_level", 128),
-            profile=o.get("profile", "standard"), max_partitions=o.get("max_partitions", 3))
+            profile=o.get("profile", "standard"), max_partitions=o.get("max_partitions", 3),
+            output_noise_bits=getattr(self, "_output_noise_bits", 0))
         _warn_if_far_from_float(self._fhe_model, self.n_bits)
 
     @property
@@ -230,7 +236,8 @@ class _FheNeuralNet(_RoundingCompile, _FheModel):
             per_channel_activations=False, activation_clip=list(self.activation_bounds_),
             activation_levels=2 ** bits - 1, out_of_range=o.get("out_of_range", "warn"),
             security_level=o.get("security_level", 128),
-            profile=o.get("profile", "standard"), max_partitions=o.get("max_partitions", 3))
+            profile=o.get("profile", "standard"), max_partitions=o.get("max_partitions", 3),
+            output_noise_bits=getattr(self, "_output_noise_bits", 0))
 
     def _execute_chunk(self) -> int:
         return 8

@@ -61,6 +61,15 @@ def _max_partitions(value) -> int:
     return int(value)
 
 
+def _output_noise_bits(value) -> int:
+    """output_noise_bits checked: an int in 0..16 (the C++ compiler's kMaxOutputNoiseBits)."""
+    if (not isinstance(value, (int, np.integer)) or isinstance(value, (bool, np.bool_))
+            or not 0 <= value <= 16):
+        raise ValueError("output_noise_bits must be an int in 0..16 (0: exact outputs), found "
+                         f"{value!r}")
+    return int(value)
+
+
 # Below this agreement with the float network on the calibration rows (the lower of R^2 and the
 # share of matching classes), a compiled network warns: its predictions differ from the float
 # model's on many rows (scikit-learn MLPs (20, 20) with 3-bit weights and activations on breast
@@ -112,7 +121,7 @@ class FheNetwork:
                  threads: int = 0, min_agreement: float = 0.99,
                  per_channel_activations: bool = True, out_of_range: str = "warn",
                  security_level: int = 128, profile: str = "standard",
-                 max_partitions: int = 3):
+                 max_partitions: int = 3, output_noise_bits: int = 0):
         if p_error is not None and global_p_error is not None:
             raise ValueError("set p_error or global_p_error, not both")
         for name, value in (("p_error", p_error), ("global_p_error", global_p_error)):
@@ -148,7 +157,8 @@ class FheNetwork:
             min_agreement=float(min_agreement),
             per_channel_activations=bool(per_channel_activations), out_of_range=out_of_range,
             security_level=int(security_level), profile=profile,
-            max_partitions=_max_partitions(max_partitions))
+            max_partitions=_max_partitions(max_partitions),
+            output_noise_bits=_output_noise_bits(output_noise_bits))
         chosen = [t for t in self._fhe_model.precision_trials() if t["chosen"]]
         self.n_bits = chosen[0]["n_bits"] if chosen else roles
         _warn_if_far_from_float(self._fhe_model, self.n_bits)
@@ -262,7 +272,8 @@ def compile_onnx_model(model, X_calib, n_bits="auto", rounding_threshold_bits="a
                        global_p_error: float | None = None, threads: int = 0,
                        max_lookup_bits: int = 8, min_agreement: float = 0.99,
                        out_of_range: str = "warn", security_level: int = 128,
-                       profile: str = "standard", max_partitions: int = 3) -> FheNetwork:
+                       profile: str = "standard", max_partitions: int = 3,
+                       output_noise_bits: int = 0) -> FheNetwork:
     """Compiles an ONNX network (path, bytes or onnx.ModelProto) for encrypted inference.
 
     X_calib: representative inputs ([N, ...] as the network takes them, or flat [N, F]); their
@@ -283,7 +294,12 @@ def compile_onnx_model(model, X_calib, n_bits="auto", rounding_threshold_bits="a
     "standard", or "ind-cpa-d" when decrypted results may reach the server (every bootstrap
     fails with probability at most 2^-64, 132-bit keys; README, Security). max_partitions: up
     to this many parameter sets, one per group of lookups, each kept only if it saves 5% of the
-    estimated cost (1: one set for the whole circuit).
+    estimated cost (1: one set for the whole circuit). output_noise_bits: approximate outputs,
+    the noise may change the lowest bits of each output's integer (each within
+    2^(output_noise_bits - 1) of the exact value, clamped into its range): a wide last layer
+    then no longer needs low-noise, costlier bootstraps on the lookups it reads (bench/README.md,
+    "Approximate outputs"; 0, the default: exact). The precision search and
+    calibration_agreement measure it with the noise drawn (simulate).
     """
     return FheNetwork(_onnx_bytes(model), X_calib, n_bits=n_bits,
                       rounding_threshold_bits=rounding_threshold_bits,
@@ -291,4 +307,4 @@ def compile_onnx_model(model, X_calib, n_bits="auto", rounding_threshold_bits="a
                       p_error=p_error, global_p_error=global_p_error, threads=threads,
                       min_agreement=min_agreement, out_of_range=out_of_range,
                       security_level=security_level, profile=profile,
-                      max_partitions=max_partitions)
+                      max_partitions=max_partitions, output_noise_bits=output_noise_bits)

@@ -58,7 +58,8 @@ def compile_torch_model(module, X_calib, n_bits="auto", rounding_threshold_bits=
                         global_p_error: float | None = None, threads: int = 0,
                         max_lookup_bits: int = 8, min_agreement: float = 0.99,
                         out_of_range: str = "warn", security_level: int = 128,
-                        profile: str = "standard", max_partitions: int = 3) -> FheNetwork:
+                        profile: str = "standard", max_partitions: int = 3,
+                        output_noise_bits: int = 0) -> FheNetwork:
     """Compiles a torch.nn.Module for encrypted inference; see fheml.onnx.compile_onnx_model
     for the options. X_calib: representative inputs [N, ...] (numpy array or tensor)."""
     torch = _torch()
@@ -74,4 +75,4 @@ def compile_torch_model(module, X_calib, n_bits="auto", rounding_threshold_bits=
                       p_error=p_error, global_p_error=global_p_error, threads=threads,
                       min_agreement=min_agreement, out_of_range=out_of_range,
                       security_level=security_level, profile=profile,
-                      max_partitions=max_partitions)
+                      max_partitions=max_partitions, output_noise_bits=output_noise_bits)

@@ -25,7 +25,7 @@ namespace fs = std::filesystem;
 using runtime::Mode;
 
 // x [1, 4] -> gemm 4x3 -> relu -> gemm 3x2: a model with 3 bootstraps per sample.
-compiler::Circuit small_mlp() {
+compiler::Circuit small_mlp(std::uint32_t output_noise_bits = 0) {
   tfhe::Csprng rng(tfhe::test_seed(5));
   const auto uniform = [&] { return 2 * rng.next_unit_double() - 1; };
   const auto tensor = [&](ir::Shape shape) {
@@ -45,6 +45,7 @@ compiler::Circuit small_mlp() {
   options.quantization.n_bits = quant::NBits::uniform(3);
   options.quantization.max_lookup_bits = 4;
   options.quantization.rounding_threshold_bits = 4;
+  options.output_noise_bits = output_noise_bits;
   return compiler::compile(g, calibration, options);
 }
 
@@ -126,6 +127,21 @@ TEST(Artifacts, ClientSpecHoldsNoWeightsAndRoundTrips) {
   // The client's file is far smaller than the server's: encodings and quantizers only.
   EXPECT_LT(serialize(spec).size() * 2, serialize_server_circuit(c).size());
   EXPECT_THROW(make_client_spec(c, "logit"), std::invalid_argument);
+}
+
+TEST(Artifacts, ApproximateOutputsTravelWithTheCircuitAndTheSpec) {
+  const compiler::Circuit c = small_mlp(2);
+  const compiler::Circuit back = deserialize_server_circuit(serialize_server_circuit(c));
+  EXPECT_EQ(back.output_noise_bits, 2u);
+  EXPECT_EQ(back.noise_sites.back().bits, c.noise_sites.back().bits);
+  // Another decoding is another circuit: its replies do not pass for the exact one's.
+  EXPECT_NE(circuit_id(c), circuit_id(small_mlp()));
+  ClientSpec spec = make_client_spec(c);
+  EXPECT_EQ(deserialize_client_spec(serialize(spec)).circuit.outputs[0].noise_bits, 2u);
+  // A spec whose noise bits reach its width would decode garbage: refused when read.
+  spec.circuit.outputs[0].noise_bits = spec.circuit.outputs[0].width;
+  EXPECT_NE(error_of([&] { (void)deserialize_client_spec(serialize(spec)); }).find("noise bits"),
+            std::string::npos);
 }
 
 TEST(Deploy, ClientServerEqualsLocalExecution) {

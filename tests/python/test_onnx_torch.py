@@ -401,6 +401,23 @@ def test_compile_onnx_cli_artifacts_serve_python_clients(tmp_path, cancer, small
                                            "--profile", "ind-cpa-d"], capture_output=True, text=True)
     assert strict.returncode == 0, strict.stderr
     assert "profile: ind-cpa-d" in strict.stdout and "security: 132 bits" in strict.stdout
+    # Approximate outputs through files: the same integers as the exact circuit's within 2^3.
+    approx = subprocess.run(command[:6] + [str(tmp_path / "approx"), *command[7:],
+                                           "--output-noise-bits", "4"], capture_output=True,
+                            text=True)
+    assert approx.returncode == 0, approx.stderr
+    assert "outputs: approximate" in approx.stdout
+    approx_client = FHEModelClient(tmp_path / "approx", key_dir=tmp_path / "approx_keys")
+    approx_client.generate_private_and_evaluation_keys()
+    approx_reply = FHEModelServer(tmp_path / "approx").run(
+        approx_client.quantize_encrypt_serialize(Xte[:2]),
+        approx_client.get_serialized_evaluation_keys())
+    exact_integers = python_model.fhe_circuit.run_integers(python_model.quantize_input(Xte[:2]),
+                                                           "disable")
+    assert np.abs(approx_client.deserialize_decrypt(approx_reply) - exact_integers).max() <= 8
+    # A reply of one circuit does not pass for the other's.
+    with pytest.raises(ValueError):
+        client.deserialize_decrypt(approx_reply)
     bad = subprocess.run([str(cli), "compile-onnx", str(tmp_path / "calib.npy"), "--calibration",
                           str(tmp_path / "calib.npy"), "--out", str(tmp_path / "x")],
                          capture_output=True, text=True)

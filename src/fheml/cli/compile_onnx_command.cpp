@@ -33,6 +33,7 @@ struct CompileOnnxOptions {
   int security = 128;
   std::string profile = "standard";
   std::size_t max_partitions = 3;
+  std::uint32_t output_noise_bits = 0;
   double min_agreement = 0.99;
   bool force = false;
 };
@@ -58,6 +59,7 @@ void run_compile_onnx(const CompileOnnxOptions& o) {
       o.security == 132 ? tfhe::SecurityLevel::k132 : tfhe::SecurityLevel::k128;
   options.compile.profile = compiler::parse_profile(o.profile);
   options.compile.max_partitions = o.max_partitions;
+  options.compile.output_noise_bits = o.output_noise_bits;
   if (o.bits) {
     q.n_bits = {o.input_bits, *o.bits, *o.bits, 8};
     q.rounding_threshold_bits = o.rounding_bits.value_or(*o.bits);
@@ -139,6 +141,12 @@ void add_compile_onnx_command(CLI::App& app) {
                   "up to this many parameter sets, one per group of lookups, each kept only if "
                   "it saves 5% of the estimated cost (1: one set for the whole circuit)")
       ->check(CLI::Range(std::size_t{1}, compiler::kMaxPartitions))
+      ->capture_default_str();
+  cmd->add_option("--output-noise-bits", o->output_noise_bits,
+                  "approximate outputs: the noise may change the lowest bits of each output's "
+                  "integer (within 2^(b-1)), so the last layer's lookups take cheaper "
+                  "bootstraps (0: exact)")
+      ->check(CLI::Range(std::uint32_t{0}, compiler::kMaxOutputNoiseBits))
       ->capture_default_str();
   cmd->add_option("--min-agreement", o->min_agreement,
                   "the search keeps the fastest candidate agreeing with the float network on "

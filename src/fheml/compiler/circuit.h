@@ -73,6 +73,15 @@ struct Circuit {
   std::string parameter_choice;  // which constraint bound the choice, and why
   double log2_p_error = -40;     // per-lookup bound the parameters meet
   double global_p_error = 0;     // union bound over one evaluation of the circuit
+  // 0: every output decrypts to the exact integer of the graph (with probability 1 - the
+  // site's p_fail). b > 0 (CompileOptions::output_noise_bits): the noise may change an output's
+  // lowest b bits: it decrypts within 2^(b-1) of the exact value, clamped into the output's
+  // range, with that probability. Its noise site is checked at W - b bits and its window starts
+  // 2^(b-1) below the range (runtime::TensorEncoding::noise_bits).
+  std::uint32_t output_noise_bits = 0;
 };
+
+// The most output_noise_bits a circuit may have.
+inline constexpr std::uint32_t kMaxOutputNoiseBits = 16;
 
 }  // namespace fheml::compiler

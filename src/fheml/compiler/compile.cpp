@@ -21,6 +21,7 @@ Circuit compile(quant::QuantizedGraph quantized, const CompileOptions& options) 
   circuit.graph = std::move(quantized.graph);
   circuit.inputs = std::move(quantized.inputs);
   circuit.outputs = std::move(quantized.outputs);
+  circuit.output_noise_bits = options.output_noise_bits;
   assign_encoding(circuit);
   choose_parameters(circuit, options);
   return circuit;

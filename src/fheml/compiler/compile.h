@@ -52,6 +52,14 @@ struct CompileOptions {
   // adds their outputs to the others' (tfhe::CircuitSearchOptions::own_big_keys): a lookup
   // reading another big key key-switches from it. false: all share one big key.
   bool own_big_keys = true;
+  // Approximate outputs: the noise may change the lowest output_noise_bits bits of each
+  // decrypted output (0..kMaxOutputNoiseBits; each output's range must span more bits): it
+  // decrypts within 2^(b-1) of the exact integer with probability 1 - p_error, clamped into the
+  // output's range. A wide output read by a dot product of large weights otherwise forces
+  // low-noise, costlier bootstraps on the lookups it reads (bench/README.md, "Approximate
+  // outputs"). Keep b where 2^(b-1) stays below the output's own quantization error (the
+  // report's output noise site says what it is checked at). 0: exact.
+  std::uint32_t output_noise_bits = 0;
 };
 
 // Throws std::invalid_argument with a diagnostic (op, numbers, what to change) when the graph

@@ -142,8 +142,25 @@ void assign_encoding(Circuit& circuit) {
     has_lookups = true;
     need(n.inputs[0].index, n.lookup.bits + n.lookup.shift, label_of(graph, ir::ValueId{i}, false));
   }
+  // Approximate outputs decode into a window that starts 2^(b-1) below the range and reach as
+  // far above it: the noise may move a value that far out before the client clamps it back.
+  const std::uint32_t noise_bits = circuit.output_noise_bits;
+  if (noise_bits > kMaxOutputNoiseBits) {
+    throw std::invalid_argument("output_noise_bits must be in 0.." +
+                                std::to_string(kMaxOutputNoiseBits) + ", found " +
+                                std::to_string(noise_bits));
+  }
+  const std::int64_t margin = noise_bits ? std::int64_t{1} << (noise_bits - 1) : 0;
   for (const ir::ValueId out : graph.outputs) {
-    const std::uint32_t bits = graph.node(out).range.bits();
+    const ir::IntRange range = graph.node(out).range;
+    if (noise_bits > 0 && range.bits() <= noise_bits) {
+      throw std::invalid_argument(
+          label_of(graph, out, true) + " spans " + std::to_string(range.bits()) +
+          " bits ([" + std::to_string(range.lo) + ", " + std::to_string(range.hi) +
+          "]): output_noise_bits " + std::to_string(noise_bits) +
+          " would leave none of it exact; lower output_noise_bits (0: exact outputs)");
+    }
+    const std::uint32_t bits = ir::IntRange{range.lo - margin, range.hi + margin}.bits();
     need(out.index, bits > 1 ? bits - 1 : 1, label_of(graph, out, true));
   }
   circuit.width.assign(count, 1);
@@ -167,7 +184,9 @@ void assign_encoding(Circuit& circuit) {
   }
   for (const ir::ValueId out : graph.outputs) {
     const Multipliers& m = multipliers[out.index];
-    circuit.noise_sites.push_back({out, true, circuit.width[out.index], largest(m.bootstrapped),
+    // Checked at W - b bits: a half box of 2^(b-1) units of the output's integer.
+    circuit.noise_sites.push_back({out, true, circuit.width[out.index] - noise_bits,
+                                   largest(m.bootstrapped),
                                    largest(m.fresh), 0.0, label_of(graph, out, true),
                                    shares(grouped[out.index], 1.0)});
   }

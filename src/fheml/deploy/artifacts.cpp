@@ -4,12 +4,14 @@
 // envelope):
 //
 //   ClientSpec      format version, circuit id, parameters, has_lookups, input encodings,
-//                   output encodings (each: shape, width, range, key class), partitions, key
+//                   output encodings (each: shape, width, range, key class, noise bits),
+//                   partitions, key
 //                   switch pairs (from, to), input quantizers, output dequantizers,
 //                   post-processing, metadata
 //   ServerCircuit   format version, parameters, has_lookups, parameter choice, log2_p_error,
 //                   global_p_error, nodes, outputs, widths, input quantizers, output
-//                   dequantizers, noise sites
+//                   dequantizers, noise sites, partitions, partition per node, output noise
+//                   bits
 //   EvaluationKeys  format version, key id, parameters, has a server key, [nested
 //                   CompressedServerKey], partition server keys (count, nested each), key
 //                   switches between big keys (count; from, to, nested SeededKeyswitchKey)
@@ -204,6 +206,7 @@ void write_encodings(Writer& w, const std::vector<runtime::TensorEncoding>& tens
     w.u64(t.width);
     write_range(w, t.range);
     w.u64(t.key_class);
+    w.u64(t.noise_bits);
   }
 }
 
@@ -220,6 +223,8 @@ std::vector<runtime::TensorEncoding> read_encodings(Reader& r, const char* what)
     t.range = read_range(r, what);
     // runtime::validate checks that it names the first partition of a big key.
     t.key_class = read_index(r, compiler::kMaxPartitions, "key class");
+    // runtime::validate checks it against the width and the kind of tensor.
+    t.noise_bits = read_index(r, compiler::kMaxOutputNoiseBits + 1, "noise bits");
   }
   return tensors;
 }
@@ -403,6 +408,7 @@ std::vector<std::uint8_t> serialize_server_circuit(const compiler::Circuit& c) {
   write_partitions(w, c.partitions);
   w.u64(c.partition.size());
   for (const std::uint32_t p : c.partition) w.u64(p);
+  w.u64(c.output_noise_bits);
   return seal(ObjectType::kServerCircuit, tfhe::fingerprint(c.parameters), std::move(w));
 }
 
@@ -477,6 +483,8 @@ compiler::Circuit deserialize_server_circuit(std::span<const std::uint8_t> bytes
           out.partition.push_back(
               read_index(r, std::max<std::size_t>(1, out.partitions.size()), "partition index"));
         }
+        out.output_noise_bits =
+            read_index(r, compiler::kMaxOutputNoiseBits + 1, "output noise bits");
         return out;
       });
   // What the runtime needs beyond the graph's own invariants: one quantizer per input and per

@@ -36,7 +36,9 @@ namespace fheml::deploy {
 // 4: noise sites carry the part of nu2 on fresh inputs (nu2_fresh).
 // 5: partitions: the circuit's and the client's parameter set per partition, each lookup's
 //    partition, the noise sites' sources, and evaluation keys per partition.
-inline constexpr std::uint64_t kArtifactFormatVersion = 6;
+// 6: partitions with big keys of their own and the key switches between them.
+// 7: approximate outputs: the circuit's output noise bits, each output encoding's noise bits.
+inline constexpr std::uint64_t kArtifactFormatVersion = 7;
 
 // What the client holds.
 struct ClientSpec {

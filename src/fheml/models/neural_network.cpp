@@ -40,7 +40,8 @@ std::vector<quant::Sample> samples_of(const Matrix& x, const ir::Shape& shape) {
   return samples;
 }
 
-// Agreement of the quantized circuit (clear) with the float graph on `rows`: 1 - MSE / variance
+// Agreement of the quantized circuit (clear; simulated with approximate outputs) with the float
+// graph on `rows`: 1 - MSE / variance
 // of the outputs (R^2 of the float outputs by the quantized ones), and for a classifier (several
 // outputs, or a binary classifier's one logit) the lower of that and the share of rows whose
 // class matches (the top output, or the sign of the one logit). Class agreement alone overrates
@@ -53,7 +54,9 @@ double agreement(const compiler::Circuit& circuit, const ir::FloatGraph& graph, 
                  const ir::Shape& shape, bool binary_logit) {
   runtime::FheCircuit fhe(circuit);
   const std::vector<quant::Sample> samples = samples_of(rows, shape);
-  const std::vector<runtime::FloatSample> quantized = fhe.predict(samples, runtime::Mode::kDisable);
+  // Approximate outputs differ from the integer interpreter by their noise: simulate draws it.
+  const std::vector<runtime::FloatSample> quantized = fhe.predict(
+      samples, circuit.output_noise_bits ? runtime::Mode::kSimulate : runtime::Mode::kDisable);
   std::size_t same = 0;
   double squared_error = 0, sum = 0, sum_squares = 0;
   std::size_t values = 0;

@@ -114,8 +114,11 @@ nb::dict statistics_of(const runtime::FheCircuit& fhe) {
   nb::list per_partition;
   for (const std::size_t b : s.bootstraps_per_partition) per_partition.append(b);
   d["bootstraps_per_partition"] = per_partition;
+  // The cost model's latency of one sample on one thread (runtime::Statistics).
+  d["estimated_latency_ms"] = s.estimated_latency_ms;
   d["log2_p_error"] = c.log2_p_error;  // the per-lookup bound the parameters meet
   d["global_p_error"] = c.global_p_error;
+  d["output_noise_bits"] = c.output_noise_bits;  // 0: exact outputs
   int security = static_cast<int>(tfhe::achieved_security(c.parameters));
   for (const tfhe::PbsParameters& p : runtime::partition_parameters(c))
     security = std::min(security, static_cast<int>(tfhe::achieved_security(p)));
@@ -407,7 +410,7 @@ models::NeuralNetworkOptions network_model_options(
     std::int64_t max_lookup_bits, std::optional<double> p_error,
     std::optional<double> global_p_error, unsigned threads, bool search, double min_agreement,
     bool per_channel_activations, const std::string& out_of_range, int security_level,
-    const std::string& profile, std::int64_t max_partitions) {
+    const std::string& profile, std::int64_t max_partitions, std::int64_t output_noise_bits) {
   models::NeuralNetworkOptions options;
   options.runtime.out_of_range = quant::parse_out_of_range(out_of_range);
   options.compile =
@@ -416,6 +419,12 @@ models::NeuralNetworkOptions network_model_options(
   options.compile.search.security = parse_security_level(security_level);
   options.compile.profile = compiler::parse_profile(profile);
   options.compile.max_partitions = parse_max_partitions(max_partitions);
+  if (output_noise_bits < 0 || output_noise_bits > compiler::kMaxOutputNoiseBits) {
+    throw std::invalid_argument("output_noise_bits must be in 0.." +
+                                std::to_string(compiler::kMaxOutputNoiseBits) + ", found " +
+                                std::to_string(output_noise_bits));
+  }
+  options.compile.output_noise_bits = static_cast<std::uint32_t>(output_noise_bits);
   options.runtime.threads = threads;
   if (!(min_agreement >= 0.0 && min_agreement <= 1.0)) {
     throw std::invalid_argument("min_agreement must be in [0, 1], found " +
@@ -449,11 +458,11 @@ class PyNeuralNetwork : public PyModel<models::NeuralNetwork> {
                   std::optional<double> p_error, std::optional<double> global_p_error,
                   unsigned threads, bool search, double min_agreement, bool per_channel_activations,
                   const std::string& out_of_range, int security_level, const std::string& profile,
-                  std::int64_t max_partitions) {
+                  std::int64_t max_partitions, std::int64_t output_noise_bits) {
     const models::NeuralNetworkOptions options = network_model_options(
         n_bits, rounding_threshold_bits, rounding_method, max_lookup_bits, p_error, global_p_error,
         threads, search, min_agreement, per_channel_activations, out_of_range, security_level,
-        profile, max_partitions);
+        profile, max_partitions, output_noise_bits);
     const std::vector<std::uint8_t> bytes(as_span(onnx).begin(), as_span(onnx).end());
     const models::Matrix rows = to_matrix(calibration);
     nb::gil_scoped_release release;
@@ -472,11 +481,11 @@ class PyNeuralNetwork : public PyModel<models::NeuralNetwork> {
                   unsigned threads, bool search, double min_agreement, bool per_channel_activations,
                   const std::vector<double>& activation_clip, std::uint32_t activation_levels,
                   const std::string& out_of_range, int security_level, const std::string& profile,
-                  std::int64_t max_partitions) {
+                  std::int64_t max_partitions, std::int64_t output_noise_bits) {
     const models::NeuralNetworkOptions options = network_model_options(
         n_bits, rounding_threshold_bits, rounding_method, max_lookup_bits, p_error, global_p_error,
         threads, search, min_agreement, per_channel_activations, out_of_range, security_level,
-        profile, max_partitions);
+        profile, max_partitions, output_noise_bits);
     std::vector<models::Matrix> w;
     std::vector<std::vector<double>> b;
     for (const nb::handle h : coefs) w.push_back(to_matrix(nb::cast<InMatrix>(h)));
@@ -668,7 +677,7 @@ NB_MODULE(_core, m) {
       .def(nb::init<const nb::bytes&, const InMatrix&, const std::map<std::string, std::int64_t>&,
                     std::optional<std::int64_t>, const std::string&, std::int64_t,
                     std::optional<double>, std::optional<double>, unsigned, bool, double, bool,
-                    const std::string&, int, const std::string&, std::int64_t>(),
+                    const std::string&, int, const std::string&, std::int64_t, std::int64_t>(),
            nb::arg("onnx"), nb::arg("calibration"), nb::arg("n_bits"),
            nb::arg("rounding_threshold_bits").none() = nb::none(),
            nb::arg("rounding_method") = "approximate", nb::arg("max_lookup_bits") = 8,
@@ -676,7 +685,7 @@ NB_MODULE(_core, m) {
            nb::arg("threads") = 0, nb::arg("search") = false, nb::arg("min_agreement") = 0.99,
            nb::arg("per_channel_activations") = true, nb::arg("out_of_range") = "warn",
            nb::arg("security_level") = 128, nb::arg("profile") = "standard",
-           nb::arg("max_partitions") = 3)
+           nb::arg("max_partitions") = 3, nb::arg("output_noise_bits") = 0)
       .def("precision_trials", &PyNeuralNetwork::precision_trials,
            "The precision search's trials (n_bits, rounding bits, agreement with the float "
            "graph on the calibration rows, estimated latency, chosen).")
@@ -687,7 +696,7 @@ NB_MODULE(_core, m) {
                     std::optional<std::int64_t>, const std::string&, std::int64_t,
                     std::optional<double>, std::optional<double>, unsigned, bool, double, bool,
                     const std::vector<double>&, std::uint32_t, const std::string&, int,
-                    const std::string&, std::int64_t>(),
+                    const std::string&, std::int64_t, std::int64_t>(),
            nb::arg("coefs"), nb::arg("intercepts"), nb::arg("activation"), nb::arg("link"),
            nb::arg("calibration"), nb::arg("n_bits"),
            nb::arg("rounding_threshold_bits").none() = nb::none(),
@@ -698,7 +707,7 @@ NB_MODULE(_core, m) {
            nb::arg("activation_clip") = std::vector<double>{}, nb::arg("activation_levels") = 0,
            nb::arg("out_of_range") = "warn", nb::arg("security_level") = 128,
            nb::arg("profile") = "standard", nb::arg("max_partitions") = 3,
-           "scikit-learn's MLP layers: coefs [in, out] and intercepts per layer.")
+           nb::arg("output_noise_bits") = 0, "scikit-learn's MLP layers: coefs [in, out] and intercepts per layer.")
       .def("float_decision_function", &PyNeuralNetwork::float_decision_function, nb::arg("x"),
            "The imported float graph on doubles (the reference).")
       .def_prop_ro("input_shape", &PyNeuralNetwork::input_shape)

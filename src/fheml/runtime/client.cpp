@@ -74,8 +74,8 @@ ClientCircuit client_view(const compiler::Circuit& circuit) {
   }
   for (const ir::ValueId id : circuit.graph.outputs) {
     const ir::IntNode& node = circuit.graph.node(id);
-    view.outputs.push_back(
-        {node.shape, circuit.width[id.index], node.range, classes.node[id.index]});
+    view.outputs.push_back({node.shape, circuit.width[id.index], node.range,
+                            classes.node[id.index], circuit.output_noise_bits});
   }
   view.keyswitch_pairs = std::move(classes.keyswitch_pairs);
   return view;
@@ -93,10 +93,23 @@ void validate(const ClientCircuit& circuit) {
         throw std::invalid_argument(name + ": empty range [" + std::to_string(t.range.lo) + ", " +
                                     std::to_string(t.range.hi) + "]");
       }
+      if (t.noise_bits > compiler::kMaxOutputNoiseBits || t.noise_bits >= t.width) {
+        throw std::invalid_argument(name + ": noise bits " + std::to_string(t.noise_bits) +
+                                    " outside 0.." +
+                                    std::to_string(std::min(compiler::kMaxOutputNoiseBits,
+                                                            t.width - 1)));
+      }
     }
   };
   check(circuit.inputs, "input");
   check(circuit.outputs, "output");
+  for (std::size_t i = 0; i < circuit.inputs.size(); ++i) {
+    if (circuit.inputs[i].noise_bits != 0) {
+      throw std::invalid_argument("input " + std::to_string(i) + ": noise bits " +
+                                  std::to_string(circuit.inputs[i].noise_bits) +
+                                  " (only outputs may be approximate)");
+    }
+  }
   if (!circuit.partitions.empty() && !(circuit.partitions[0] == circuit.parameters)) {
     throw std::invalid_argument("partition 0 (" + tfhe::describe(circuit.partitions[0]) +
                                 ") is not the circuit's parameters (" +
@@ -183,7 +196,7 @@ std::vector<IntSample> decrypt(const ClientCircuit& circuit, const ClientKeys& k
       ir::IntTensor t(output.shape);
       for (std::size_t e = 0; e < count; ++e) {
         const Torus phase = tfhe::decrypt_lwe_phase(outputs[o].ciphertexts.at(s * count + e), key);
-        t.data[e] = detail::decode_phase(phase, output.width, output.range.lo);
+        t.data[e] = detail::decode_output(phase, output.width, output.range, output.noise_bits);
       }
       samples[s].push_back(std::move(t));
     }

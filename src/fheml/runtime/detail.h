@@ -1,6 +1,7 @@
 // Internal helpers shared by the runtime's modes and statistics: not part of the API.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <stdexcept>
 #include <string>
@@ -36,6 +37,17 @@ inline std::int64_t decode_phase(tfhe::Torus phase, std::uint32_t width, std::in
   const int shift = 63 - static_cast<int>(width);
   const tfhe::Torus rounded = ((phase >> (shift - 1)) + 1) >> 1;
   return wrap_into_window(static_cast<std::int64_t>(rounded), width, lo);
+}
+
+// An output's phase decoded: exact outputs (noise_bits 0) into [range.lo, range.lo + 2^(W+1));
+// approximate ones (compiler::Circuit::output_noise_bits) into the window that starts
+// 2^(noise_bits-1) below the range, then clamped into the range (the exact value lies in it, so
+// clamping only brings a noisy value closer).
+inline std::int64_t decode_output(tfhe::Torus phase, std::uint32_t width, ir::IntRange range,
+                                  std::uint32_t noise_bits) {
+  if (noise_bits == 0) return decode_phase(phase, width, range.lo);
+  const std::int64_t margin = std::int64_t{1} << (noise_bits - 1);
+  return std::clamp(decode_phase(phase, width, range.lo - margin), range.lo, range.hi);
 }
 
 // Throws std::invalid_argument unless circuit.width has one entry per node, each in 1..62.

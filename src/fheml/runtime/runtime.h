@@ -113,9 +113,13 @@ class Program {
 struct TensorEncoding {
   ir::Shape shape;
   std::uint32_t width = 0;  // W of the node's encoding class, 1..62
-  ir::IntRange range;       // outputs decode into [range.lo, range.lo + 2^(W+1))
+  ir::IntRange range;       // exact outputs decode into [range.lo, range.lo + 2^(W+1))
   // The big key the tensor is encrypted under, named by its first partition (Program::key_class).
   std::uint32_t key_class = 0;
+  // Outputs of an approximate circuit (compiler::Circuit::output_noise_bits; 0 for inputs and
+  // exact outputs, below width): they decode into the window that starts 2^(noise_bits-1) below
+  // range.lo and are clamped into the range.
+  std::uint32_t noise_bits = 0;
   bool operator==(const TensorEncoding&) const = default;
 };
 
@@ -325,7 +329,8 @@ tfhe::LweCiphertextList run_stage(const Program& program, const EvaluationKeys& 
                                   const RunOptions& options = {});
 
 // Client side: phase, rounded to a multiple of 2^(63-W), mapped into [lo, lo + 2^(W+1)) of the
-// output node's range. Throws std::invalid_argument on sizes that do not match the circuit.
+// output node's range (approximate outputs: the window 2^(b-1) lower, the value clamped into the
+// range; TensorEncoding::noise_bits). Throws std::invalid_argument on sizes that do not match the circuit.
 std::vector<IntSample> decrypt(const compiler::Circuit& circuit, const ClientKeys& keys,
                                std::span<const EncryptedOutput> outputs);
 std::vector<IntSample> decrypt(const ClientCircuit& circuit, const ClientKeys& keys,

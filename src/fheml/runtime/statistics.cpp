@@ -273,6 +273,11 @@ std::string report(const compiler::Circuit& circuit, const Statistics& statistic
     out << "chosen because: " << circuit.parameter_choice << "\n";
   out << "p_error bound: 2^" << format("%.1f", circuit.log2_p_error) << " per lookup, global "
       << format("%.3g", circuit.global_p_error) << "\n";
+  if (circuit.output_noise_bits > 0) {
+    out << "outputs: approximate, the noise may change their lowest " << circuit.output_noise_bits
+        << " bits (each within " << (std::int64_t{1} << (circuit.output_noise_bits - 1))
+        << " of the exact integer with the output site's probability, clamped into its range)\n";
+  }
   out << (compiler::meets_ind_cpa_d(circuit)
               ? "profile: ind-cpa-d (every bootstrap and output fails with p <= 2^-64, 132-bit "
                 "keys: decrypted results may reach the server)\n"
