@@ -372,6 +372,50 @@ TEST(Quantize, MaxPoolIsExactOnIntegers) {
   }
 }
 
+// Per-channel inputs of different scales (channel 1 ten times channel 0): each maximum stays on
+// its channel's grid, exact, and the pool's output keeps the range of its inputs (interval
+// arithmetic over the relus of two levels would give [0, 45]); a refresh is an exact identity.
+TEST(Quantize, MaxPoolStaysOnEachChannelsGridWithItsRange) {
+  ir::FloatGraph g;
+  const auto x = g.input("x", {1, 2, 4, 4});
+  ir::FloatAttributes pool;
+  pool.kernel = {2, 2};
+  pool.strides = {2, 2};
+  g.mark_output(g.add(FloatOp::kMaxPool, {x}, pool));
+  std::mt19937 rng(9);
+  std::uniform_int_distribution<int> d(0, 15);
+  std::vector<quant::Sample> samples;
+  for (int i = 0; i < 60; ++i) {
+    FloatTensor t({1, 2, 4, 4});
+    for (std::size_t e = 0; e < t.data.size(); ++e) t.data[e] = d(rng) * (e < 16 ? 1.0 : 10.0);
+    t.data[0] = t.data[16] = 0;
+    t.data[1] = 15;
+    t.data[17] = 150;
+    samples.push_back({t});
+  }
+  for (const bool refresh : {false, true}) {
+    quant::QuantizeOptions options;
+    options.n_bits = quant::NBits::uniform(4);
+    options.per_channel_inputs = true;
+    options.refresh_max_pool = refresh;
+    const auto q = quant::quantize(g, samples, options);
+    const ir::IntNode& out = q.graph.node(q.graph.outputs[0]);
+    EXPECT_EQ(out.range, (ir::IntRange{0, 15})) << ir::to_string(q.graph);
+    EXPECT_EQ(out.op, refresh ? ir::IntOp::kLookup : ir::IntOp::kLinear);
+    for (const ir::IntNode& n : q.graph.nodes) {
+      if (n.op == ir::IntOp::kLookup) {
+        EXPECT_EQ(n.lookup.shift, 0u) << "a rounded lookup";
+      }
+    }
+    for (const auto& s : samples) {
+      const auto z = run_quantized(q, s)[0].data;
+      const auto f = ir::evaluate(g, s)[0].data;
+      ASSERT_EQ(z.size(), f.size());
+      for (std::size_t e = 0; e < z.size(); ++e) EXPECT_NEAR(z[e], f[e], 1e-9) << e;
+    }
+  }
+}
+
 // Random small graphs: the integer graph tracks the float model within a few quantization steps.
 TEST(Quantize, RandomGraphsTrackTheFloatModel) {
   const std::vector<FloatOp> activations{FloatOp::kRelu,      FloatOp::kSigmoid,  FloatOp::kTanh,

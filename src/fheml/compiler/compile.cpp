@@ -1,6 +1,8 @@
 #include "fheml/compiler/compile.h"
 
+#include <algorithm>
 #include <cmath>
+#include <optional>
 #include <sstream>
 #include <stdexcept>
 #include <string>
@@ -13,7 +15,44 @@ namespace fheml::compiler {
 
 Circuit compile(const ir::FloatGraph& graph, std::span<const quant::Sample> calibration,
                 const CompileOptions& options) {
-  return compile(quant::quantize(graph, calibration, options.quantization), options);
+  const bool has_max_pool =
+      std::any_of(graph.nodes().begin(), graph.nodes().end(),
+                  [](const ir::FloatNode& n) { return n.op == ir::FloatOp::kMaxPool; });
+  quant::QuantizeOptions q = options.quantization;
+  if (!has_max_pool || options.refresh_max_pool) {
+    q.refresh_max_pool = options.refresh_max_pool.value_or(false);
+    return compile(quant::quantize(graph, calibration, q), options);
+  }
+  // Both ways, the cheaper kept; one that does not compile leaves the other.
+  std::optional<Circuit> plain;
+  std::string plain_error;
+  try {
+    q.refresh_max_pool = false;
+    plain = compile(quant::quantize(graph, calibration, q), options);
+  } catch (const std::invalid_argument& e) {
+    plain_error = e.what();
+  }
+  try {
+    q.refresh_max_pool = true;
+    Circuit refreshed = compile(quant::quantize(graph, calibration, q), options);
+    if (!plain || estimated_cost(refreshed) < estimated_cost(*plain)) return refreshed;
+  } catch (const std::invalid_argument&) {
+    if (!plain) throw std::invalid_argument(plain_error);
+  }
+  return std::move(*plain);
+}
+
+double estimated_cost(const Circuit& circuit) {
+  if (!circuit.has_lookups) return 0;
+  double cost = 0;
+  for (std::size_t i = 0; i < circuit.graph.nodes.size(); ++i) {
+    const ir::IntNode& n = circuit.graph.nodes[i];
+    if (n.op != ir::IntOp::kLookup) continue;
+    const tfhe::PbsParameters& p =
+        circuit.partition.empty() ? circuit.parameters : circuit.partitions.at(circuit.partition[i]);
+    cost += static_cast<double>(ir::element_count(n.shape)) * tfhe::estimated_cost(p);
+  }
+  return cost;
 }
 
 Circuit compile(quant::QuantizedGraph quantized, const CompileOptions& options) {

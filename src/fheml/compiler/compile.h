@@ -60,7 +60,16 @@ struct CompileOptions {
   // outputs"). Keep b where 2^(b-1) stays below the output's own quantization error (the
   // report's output noise site says what it is checked at). 0: exact.
   std::uint32_t output_noise_bits = 0;
+  // Max pools (quant::QuantizeOptions::refresh_max_pool): with or without an identity lookup on
+  // their outputs. Unset: a graph with a max pool is compiled both ways and the one of lower
+  // estimated cost kept (the refresh costs a bootstrap per pooled value and lets the pool's
+  // inputs and relus take cheaper sets; the digits CNN: bench/README.md).
+  std::optional<bool> refresh_max_pool;
 };
+
+// The cost model's estimate of one evaluation: sum over lookup nodes of their bootstraps times
+// tfhe::estimated_cost of their partition's set (0 without lookups).
+double estimated_cost(const Circuit& circuit);
 
 // Throws std::invalid_argument with a diagnostic (op, numbers, what to change) when the graph
 // cannot be quantized or no parameter set meets the budget.

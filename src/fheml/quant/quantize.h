@@ -79,6 +79,11 @@ struct QuantizeOptions {
   // through an identity lookup at n_bits.model_outputs first (one bootstrap per output element,
   // rounded as rounding_threshold_bits says).
   bool requantize_outputs = false;
+  // Each max pool's outputs pass through an exact identity lookup (one bootstrap per output,
+  // when they fit max_lookup_bits): the next layer then reads fresh bootstraps instead of the
+  // pool's inputs and relus, whose lookups no longer need that layer's low output noise
+  // (compiler::CompileOptions::refresh_max_pool chooses by estimated cost).
+  bool refresh_max_pool = false;
 };
 
 using Sample = std::vector<ir::FloatTensor>;  // one tensor per graph input, in inputs() order

@@ -196,9 +196,15 @@ class Quantizer {
   // round(K alpha) q_b, x y ~ (s_a s_b / K) L + c_a c_b (K = 1 when the zero points are integers).
   Affine multiply(const Affine& a, const Affine& b, const Shape& shape, const std::string& origin);
 
-  // max(a, b) = b + relu(a - b) (min: a - relu(a - b)).
+  // max(a, b) = b + relu(a - b) (min: a - relu(a - b)), the relu on the grid of a - b. On one
+  // grid (a and b of the same scale and offset) the result is exact and its range, and that of
+  // a - b, are those of the operands' maximum and difference (tighten).
   Affine maximum(const Affine& a, const Affine& b, const Shape& shape, bool is_max,
                  const std::string& origin);
+
+  // Narrows a node's range to what its values can be (an intersection): where interval
+  // arithmetic over its terms overstates it.
+  void tighten(ValueId node, IntRange range);
 
   // -- expressions, moves and max pool --
 

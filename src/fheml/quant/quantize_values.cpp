@@ -313,23 +313,60 @@ Affine Quantizer::multiply(const Affine& a, const Affine& b, const Shape& shape,
 Affine Quantizer::maximum(const Affine& a, const Affine& b, const Shape& shape, bool is_max,
                           const std::string& origin) {
   const std::size_t count = ir::element_count(shape);
+  const IntRange ra = result_.graph.node(a.node).range, rb = result_.graph.node(b.node).range;
+  const std::size_t before = result_.graph.nodes.size();
   const Affine d = combine(a, b, -1.0, shape, origin + " a-b");
-  Repr dr = affine_repr(d, shape, origin + " a-b");
-  Expression f = as_expression(dr);
-  Step relu;
-  relu.kind = Step::Kind::kBinary;
-  relu.op = FloatOp::kMax;
-  relu.operands = {Operand{1, {}}, Operand{-1, std::vector<double>(count, 0.0)}};
-  f.steps.push_back(std::move(relu));
-  Repr rr;
-  rr.kind = Repr::Kind::kFunction;
-  rr.shape = shape;
-  rr.function = std::move(f);
-  rr.origin = "relu(" + origin + " a-b)";
-  const double s = d.scale.front() != 0.0 ? std::abs(d.scale.front()) : 1.0;
-  const Affine r =
-      materialize(rr, options_.n_bits.op_inputs, quantizer_with_scale(rr.function, count, s, 0.0));
-  return is_max ? combine(b, r, 1.0, shape, origin) : combine(a, r, -1.0, shape, origin);
+  // Operands on one grid (the same scale and offset per element: a max pool's window members,
+  // and the maxima of a max pool's levels): a - b is their integer difference, and its range
+  // is [lo_a - hi_b, hi_a - lo_b] over the operands' own ranges. Interval arithmetic over the
+  // terms a and b are made of (the relus of a previous level) would double it at each level.
+  const auto same = [](const std::vector<double>& x, const std::vector<double>& y) {
+    if (x.size() != y.size()) return false;
+    for (std::size_t i = 0; i < x.size(); ++i) {
+      if (std::abs(x[i] - y[i]) > 1e-12 * std::max(std::abs(x[i]), std::abs(y[i]))) return false;
+    }
+    return true;
+  };
+  const bool one_grid = same(a.scale, b.scale) && same(a.bias, b.bias) && same(d.scale, a.scale) &&
+                        d.node.index >= before &&
+                        std::all_of(d.bias.begin(), d.bias.end(), [](double v) { return v == 0.0; });
+  if (one_grid) tighten(d.node, {ra.lo - rb.hi, ra.hi - rb.lo});
+  // relu(a - b) on the grid of a - b, element by element (per-channel operands have a scale per
+  // channel): with a zero offset its integer is max(x, 0), exact.
+  bool distinct = false;
+  for (std::size_t i = 0; i < count; ++i) distinct = distinct || d.bias[i] != 0.0 || d.scale[i] == 0.0;
+  const auto entry = [&](std::size_t e, double x) {
+    if (d.scale[e] == 0.0) return std::int64_t{0};
+    return static_cast<std::int64_t>(
+        std::nearbyint(std::max(d.scale[e] * x + d.bias[e], 0.0) / d.scale[e]));
+  };
+  const ValueId relu = build_lookup(d.node, "relu(" + origin + " a-b)", entry, distinct);
+  std::vector<double> relu_bias(count, 0.0);
+  for (std::size_t i = 0; i < count; ++i) {
+    if (d.scale[i] == 0.0) relu_bias[i] = std::max(d.bias[i], 0.0);  // a constant element
+  }
+  const Affine r{relu, d.scale, std::move(relu_bias)};
+  const std::size_t result_from = result_.graph.nodes.size();
+  const Affine out = is_max ? combine(b, r, 1.0, shape, origin) : combine(a, r, -1.0, shape, origin);
+  // The result is max(a, b) (min(a, b)) exactly when the lookup reads all of a - b's range
+  // without rounding (a table as wide as that range: build_lookup took it rather than the
+  // calibrated window): its range is then that of the maximum (minimum) of the operands'.
+  const IntRange dr = result_.graph.node(d.node).range;
+  const ir::IntNode& rn = result_.graph.node(relu);
+  const bool exact = one_grid && rn.op == ir::IntOp::kLookup && rn.lookup.shift == 0 &&
+                     rn.lookup.bits >= dr.bits();
+  if (exact && out.node.index >= result_from && same(out.scale, a.scale) &&
+      same(out.bias, a.bias)) {
+    tighten(out.node, is_max ? IntRange{std::max(ra.lo, rb.lo), std::max(ra.hi, rb.hi)}
+                             : IntRange{std::min(ra.lo, rb.lo), std::min(ra.hi, rb.hi)});
+  }
+  return out;
+}
+
+void Quantizer::tighten(ValueId node, IntRange range) {
+  IntRange& r = result_.graph.nodes[node.index].range;
+  r = {std::max(r.lo, range.lo), std::min(r.hi, range.hi)};
+  if (r.lo > r.hi) throw std::logic_error("quantizer: a tightened range is empty");
 }
 
 // ---- expressions, moves and max pool ----
@@ -430,7 +467,16 @@ Repr Quantizer::lower_max_pool(const FloatNode& node, const Repr& x, const std::
     if (candidates.size() % 2) next.push_back(candidates.back());
     candidates = std::move(next);
   }
-  return affine_repr(candidates.front(), os, origin);
+  const Affine& pooled = candidates.front();
+  if (options_.refresh_max_pool && width > 1 &&
+      result_.graph.node(pooled.node).range.bits() <= options_.max_lookup_bits) {
+    // An exact identity lookup: the same integers on the same grid, from a fresh bootstrap.
+    const ValueId fresh = build_lookup(
+        pooled.node, origin + " refresh",
+        [](std::size_t, double x) { return static_cast<std::int64_t>(std::nearbyint(x)); }, false);
+    return affine_repr(Affine{fresh, pooled.scale, pooled.bias}, os, origin);
+  }
+  return affine_repr(pooled, os, origin);
 }
 
 }  // namespace fheml::quant::detail
