@@ -112,7 +112,6 @@ class Init {
   std::mt19937_64 rng_;
 };
 
-
 Model build_mlp(std::uint64_t seed) {
   Init init(seed);
   Model m{"mlp", "MLP 64-128-128-10, relu, He-init weights", {}, {1, 64}};
@@ -183,7 +182,6 @@ std::size_t argmax(const std::vector<double>& v) {
 
 // --- Measurements.
 
-
 fheml::compiler::CompileOptions compile_options(const Options& o, std::size_t calibration) {
   fheml::compiler::CompileOptions c;
   c.quantization.n_bits = fheml::quant::NBits::uniform(o.n_bits);
@@ -225,8 +223,6 @@ CompileResult measure_compile(const Model& model, std::span<const fheml::quant::
   r.circuit = std::move(*circuit);
   return r;
 }
-
-
 
 IntSample quantize_sample(const fheml::compiler::Circuit& c, const FloatTensor& x) {
   return {c.inputs.at(0).quantize(x)};
@@ -277,8 +273,6 @@ ClearResult measure_clear(const Model& model, const fheml::runtime::Program& pro
   r.simulate_ms = median(simulate_ms);
   return r;
 }
-
-
 
 // Decrypted outputs against the integer interpreter's: equal, or within 2^(b-1) for approximate
 // outputs (CompileOptions::output_noise_bits = b).
@@ -334,8 +328,8 @@ ExecuteResult measure_execute(const Model& model, const fheml::runtime::Program&
       const auto decrypted = rt::decrypt(circuit, keys.client, outputs);
       t.decrypt_ms = 1e3 * seconds_since(start);
       t.batches = trace.batch_sizes.size();
-      t.matches_disable = within_noise_bits(decrypted, rt::run_clear(circuit, q),
-                                            circuit.output_noise_bits);
+      t.matches_disable =
+          within_noise_bits(decrypted, rt::run_clear(circuit, q), circuit.output_noise_bits);
       r.mismatches += !t.matches_disable;
       timings.push_back(t);
     }

@@ -22,6 +22,8 @@
 // Exit status: 0; 1 when an executed sample decrypts to something other than the clear
 // interpreter's result; 2 when a model does not compile (its diagnostic is recorded) or on bad
 // input; 3 when a compilation's peak RSS exceeds --max-compile-rss-mib (2 GiB by default).
+#include "model_bench.h"
+
 #include <sys/resource.h>
 
 #include <CLI/CLI.hpp>
@@ -53,9 +55,6 @@
 #include "fheml/tfhe/csprng.h"
 #include "fheml/tfhe/parameters.h"
 #include "fheml/tfhe/thread_pool.h"
-#include "model_bench.h"
-
-
 
 namespace {
 

@@ -20,7 +20,6 @@
 
 namespace fheml::bench_models {
 
-
 using fheml::ir::FloatGraph;
 using fheml::ir::FloatOp;
 using fheml::ir::FloatTensor;

@@ -46,10 +46,9 @@ Case mlp_case() {
   Case c;
   ir::FloatGraph& g = c.graph;
   const auto x = g.input("x", {1, 8});
-  const auto h = g.unary(
-      ir::FloatOp::kRelu,
-      g.gemm(x, g.constant("w1", uniform({16, 8}, rng, -1, 1)),
-             g.constant("b1", uniform({16}, rng, -0.2, 0.2)), true, "fc1"));
+  const auto h = g.unary(ir::FloatOp::kRelu,
+                         g.gemm(x, g.constant("w1", uniform({16, 8}, rng, -1, 1)),
+                                g.constant("b1", uniform({16}, rng, -0.2, 0.2)), true, "fc1"));
   g.mark_output(g.gemm(h, g.constant("w2", uniform({6, 16}, rng, -1, 1)),
                        g.constant("b2", uniform({6}, rng, -0.2, 0.2)), true, "fc2"));
   for (int i = 0; i < 200; ++i) c.calibration.push_back({uniform({1, 8}, rng, -1, 1)});
@@ -148,9 +147,9 @@ TEST(ApproximateOutputs, ExecuteAndSimulateStayWithinHalfTheNoiseBits) {
                                                 simulated_inputs.begin() + 6);
   const runtime::Keys keys = runtime::keygen(program.circuit(), {tfhe::test_seed(21)});
   tfhe::Csprng rng2(tfhe::test_seed(22));
-  const auto outputs = runtime::run(
-      program, runtime::decompress(keys.evaluation),
-      runtime::encrypt(program.circuit(), keys.client, encrypted_inputs, rng2));
+  const auto outputs =
+      runtime::run(program, runtime::decompress(keys.evaluation),
+                   runtime::encrypt(program.circuit(), keys.client, encrypted_inputs, rng2));
   check_within(runtime::decrypt(program.circuit(), keys.client, outputs),
                runtime::run_clear(program.circuit(), encrypted_inputs), 8, range);
 }
@@ -170,8 +169,7 @@ TEST(ApproximateOutputs, TheDecoderClampsWhatTheNoiseMovesOutOfTheRange) {
     EXPECT_EQ(runtime::detail::decode_output(phase(v), width, range, 0), v);
   }
   // Exact outputs keep the window that starts at the range: lo - 1 wraps to the top.
-  EXPECT_EQ(runtime::detail::decode_output(phase(range.lo - 1), width, range, 0),
-            range.lo + 255);
+  EXPECT_EQ(runtime::detail::decode_output(phase(range.lo - 1), width, range, 0), range.lo + 255);
 }
 
 TEST(ApproximateOutputs, ABTheOutputCannotCarryIsAnError) {

@@ -38,8 +38,9 @@ Case small_cnn() {
   Case c;
   ir::FloatGraph& g = c.graph;
   const auto x = g.input("x", {1, 1, 6, 6});
-  const auto conv = g.add(FloatOp::kConv, {x, g.constant("w", uniform({3, 1, 3, 3}, rng, -1, 1)),
-                                           g.constant("b", uniform({3}, rng, -0.2, 0.2))},
+  const auto conv = g.add(FloatOp::kConv,
+                          {x, g.constant("w", uniform({3, 1, 3, 3}, rng, -1, 1)),
+                           g.constant("b", uniform({3}, rng, -0.2, 0.2))},
                           {}, "conv");
   ir::FloatAttributes pool;
   pool.kernel = {2, 2};

@@ -48,8 +48,9 @@ double estimated_cost(const Circuit& circuit) {
   for (std::size_t i = 0; i < circuit.graph.nodes.size(); ++i) {
     const ir::IntNode& n = circuit.graph.nodes[i];
     if (n.op != ir::IntOp::kLookup) continue;
-    const tfhe::PbsParameters& p =
-        circuit.partition.empty() ? circuit.parameters : circuit.partitions.at(circuit.partition[i]);
+    const tfhe::PbsParameters& p = circuit.partition.empty()
+                                       ? circuit.parameters
+                                       : circuit.partitions.at(circuit.partition[i]);
     cost += static_cast<double>(ir::element_count(n.shape)) * tfhe::estimated_cost(p);
   }
   return cost;

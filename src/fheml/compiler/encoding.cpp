@@ -155,9 +155,9 @@ void assign_encoding(Circuit& circuit) {
     const ir::IntRange range = graph.node(out).range;
     if (noise_bits > 0 && range.bits() <= noise_bits) {
       throw std::invalid_argument(
-          label_of(graph, out, true) + " spans " + std::to_string(range.bits()) +
-          " bits ([" + std::to_string(range.lo) + ", " + std::to_string(range.hi) +
-          "]): output_noise_bits " + std::to_string(noise_bits) +
+          label_of(graph, out, true) + " spans " + std::to_string(range.bits()) + " bits ([" +
+          std::to_string(range.lo) + ", " + std::to_string(range.hi) + "]): output_noise_bits " +
+          std::to_string(noise_bits) +
           " would leave none of it exact; lower output_noise_bits (0: exact outputs)");
     }
     const std::uint32_t bits = ir::IntRange{range.lo - margin, range.hi + margin}.bits();
@@ -186,9 +186,8 @@ void assign_encoding(Circuit& circuit) {
     const Multipliers& m = multipliers[out.index];
     // Checked at W - b bits: a half box of 2^(b-1) units of the output's integer.
     circuit.noise_sites.push_back({out, true, circuit.width[out.index] - noise_bits,
-                                   largest(m.bootstrapped),
-                                   largest(m.fresh), 0.0, label_of(graph, out, true),
-                                   shares(grouped[out.index], 1.0)});
+                                   largest(m.bootstrapped), largest(m.fresh), 0.0,
+                                   label_of(graph, out, true), shares(grouped[out.index], 1.0)});
   }
 }
 

@@ -248,7 +248,8 @@ void register_networks(nb::module_& m) {
            nb::arg("activation_clip") = std::vector<double>{}, nb::arg("activation_levels") = 0,
            nb::arg("out_of_range") = "warn", nb::arg("security_level") = 128,
            nb::arg("profile") = "standard", nb::arg("max_partitions") = 3,
-           nb::arg("output_noise_bits") = 0, "scikit-learn's MLP layers: coefs [in, out] and intercepts per layer.")
+           nb::arg("output_noise_bits") = 0,
+           "scikit-learn's MLP layers: coefs [in, out] and intercepts per layer.")
       .def("float_decision_function", &PyNeuralNetwork::float_decision_function, nb::arg("x"),
            "The imported float graph on doubles (the reference).")
       .def_prop_ro("input_shape", &PyNeuralNetwork::input_shape)

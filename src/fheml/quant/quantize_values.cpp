@@ -327,14 +327,16 @@ Affine Quantizer::maximum(const Affine& a, const Affine& b, const Shape& shape, 
     }
     return true;
   };
-  const bool one_grid = same(a.scale, b.scale) && same(a.bias, b.bias) && same(d.scale, a.scale) &&
-                        d.node.index >= before &&
-                        std::all_of(d.bias.begin(), d.bias.end(), [](double v) { return v == 0.0; });
+  const bool one_grid =
+      same(a.scale, b.scale) && same(a.bias, b.bias) && same(d.scale, a.scale) &&
+      d.node.index >= before &&
+      std::all_of(d.bias.begin(), d.bias.end(), [](double v) { return v == 0.0; });
   if (one_grid) tighten(d.node, {ra.lo - rb.hi, ra.hi - rb.lo});
   // relu(a - b) on the grid of a - b, element by element (per-channel operands have a scale per
   // channel): with a zero offset its integer is max(x, 0), exact.
   bool distinct = false;
-  for (std::size_t i = 0; i < count; ++i) distinct = distinct || d.bias[i] != 0.0 || d.scale[i] == 0.0;
+  for (std::size_t i = 0; i < count; ++i)
+    distinct = distinct || d.bias[i] != 0.0 || d.scale[i] == 0.0;
   const auto entry = [&](std::size_t e, double x) {
     if (d.scale[e] == 0.0) return std::int64_t{0};
     return static_cast<std::int64_t>(
@@ -347,7 +349,8 @@ Affine Quantizer::maximum(const Affine& a, const Affine& b, const Shape& shape, 
   }
   const Affine r{relu, d.scale, std::move(relu_bias)};
   const std::size_t result_from = result_.graph.nodes.size();
-  const Affine out = is_max ? combine(b, r, 1.0, shape, origin) : combine(a, r, -1.0, shape, origin);
+  const Affine out =
+      is_max ? combine(b, r, 1.0, shape, origin) : combine(a, r, -1.0, shape, origin);
   // The result is max(a, b) (min(a, b)) exactly when the lookup reads all of a - b's range
   // without rounding (a table as wide as that range: build_lookup took it rather than the
   // calibrated window): its range is then that of the maximum (minimum) of the operands'.

@@ -74,8 +74,8 @@ ClientCircuit client_view(const compiler::Circuit& circuit) {
   }
   for (const ir::ValueId id : circuit.graph.outputs) {
     const ir::IntNode& node = circuit.graph.node(id);
-    view.outputs.push_back({node.shape, circuit.width[id.index], node.range,
-                            classes.node[id.index], circuit.output_noise_bits});
+    view.outputs.push_back({node.shape, circuit.width[id.index], node.range, classes.node[id.index],
+                            circuit.output_noise_bits});
   }
   view.keyswitch_pairs = std::move(classes.keyswitch_pairs);
   return view;
@@ -94,10 +94,9 @@ void validate(const ClientCircuit& circuit) {
                                     std::to_string(t.range.hi) + "]");
       }
       if (t.noise_bits > compiler::kMaxOutputNoiseBits || t.noise_bits >= t.width) {
-        throw std::invalid_argument(name + ": noise bits " + std::to_string(t.noise_bits) +
-                                    " outside 0.." +
-                                    std::to_string(std::min(compiler::kMaxOutputNoiseBits,
-                                                            t.width - 1)));
+        throw std::invalid_argument(
+            name + ": noise bits " + std::to_string(t.noise_bits) + " outside 0.." +
+            std::to_string(std::min(compiler::kMaxOutputNoiseBits, t.width - 1)));
       }
     }
   };

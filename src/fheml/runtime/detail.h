@@ -3,9 +3,9 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <span>
 #include <stdexcept>
 #include <string>
-#include <span>
 #include <vector>
 
 #include "fheml/compiler/circuit.h"

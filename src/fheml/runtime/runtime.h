@@ -330,7 +330,8 @@ tfhe::LweCiphertextList run_stage(const Program& program, const EvaluationKeys& 
 
 // Client side: phase, rounded to a multiple of 2^(63-W), mapped into [lo, lo + 2^(W+1)) of the
 // output node's range (approximate outputs: the window 2^(b-1) lower, the value clamped into the
-// range; TensorEncoding::noise_bits). Throws std::invalid_argument on sizes that do not match the circuit.
+// range; TensorEncoding::noise_bits). Throws std::invalid_argument on sizes that do not match the
+// circuit.
 std::vector<IntSample> decrypt(const compiler::Circuit& circuit, const ClientKeys& keys,
                                std::span<const EncryptedOutput> outputs);
 std::vector<IntSample> decrypt(const ClientCircuit& circuit, const ClientKeys& keys,

@@ -129,8 +129,8 @@ std::vector<IntSample> run_simulate(const Program& program, std::span<const IntS
       const ir::IntNode& node = graph.node(id);
       ir::IntTensor t(node.shape);
       for (std::size_t e = 0; e < t.data.size(); ++e) {
-        t.data[e] = detail::decode_output(phases[id.index][e], circuit.width[id.index],
-                                          node.range, circuit.output_noise_bits);
+        t.data[e] = detail::decode_output(phases[id.index][e], circuit.width[id.index], node.range,
+                                          circuit.output_noise_bits);
       }
       decoded.push_back(std::move(t));
     }
