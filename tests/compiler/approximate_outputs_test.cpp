@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "compiler/end_to_end_fixtures.h"
 #include "fheml/compiler/compile.h"
 #include "fheml/ir/float_graph.h"
 #include "fheml/runtime/detail.h"
@@ -27,13 +28,6 @@ using ir::FloatTensor;
 using runtime::IntSample;
 using ::testing::HasSubstr;
 
-FloatTensor uniform(const ir::Shape& shape, std::mt19937& rng, double lo, double hi) {
-  std::uniform_real_distribution<double> d(lo, hi);
-  FloatTensor t(shape);
-  for (auto& v : t.data) v = d(rng);
-  return t;
-}
-
 // x (8) -> gemm 8x16 -> relu -> gemm 16x6: the output is a wide dot product of 16 lookup outputs
 // with 4-bit weights, the shape of an MLP's last layer.
 struct Case {
@@ -46,12 +40,13 @@ Case mlp_case() {
   Case c;
   ir::FloatGraph& g = c.graph;
   const auto x = g.input("x", {1, 8});
-  const auto h = g.unary(ir::FloatOp::kRelu,
-                         g.gemm(x, g.constant("w1", uniform({16, 8}, rng, -1, 1)),
-                                g.constant("b1", uniform({16}, rng, -0.2, 0.2)), true, "fc1"));
-  g.mark_output(g.gemm(h, g.constant("w2", uniform({6, 16}, rng, -1, 1)),
-                       g.constant("b2", uniform({6}, rng, -0.2, 0.2)), true, "fc2"));
-  for (int i = 0; i < 200; ++i) c.calibration.push_back({uniform({1, 8}, rng, -1, 1)});
+  const auto h =
+      g.unary(ir::FloatOp::kRelu,
+              g.gemm(x, g.constant("w1", e2e::random_tensor({16, 8}, rng, -1, 1)),
+                     g.constant("b1", e2e::random_tensor({16}, rng, -0.2, 0.2)), true, "fc1"));
+  g.mark_output(g.gemm(h, g.constant("w2", e2e::random_tensor({6, 16}, rng, -1, 1)),
+                       g.constant("b2", e2e::random_tensor({6}, rng, -0.2, 0.2)), true, "fc2"));
+  for (int i = 0; i < 200; ++i) c.calibration.push_back({e2e::random_tensor({1, 8}, rng, -1, 1)});
   return c;
 }
 
@@ -184,9 +179,10 @@ TEST(ApproximateOutputs, ABTheOutputCannotCarryIsAnError) {
   ir::FloatGraph g;
   const auto x = g.input("x", {1, 8});
   std::mt19937 rng(3);
-  g.mark_output(g.unary(ir::FloatOp::kRelu,
-                        g.gemm(x, g.constant("w", uniform({4, 8}, rng, -1, 1)),
-                               g.constant("b", uniform({4}, rng, -0.2, 0.2)), true, "fc")));
+  g.mark_output(
+      g.unary(ir::FloatOp::kRelu,
+              g.gemm(x, g.constant("w", e2e::random_tensor({4, 8}, rng, -1, 1)),
+                     g.constant("b", e2e::random_tensor({4}, rng, -0.2, 0.2)), true, "fc")));
   try {
     compiler::compile(g, c.calibration, options(3));
     ADD_FAILURE() << "3 noise bits accepted on a 3-bit output";

@@ -31,14 +31,7 @@
 namespace fheml {
 namespace {
 
-using namespace e2e;
-
-using ir::FloatOp;
-using ir::FloatTensor;
-using ir::IntTensor;
-using ir::Shape;
-using runtime::IntSample;
-using ::testing::HasSubstr;
+using namespace e2e;  // and its using-declarations (FloatOp, IntSample, HasSubstr...)
 
 // --- Failures: simulate's rate must be execute's.
 

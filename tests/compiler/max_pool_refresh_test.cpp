@@ -8,6 +8,7 @@
 #include <random>
 #include <vector>
 
+#include "compiler/end_to_end_fixtures.h"
 #include "fheml/compiler/compile.h"
 #include "fheml/ir/float_graph.h"
 #include "fheml/runtime/runtime.h"
@@ -18,13 +19,6 @@ namespace {
 
 using ir::FloatOp;
 using ir::FloatTensor;
-
-FloatTensor uniform(const ir::Shape& shape, std::mt19937& rng, double lo, double hi) {
-  std::uniform_real_distribution<double> d(lo, hi);
-  FloatTensor t(shape);
-  for (auto& v : t.data) v = d(rng);
-  return t;
-}
 
 // x [1, 1, 6, 6] -> conv 3x3 (3 channels) -> relu -> max pool 2x2 -> gemm 12 -> 4: the digits
 // CNN's shape in small, the pool's outputs read by a dot product of larger weights.
@@ -39,8 +33,8 @@ Case small_cnn() {
   ir::FloatGraph& g = c.graph;
   const auto x = g.input("x", {1, 1, 6, 6});
   const auto conv = g.add(FloatOp::kConv,
-                          {x, g.constant("w", uniform({3, 1, 3, 3}, rng, -1, 1)),
-                           g.constant("b", uniform({3}, rng, -0.2, 0.2))},
+                          {x, g.constant("w", e2e::random_tensor({3, 1, 3, 3}, rng, -1, 1)),
+                           g.constant("b", e2e::random_tensor({3}, rng, -0.2, 0.2))},
                           {}, "conv");
   ir::FloatAttributes pool;
   pool.kernel = {2, 2};
@@ -49,9 +43,10 @@ Case small_cnn() {
   ir::FloatAttributes flatten;
   flatten.axes = {1};
   const auto f = g.add(FloatOp::kFlatten, {p}, flatten);
-  g.mark_output(g.gemm(f, g.constant("w2", uniform({4, 12}, rng, -1, 1)),
-                       g.constant("b2", uniform({4}, rng, -0.2, 0.2)), true, "fc"));
-  for (int i = 0; i < 100; ++i) c.calibration.push_back({uniform({1, 1, 6, 6}, rng, 0, 1)});
+  g.mark_output(g.gemm(f, g.constant("w2", e2e::random_tensor({4, 12}, rng, -1, 1)),
+                       g.constant("b2", e2e::random_tensor({4}, rng, -0.2, 0.2)), true, "fc"));
+  for (int i = 0; i < 100; ++i)
+    c.calibration.push_back({e2e::random_tensor({1, 1, 6, 6}, rng, 0, 1)});
   return c;
 }
 
