@@ -317,36 +317,36 @@ TreeEnsemble::TreeEnsemble(const TreeEnsembleSpec& spec, const Matrix& calibrati
     return c;
   };
 
-  // 1. Per lookup width (the compiler's latency estimate picks one), the widest leaf values
-  //    whose sum decrypts under the failure budget: a leaf value multiplies a reach indicator's
-  //    bootstrap noise, so wide leaves can need a lower-noise parameter set, or find none.
+  // Per lookup width: (1) the widest leaf values whose sum decrypts under the failure budget (a
+  // leaf value multiplies a reach indicator's bootstrap noise, so wide leaves can need a
+  // lower-noise parameter set, or find none); (2) up to kLeafBitsTradeoff bits fewer for the
+  // leaves where each bit buys at least 10% of latency (a cheaper parameter set: on a 50-tree
+  // forest of 3 classes, 8 -> 6 bits cut the bootstrap from 33 to 12 ms, bench/README.md,
+  // trees). The compiler's latency estimate then picks the width: the trade-off is made at every
+  // width, since a width that loses at full leaves may win once its leaves narrow.
   std::optional<Candidate> best;
   for (std::uint32_t bits = 1; bits <= options.max_lookup_bits; ++bits) {
+    std::optional<Candidate> at_width;
+    bool too_deep = false;
     for (std::uint32_t leaf_bits = options.leaf_bits; leaf_bits >= kMinLeafBits; --leaf_bits) {
-      bool too_deep = false;
-      std::optional<Candidate> c = build(bits, leaf_bits, too_deep);
-      if (too_deep) break;  // narrower leaves do not make the trees shallower
-      if (!c) continue;
-      if (!best || c->ms < best->ms) best = std::move(c);
-      break;
+      at_width = build(bits, leaf_bits, too_deep);
+      if (too_deep || at_width) break;  // narrower leaves do not make the trees shallower
     }
+    if (too_deep || !at_width) continue;
+    for (std::uint32_t leaf_bits = at_width->stats.leaf_bits - 1;
+         leaf_bits >=
+         std::max(kMinLeafBits, options.leaf_bits - std::min(options.leaf_bits, kLeafBitsTradeoff));
+         --leaf_bits) {
+      std::optional<Candidate> c = build(bits, leaf_bits, too_deep);
+      if (!c || c->ms > 0.9 * at_width->ms) break;
+      at_width = std::move(c);
+    }
+    if (!best || at_width->ms < best->ms) best = std::move(at_width);
   }
   if (!best) {
     bad("no circuit for the ensemble (" + tree_label(spec_) + ") with lookups of at most " +
         std::to_string(options.max_lookup_bits) + " bits: " + why_not +
         ". Raise max_lookup_bits or limit the trees' depth");
-  }
-  // 2. Up to kLeafBitsTradeoff bits fewer for the leaves where each bit buys at least 10% of
-  //    latency (a cheaper parameter set): on a 50-tree forest of 3 classes, 8 -> 6 bits cut the
-  //    bootstrap from 33 to 12 ms (bench/README.md, trees).
-  for (std::uint32_t leaf_bits = best->stats.leaf_bits - 1;
-       leaf_bits >=
-       std::max(kMinLeafBits, options.leaf_bits - std::min(options.leaf_bits, kLeafBitsTradeoff));
-       --leaf_bits) {
-    bool too_deep = false;
-    std::optional<Candidate> c = build(best->stats.lookup_bits, leaf_bits, too_deep);
-    if (!c || c->ms > 0.9 * best->ms) break;
-    best = std::move(c);
   }
   stats_ = best->stats;
   circuit_ = std::make_unique<runtime::FheCircuit>(std::move(best->circuit), options.runtime);
