@@ -38,6 +38,7 @@
 #include "fheml/tfhe/csprng.h"
 #include "fheml/tfhe/engine.h"
 #include "fheml/tfhe/ggsw.h"
+#include "fheml/tfhe/huge_pages.h"
 #include "fheml/tfhe/keyswitch.h"
 #include "fheml/tfhe/noise.h"
 
@@ -193,6 +194,17 @@ int main(int argc, char** argv) {
   }
   if (!skip_calibration && refit.empty()) {
     // ---- CMux --------------------------------------------------------------------------------
+    // The keys on huge pages, as the server's (tfhe/huge_pages.h): one ring of random values in
+    // [-1, 1) (products with digits of at most 2^22 stay far from overflow), grown when a shape
+    // needs more and read from its start.
+    KeyVector<double> cmux_ring(kRingBytes / 8);
+    const auto fill_ring = [&](std::size_t from) {
+      for (std::size_t i = from; i < cmux_ring.size(); ++i) {
+        cmux_ring[i] =
+            static_cast<double>(static_cast<std::int64_t>(pool[i % pool.size()]) >> 11) * 0x1p-52;
+      }
+    };
+    fill_ring(0);
     for (std::size_t log_n = 8; log_n <= max_log2_n; ++log_n) {
       const std::size_t big_n = std::size_t{1} << log_n;
       for (std::size_t k = 1; k <= 3; ++k) {
@@ -201,12 +213,12 @@ int main(int argc, char** argv) {
                             DecompositionBaseLog{std::min<std::size_t>(23, 52 / l)},
                             DecompositionLevelCount{l}};
           const std::size_t ring = std::clamp<std::size_t>(kRingBytes / (8 * g.length()), 4, 800);
-          std::vector<double> keys(ring * g.length());
-          for (std::size_t i = 0; i < keys.size(); ++i) {
-            // Values in [-1, 1): products with digits of at most 2^22 stay far from overflow.
-            keys[i] = static_cast<double>(static_cast<std::int64_t>(pool[i % pool.size()]) >> 11) *
-                      0x1p-52;
+          if (cmux_ring.size() < ring * g.length()) {
+            const std::size_t old = cmux_ring.size();
+            cmux_ring.resize(ring * g.length());
+            fill_ring(old);
           }
+          const std::span<const double> keys(cmux_ring.data(), ring * g.length());
           std::vector<Torus> acc(g.row_length());
           rng.fill_u64(acc);
           ExternalProductScratch scratch(g);
@@ -260,11 +272,12 @@ int main(int argc, char** argv) {
     out["keyswitch"] = ks;
 
     // ---- Fits ---------------------------------------------------------------------------------
-    // The model of tfhe/parameters.cpp. A CMux: (k+1) l N log2 N (a transform per decomposed
-    // polynomial: the forward transforms with their digits; the inverse ones are absorbed, the data
-    // showing no level-independent part) and (k+1)^2 l N (products of transformed digits with key
-    // polynomials streamed from memory), two coefficients fitted by least squares on relative
-    // error. A key switch streams k N l (n+1) 32-bit words: the median ns per word.
+    // The model of tfhe/parameters.cpp. A CMux: (k+1) l N log2 N (the forward transforms, one
+    // per decomposed polynomial, with their digits), (k+1) N log2 N (the inverse transforms, one
+    // per output polynomial, whatever the level count) and (k+1)^2 l N (products of transformed
+    // digits with key polynomials streamed from memory); three coefficients fitted by least
+    // squares on relative error. A key switch streams k N l (n+1) 32-bit words: the median ns
+    // per word.
     const auto report = [](const std::vector<double>& model, const std::vector<double>& times) {
       double worst = 0, sum2 = 0;
       for (std::size_t r = 0; r < model.size(); ++r) {
@@ -275,33 +288,48 @@ int main(int argc, char** argv) {
       return nlohmann::json{{"rms_relative_error", std::sqrt(sum2 / model.size())},
                             {"worst_relative_error", worst}};
     };
-    // Normal equations of the weighted 2-column problem, solved by Cramer's rule.
-    double s00 = 0, s01 = 0, s11 = 0, r0 = 0, r1 = 0;
-    std::vector<std::array<double, 2>> cmux_terms;
+    constexpr std::size_t kTerms = 3;
+    std::vector<std::array<double, kTerms>> cmux_terms;
     std::vector<double> cmux_times;
     for (const auto& m : cmux) {
       const double k1 = static_cast<double>(m["k"].get<std::size_t>() + 1);
       const double l = static_cast<double>(m["level"].get<std::size_t>());
       const double big_n = static_cast<double>(m["N"].get<std::size_t>());
-      const std::array<double, 2> x{k1 * l * big_n * std::log2(big_n), k1 * k1 * l * big_n};
-      const double t = m["ns"].get<double>();
-      const double w = 1.0 / (t * t);
-      s00 += w * x[0] * x[0];
-      s01 += w * x[0] * x[1];
-      s11 += w * x[1] * x[1];
-      r0 += w * x[0] * t;
-      r1 += w * x[1] * t;
-      cmux_terms.push_back(x);
-      cmux_times.push_back(t);
+      const double log_n = std::log2(big_n);
+      cmux_terms.push_back({k1 * l * big_n * log_n, k1 * big_n * log_n, k1 * k1 * l * big_n});
+      cmux_times.push_back(m["ns"].get<double>());
     }
-    const double det = s00 * s11 - s01 * s01;
-    const double transform_ns = (r0 * s11 - r1 * s01) / det;
-    const double product_ns = (s00 * r1 - s01 * r0) / det;
+    // Weighted normal equations (weights 1/t^2: relative error), by Gaussian elimination with
+    // partial pivoting on the 3x3 system.
+    std::array<std::array<double, kTerms + 1>, kTerms> system{};
+    for (std::size_t r = 0; r < cmux_terms.size(); ++r) {
+      const double w = 1.0 / (cmux_times[r] * cmux_times[r]);
+      for (std::size_t i = 0; i < kTerms; ++i) {
+        for (std::size_t j = 0; j < kTerms; ++j)
+          system[i][j] += w * cmux_terms[r][i] * cmux_terms[r][j];
+        system[i][kTerms] += w * cmux_terms[r][i] * cmux_times[r];
+      }
+    }
+    for (std::size_t c = 0; c < kTerms; ++c) {
+      std::size_t pivot = c;
+      for (std::size_t r = c + 1; r < kTerms; ++r)
+        if (std::abs(system[r][c]) > std::abs(system[pivot][c])) pivot = r;
+      std::swap(system[c], system[pivot]);
+      for (std::size_t r = 0; r < kTerms; ++r) {
+        if (r == c) continue;
+        const double f = system[r][c] / system[c][c];
+        for (std::size_t j = c; j <= kTerms; ++j) system[r][j] -= f * system[c][j];
+      }
+    }
+    std::array<double, kTerms> coef{};
+    for (std::size_t i = 0; i < kTerms; ++i) coef[i] = system[i][kTerms] / system[i][i];
     std::vector<double> cmux_model;
-    for (const auto& x : cmux_terms) cmux_model.push_back(transform_ns * x[0] + product_ns * x[1]);
+    for (const auto& x : cmux_terms)
+      cmux_model.push_back(coef[0] * x[0] + coef[1] * x[1] + coef[2] * x[2]);
     out["cmux_fit"] = report(cmux_model, cmux_times);
-    out["cmux_fit"]["ns_per_transform_unit"] = transform_ns;  // (k+1) l N log2 N
-    out["cmux_fit"]["ns_per_product_unit"] = product_ns;      // (k+1)^2 l N
+    out["cmux_fit"]["ns_per_forward_transform_unit"] = coef[0];  // (k+1) l N log2 N
+    out["cmux_fit"]["ns_per_inverse_transform_unit"] = coef[1];  // (k+1) N log2 N
+    out["cmux_fit"]["ns_per_product_unit"] = coef[2];            // (k+1)^2 l N
     std::vector<double> ks_words, ks_times, ks_ratios;
     for (const auto& m : ks) {
       ks_words.push_back(static_cast<double>(m["input_dimension"].get<std::size_t>() *

@@ -466,11 +466,11 @@ TEST(EndToEnd, ReportOfATinyCircuitIsGolden) {
       "%1    linear           gemm fc                      [-3, 3]                     3   3  "
       "       -        -",
       "%2    lookup p=3 x2 out relu(gemm fc)                [0, 3]                      2   1  "
-      "in 2^1.0    -40.5",
+      "in 2^1.0    -40.2",
       "noise sites:",
       "  lookup %2 relu(gemm fc)                  bits  3  nu2         0  inputs     2^1.0  log2 "
-      "p_fail -40.5",
-      "p_error bound: 2^-40.0 per lookup, global 1.27e-12",
+      "p_fail -40.2",
+      "p_error bound: 2^-40.0 per lookup, global 1.59e-12",
       "lookups: 2 x 3-bit; bootstraps 2, key switches 2, linear ops 7, depth 1",
       "max width 3, max lookup bits 3, max bit width 3",
   };

@@ -191,8 +191,12 @@ compiler::Circuit own_key_circuit(unsigned seed, std::size_t p1_bits = 2) {
   compiler::Circuit c;
   c.graph = std::move(g);
   compiler::assign_encoding(c);
-  c.parameters = tfhe::default_parameters(tfhe::MessageBits{4});
-  c.partitions = {c.parameters, tfhe::default_parameters(tfhe::MessageBits{p1_bits})};
+  // The 2^-64 sets: each was chosen for the key switch from its own big key, which shares the
+  // small key's coefficients; from the other big key all of them are switched, and the 2^-40
+  // sets' margin would not hold the "no bootstrap may fail" premise of the tests below.
+  c.parameters = tfhe::default_parameters(tfhe::MessageBits{4}, tfhe::FailureBound::k2m64);
+  c.partitions = {c.parameters,
+                  tfhe::default_parameters(tfhe::MessageBits{p1_bits}, tfhe::FailureBound::k2m64)};
   c.partition.assign(c.graph.nodes.size(), 0);
   for (const ValueId v : {x, f0, f2}) c.partition[v.index] = 1;
   return c;

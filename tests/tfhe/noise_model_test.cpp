@@ -190,17 +190,30 @@ TEST(NoiseModel, Monotonicity) {
 
 TEST(NoiseModel, VarianceAtLookupAddsKeyswitchAndModulusSwitch) {
   const PbsParameters& params = default_parameters(MessageBits{4});
-  const LweDimension big{params.glwe_dimension.value * params.polynomial_size.value};
-  const double rounding =
-      keyswitch_rounding_variance(big, params.lwe_dimension, params.ks_base_log, params.ks_level);
+  const std::size_t kn = params.glwe_dimension.value * params.polynomial_size.value;
+  // From its own big key, the k*N - n coefficients the small key does not share.
+  const LweDimension switched{kn - params.lwe_dimension.value};
+  const double rounding = keyswitch_rounding_variance(switched, params.lwe_dimension,
+                                                      params.ks_base_log, params.ks_level) +
+                          shared_prefix_rounding_variance(params.lwe_dimension);
   // The 32-bit key switch's rounding is negligible next to the key switch itself.
-  EXPECT_LT(rounding,
-            1e-3 * keyswitch_variance(big, params.ks_base_log, params.ks_level, params.lwe_noise));
+  EXPECT_LT(rounding, 1e-3 * keyswitch_variance(switched, params.ks_base_log, params.ks_level,
+                                                params.lwe_noise));
   const double ks =
-      keyswitch_variance(big, params.ks_base_log, params.ks_level, params.lwe_noise) + rounding;
+      keyswitch_variance(switched, params.ks_base_log, params.ks_level, params.lwe_noise) +
+      rounding;
   const double ms = modulus_switch_variance(params.lwe_dimension, params.polynomial_size);
   EXPECT_DOUBLE_EQ(variance_at_lookup(params, 0.0), ks + ms);
   EXPECT_DOUBLE_EQ(variance_at_lookup(params, 1e-9), 1e-9 + ks + ms);
+  EXPECT_DOUBLE_EQ(variance_at_lookup(params, LweDimension{kn}, 0.0), ks + ms);
+  // From another big key (of another k*N), every coefficient is switched.
+  const LweDimension other{2 * kn};
+  EXPECT_DOUBLE_EQ(
+      variance_at_lookup(params, other, 0.0),
+      keyswitch_variance(other, params.ks_base_log, params.ks_level, params.lwe_noise) +
+          keyswitch_rounding_variance(other, params.lwe_dimension, params.ks_base_log,
+                                      params.ks_level) +
+          ms);
   EXPECT_DOUBLE_EQ(
       ciphertext_variance(params),
       std::max(pbs_output_variance(params), params.glwe_noise.value * params.glwe_noise.value));

@@ -235,7 +235,7 @@ TEST(Serialization, HeaderLayoutIsFixed) {
   const Bytes b = serialize(toy_parameters());
   const Bytes magic = {0x89, 'F', 'H', 'E', 'M', 'L', 0x0D, 0x0A};
   EXPECT_TRUE(std::equal(magic.begin(), magic.end(), b.begin()));
-  EXPECT_EQ(b[8], 1);  // version, little-endian
+  EXPECT_EQ(b[8], 2);  // version, little-endian
   EXPECT_EQ(b[9], 0);
   EXPECT_EQ(b[10], static_cast<std::uint8_t>(ObjectType::kPbsParameters));
   EXPECT_EQ(get_u64(b, 12), fingerprint(toy_parameters()));
@@ -310,7 +310,7 @@ TEST(Serialization, RefusesEveryAlteredHeaderField) {
       b[i] ^= 0x20;
       EXPECT_TRUE(refused(load, b, "bad magic"));
     }
-    for (std::uint16_t version : {2, 0xFFFF}) {
+    for (std::uint16_t version : {3, 0xFFFF}) {
       Bytes b = c.blob;
       put_u16(b, 8, version);
       EXPECT_TRUE(refused(load, reseal(b),
@@ -433,7 +433,11 @@ TEST(Serialization, RefusesForgedPayloads) {
   const Bytes server = serialize(o.server);
   EXPECT_TRUE(refused(L.at("CompressedServerKey"), forge(server, field(9 + 2), 5),
                       "key switching key shape"));
-  const std::size_t bsk_shape = 9 + 4 + 4 + o.server.keyswitch_key.bodies.size();
+  // The key switching key's shape has five fields since format 2 (the shared prefix last).
+  EXPECT_TRUE(
+      refused(L.at("CompressedServerKey"), forge(server, field(9 + 4), 3), "shared prefix 3"));
+  EXPECT_TRUE(refused(L.at("SeededKeyswitchKey"), forge(ksk, field(4), 3), "shared prefix 3"));
+  const std::size_t bsk_shape = 9 + 5 + 4 + o.server.keyswitch_key.bodies.size();
   EXPECT_TRUE(refused(L.at("CompressedServerKey"), forge(server, field(bsk_shape + 3), 5),
                       "bootstrap key shape"));
 }
@@ -478,6 +482,42 @@ TEST(SerializationCorpus, VersionOneBlobsStillLoad) {
   const ServerKey expanded = decompress(server, SecurityCheck::kUnsafeAllowInsecure);
   EXPECT_THROW((void)decompress(server), std::invalid_argument);  // refused by default
   EXPECT_EQ(expanded.bootstrap_key.data.size(), server.bootstrap_key.shape.length());
+}
+
+// Format 2 (small keys shared with the big key): a client key, a ciphertext under it and the
+// server key made from it, at the toy parameters; the server key runs a bootstrap whose result
+// the client key decrypts. A format 1 client key still decrypts (above) but no longer makes
+// evaluation keys: its small key is independent of its big key.
+TEST(SerializationCorpus, VersionTwoBlobsStillLoad) {
+  const auto dir = corpus_dir();
+  const ClientKey client = deserialize_client_key(read_file(dir / "client_key.v2.bin"), toy({}));
+  EXPECT_EQ(client.parameters, toy_parameters());
+  EXPECT_NO_THROW(check_shared_prefix(client));
+  const DeserializeOptions expect = toy({&client.parameters});
+  const LweCiphertext ct =
+      deserialize_lwe_ciphertext(read_file(dir / "lwe_ciphertext.v2.bin"), expect);
+  EXPECT_EQ(decrypt(client, ct.data, kBits), 5u);
+  const CompressedServerKey compressed =
+      deserialize_compressed_server_key(read_file(dir / "compressed_server_key.v2.bin"), expect);
+  EXPECT_EQ(compressed.keyswitch_key.shape.shared_prefix, 16u);
+  const ServerKey server = decompress(compressed, SecurityCheck::kUnsafeAllowInsecure);
+  std::vector<std::uint64_t> plus_one(8);
+  for (std::size_t m = 0; m < 8; ++m) plus_one[m] = (m + 1) % 8;
+  const LookupTable table =
+      make_lookup_table(client.parameters.polynomial_size, kBits, plus_one, kBits);
+  const LweCiphertextList out = keyswitch_bootstrap(server, ct.data, table);
+  EXPECT_EQ(decrypt(client, out.at(0), kBits), 6u);
+
+  const ClientKey old = deserialize_client_key(read_file(dir / "client_key.v1.bin"), toy({}));
+  EXPECT_THROW(check_shared_prefix(old), std::invalid_argument);
+  Csprng rng(test_seed(9));
+  try {
+    (void)generate_compressed_server_key(old, rng, test_seed(10),
+                                         SecurityCheck::kUnsafeAllowInsecure);
+    ADD_FAILURE() << "a format 1 client key made evaluation keys";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("generate a new key"), std::string::npos) << e.what();
+  }
 }
 
 // Every row "| `file` | Type | `fragment` |" of the corpus README: the blob must be refused by

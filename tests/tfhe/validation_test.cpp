@@ -216,7 +216,7 @@ TEST(Keyswitch, SeededKeyEntriesEncryptTheGadgetTimesTheKeyBit) {
   const DecompositionLevelCount level{3};
   const NoiseStdDev noise{std::ldexp(1.0, -20)};
   const auto seeded =
-      generate_seeded_keyswitch_key(in.bits, out, base, level, noise, test_seed(5), rng);
+      generate_seeded_keyswitch_key(in.bits, out, base, level, noise, test_seed(5), rng, false);
   const KeyswitchKey key = expand(seeded);
   const Decomposer d(base, level);
   for (std::size_t i = 0; i < 600; ++i) {

@@ -78,7 +78,7 @@ runtime::CompressedEvaluationKeys deserialize_evaluation_keys(
           const tfhe::PbsParameters& to = partition(pair.to);
           const tfhe::KeyswitchShape expected{
               tfhe::extracted_lwe_dimension(from.glwe_dimension, from.polynomial_size),
-              to.lwe_dimension, to.ks_base_log, to.ks_level};
+              to.lwe_dimension, to.ks_base_log, to.ks_level, 0};  // another big key: no sharing
           if (!(key.shape == expected)) {
             fail(r.context(), "the key switch from partition " + std::to_string(pair.from) +
                                   " to partition " + std::to_string(pair.to) +

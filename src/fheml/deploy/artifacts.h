@@ -38,7 +38,9 @@ namespace fheml::deploy {
 //    partition, the noise sites' sources, and evaluation keys per partition.
 // 6: partitions with big keys of their own and the key switches between them.
 // 7: approximate outputs: the circuit's output noise bits, each output encoding's noise bits.
-inline constexpr std::uint64_t kArtifactFormatVersion = 7;
+// 8: small keys are the first n coefficients of their big key; key switching keys carry their
+//    shared prefix (tfhe serialization format 2).
+inline constexpr std::uint64_t kArtifactFormatVersion = 8;
 
 // What the client holds.
 struct ClientSpec {

@@ -85,7 +85,7 @@ void make_server_keys(const ClientCircuit& circuit, const ClientKeys& keys,
         pair, tfhe::generate_seeded_keyswitch_key(keys.big_key(pair.from).as_lwe_key(),
                                                   keys.for_partition(partitions, pair.to).small_key,
                                                   to.ks_base_log, to.ks_level, to.lwe_noise,
-                                                  mask_seed, noise_rng));
+                                                  mask_seed, noise_rng, /*shared_prefix=*/false));
   }
 }
 
@@ -153,15 +153,23 @@ ClientKeys client_keys(tfhe::ClientKey key, const ClientCircuit& circuit) {
   const std::vector<std::uint32_t> classes = big_key_classes(partitions);
   for (std::size_t p = 1; p < partitions.size(); ++p) {
     tfhe::validate(partitions[p]);
-    tfhe::Csprng rng(tfhe::derive_seed(master, "partition " + std::to_string(p)));
-    keys.partition_keys.push_back(tfhe::generate_lwe_secret_key(partitions[p].lwe_dimension, rng));
     if (classes[p] == p) {
-      // A label of its own: the small keys above stay those of earlier versions.
       tfhe::Csprng big_rng(tfhe::derive_seed(master, "big key " + std::to_string(p)));
       keys.big_keys.emplace_back(
           static_cast<std::uint32_t>(p),
           tfhe::generate_glwe_secret_key(partitions[p].glwe_dimension,
                                          partitions[p].polynomial_size, big_rng));
+    }
+    // Each small key is the first n coefficients of its class's big key (tfhe/keyswitch.h,
+    // "Shared prefix"): partitions of one class have nested small keys, each LWE instance at
+    // its own n and noise.
+    if (tfhe::shares_small_key(partitions[p])) {
+      keys.partition_keys.push_back(
+          tfhe::small_key_of(keys.big_key(classes[p]).as_lwe_key(), partitions[p].lwe_dimension));
+    } else {
+      tfhe::Csprng rng(tfhe::derive_seed(master, "partition " + std::to_string(p)));
+      keys.partition_keys.push_back(
+          tfhe::generate_lwe_secret_key(partitions[p].lwe_dimension, rng));
     }
   }
   sodium_memzero(master.data(), master.size());

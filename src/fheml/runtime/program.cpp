@@ -107,6 +107,17 @@ std::vector<std::uint32_t> big_key_classes(std::span<const tfhe::PbsParameters> 
       const tfhe::PbsParameters& a = partitions[q];
       // Sets of one k * N and GLWE noise share one big key, whatever their k and N.
       if (tfhe::same_big_key(a, b)) break;
+      // The noise model takes an input under a big key of a set's own k * N for one under its
+      // own big key, whose first n coefficients its small key shares (tfhe/noise.h,
+      // variance_at_lookup): two big keys of one k * N (another GLWE noise; the compiler makes
+      // none) would make that wrong.
+      if (a.glwe_dimension.value * a.polynomial_size.value ==
+          b.glwe_dimension.value * b.polynomial_size.value) {
+        throw std::invalid_argument(
+            "partitions " + std::to_string(q) + " and " + std::to_string(p) +
+            " have big keys of one k*N but different GLWE noises; a circuit's big keys of one "
+            "k*N must be one key");
+      }
     }
     classes[p] = static_cast<std::uint32_t>(q);
   }

@@ -155,6 +155,8 @@ struct ClientKeys {
   tfhe::ClientKey key;  // partition 0's small key and big key
   // The small keys of partitions 1.. (none for a circuit of one partition), derived from `key`
   // (client_keys below): the key file of a deployment stays the one secret key it always was.
+  // Each is the first n coefficients of its partition's big key (tfhe/keyswitch.h, "Shared
+  // prefix").
   std::vector<tfhe::LweSecretKey> partition_keys{};
   // The big keys beyond partition 0's (partitions of their own k or N), each with the key class
   // that names it (big_key_classes), derived from `key` the same way.
@@ -168,9 +170,11 @@ struct ClientKeys {
 };
 
 // `key` with the small keys of the circuit's partitions 1.. (and the big keys of its key classes
-// beyond 0), each drawn from a ChaCha20 stream
-// whose seed is a keyed BLAKE2b of the serialized key under a label of its own per partition (a
-// PRF of a secret of hundreds of bits: as good as independent keys, and never stored apart).
+// beyond 0). A big key beyond 0 is drawn from a ChaCha20 stream whose seed is a keyed BLAKE2b of
+// the serialized key under a label of its own per class (a PRF of a secret of hundreds of bits:
+// as good as an independent key, and never stored apart); a small key is the first n
+// coefficients of its class's big key (a set with n > k*N, which the search does not make,
+// draws its own the same way).
 // Throws std::invalid_argument when `key` is not at circuit.parameters.
 ClientKeys client_keys(tfhe::ClientKey key, const ClientCircuit& circuit);
 

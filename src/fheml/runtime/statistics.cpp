@@ -14,34 +14,6 @@
 namespace fheml::runtime {
 namespace {
 
-// Single-thread KS+PBS medians of the built-in parameter sets of 2026-11-23 (p = 1..8 at
-// p_fail <= 2^-40) on the project's standard 2-core machine: the table of bench/README.md
-// ("KS+PBS per precision", `fheml bench -r 7`, bench/results/bench_2m40.json: 8.41, 7.88, 11.27,
-// 13.25, 32.9, 76.5, 304, 628 ms) times the before/after ratio of the fused CMux measured
-// interleaved on 2026-12-03 (bench/results/engine-fused-cmux-2026-12-03.json: 0.605, 0.553,
-// 0.732, 0.781, 0.848, 0.892, 0.83, 0.92; bench/README.md, "Engine: fused CMux"). The sets are
-// written out (n, k, N, bootstrap and key switch levels: what the cost model reads) because the
-// built-in sets have since moved with the cost model.
-struct MeasuredSet {
-  std::size_t n, k, big_n, pbs_level, ks_level;
-  double ms;
-};
-constexpr MeasuredSet kMeasuredKsPbs[8] = {
-    {692, 3, 512, 1, 2, 5.09},   {709, 3, 512, 1, 3, 4.36},   {771, 2, 1024, 1, 3, 8.25},
-    {771, 1, 2048, 1, 5, 10.35}, {838, 1, 4096, 1, 5, 27.9},  {950, 1, 8192, 1, 4, 68.2},
-    {964, 1, 16384, 2, 6, 252},  {1054, 1, 32768, 2, 5, 578},
-};
-
-double measured_set_cost(const MeasuredSet& m) {
-  tfhe::PbsParameters p;
-  p.lwe_dimension = tfhe::LweDimension{m.n};
-  p.glwe_dimension = tfhe::GlweDimension{m.k};
-  p.polynomial_size = tfhe::PolynomialSize{m.big_n};
-  p.pbs_level = tfhe::DecompositionLevelCount{m.pbs_level};
-  p.ks_level = tfhe::DecompositionLevelCount{m.ks_level};
-  return tfhe::estimated_cost(p);
-}
-
 std::string format(const char* pattern, double value) {
   char buffer[64];
   std::snprintf(buffer, sizeof buffer, pattern, value);
@@ -56,20 +28,10 @@ std::string pow2(double value) {
 }  // namespace
 
 double estimated_bootstrap_ms(const tfhe::PbsParameters& params) {
-  // The measured set nearest in the optimizer's cost model, scaled by the cost ratio: exact for
-  // the measured sets, a fair guess for others.
-  const double cost = tfhe::estimated_cost(params);
-  double best = 0;
-  double best_distance = INFINITY;
-  for (const MeasuredSet& m : kMeasuredKsPbs) {
-    const double reference = measured_set_cost(m);
-    const double distance = std::abs(std::log(cost / reference));
-    if (distance < best_distance) {
-      best_distance = distance;
-      best = m.ms * cost / reference;
-    }
-  }
-  return best;
+  // The parameter search's cost model is single-thread nanoseconds measured on the project's
+  // standard machine (tfhe/parameters.cpp, "Cost model"); checked against real KS+PBS medians
+  // there (tests/tfhe/parameters_test.cpp, CostModel.EstimatesMeasuredLatency...).
+  return tfhe::estimated_cost(params) * 1e-6;
 }
 
 Statistics compute_statistics(const compiler::Circuit& circuit, std::size_t threads) {
@@ -127,13 +89,16 @@ Statistics compute_statistics(const compiler::Circuit& circuit, std::size_t thre
     }
   }
   for (const KeyswitchPair& pair : classes.keyswitch_pairs) {
-    // The key switch of `to` from the big key of `from`: `to`'s set read at `from`'s k and N.
-    tfhe::PbsParameters shape = partitions[pair.to];
-    shape.glwe_dimension = partitions[pair.from].glwe_dimension;
-    shape.polynomial_size = partitions[pair.from].polynomial_size;
-    const tfhe::KeySizes k = tfhe::key_sizes(shape);
-    s.key_sizes.keyswitch_compressed += k.keyswitch_compressed;
-    s.key_sizes.keyswitch_expanded += k.keyswitch_expanded;
+    // The key switch of `to` from the big key of `from`: all of its k*N coefficients (no shared
+    // prefix with another big key).
+    const tfhe::PbsParameters& from = partitions[pair.from];
+    const tfhe::PbsParameters& to = partitions[pair.to];
+    const tfhe::KeyswitchShape shape{
+        tfhe::extracted_lwe_dimension(from.glwe_dimension, from.polynomial_size), to.lwe_dimension,
+        to.ks_base_log, to.ks_level, 0};
+    s.key_sizes.keyswitch_compressed +=
+        shape.entry_count() * sizeof(tfhe::Torus) + tfhe::kSeedBytes;
+    s.key_sizes.keyswitch_expanded += shape.length() * sizeof(std::uint32_t);
   }
   s.ciphertext_bytes =
       tfhe::lwe_size(tfhe::extracted_lwe_dimension(p.glwe_dimension, p.polynomial_size)) *

@@ -57,8 +57,8 @@ struct Statistics {
 // Counts and estimates for one sample; `threads` only affects estimated_parallel_latency_ms.
 Statistics compute_statistics(const compiler::Circuit& circuit, std::size_t threads = 1);
 
-// Single-thread milliseconds of one key switch + bootstrap at `params`, scaled from the
-// recorded benchmark of the nearest built-in parameter set.
+// Single-thread milliseconds of one key switch + bootstrap at `params`: the parameter search's
+// cost model, measured in nanoseconds on the project's standard machine.
 double estimated_bootstrap_ms(const tfhe::PbsParameters& params);
 
 // Per-node table (%id, op, origin, range, bits, W, nu2, log2 p_fail) followed by the parameters,

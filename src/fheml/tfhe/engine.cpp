@@ -11,10 +11,28 @@ namespace fheml::tfhe {
 ClientKey generate_client_key(const PbsParameters& parameters, Csprng& secret_rng,
                               SecurityCheck check) {
   validate(parameters, check);
-  ClientKey key{
-      parameters, generate_lwe_secret_key(parameters.lwe_dimension, secret_rng),
-      generate_glwe_secret_key(parameters.glwe_dimension, parameters.polynomial_size, secret_rng)};
-  return key;
+  GlweSecretKey big =
+      generate_glwe_secret_key(parameters.glwe_dimension, parameters.polynomial_size, secret_rng);
+  // The small key is the big key's first n coefficients (keyswitch.h, "Shared prefix").
+  LweSecretKey small = shares_small_key(parameters)
+                           ? small_key_of(big.as_lwe_key(), parameters.lwe_dimension)
+                           : generate_lwe_secret_key(parameters.lwe_dimension, secret_rng);
+  return ClientKey{parameters, std::move(small), std::move(big)};
+}
+
+KeyswitchShape keyswitch_shape_of(const PbsParameters& p) {
+  return {extracted_lwe_dimension(p.glwe_dimension, p.polynomial_size), p.lwe_dimension,
+          p.ks_base_log, p.ks_level, shares_small_key(p) ? p.lwe_dimension.value : 0};
+}
+
+LweSecretKey small_key_of(std::span<const std::uint64_t> big_key, LweDimension n) {
+  if (n.value > big_key.size()) {
+    throw_invalid_argument("small_key_of: n = " + std::to_string(n.value) +
+                           " is longer than the big key (" + std::to_string(big_key.size()) +
+                           " coefficients)");
+  }
+  return LweSecretKey{
+      SecretWords(big_key.begin(), big_key.begin() + static_cast<std::ptrdiff_t>(n.value))};
 }
 
 CompressedServerKey generate_compressed_server_key(const ClientKey& client, Csprng& noise_rng) {
@@ -40,9 +58,27 @@ void check_client_key(const ClientKey& client, SecurityCheck check) {
   for (const std::uint64_t c : client.small_key.bits) high |= c >> 1;
   for (const std::uint64_t c : client.glwe_key.bits) high |= c >> 1;
   if (high != 0) throw_invalid_argument("client key: coefficients must be binary (0 or 1)");
+  check_shared_prefix(client);
 }
 
 }  // namespace
+
+void check_shared_prefix(const ClientKey& client) {
+  if (!shares_small_key(client.parameters)) return;
+  // An OR of the differences, without a branch on a key bit.
+  std::uint64_t differ = 0;
+  const std::span<const std::uint64_t> big = client.glwe_key.as_lwe_key();
+  for (std::size_t t = 0; t < client.small_key.bits.size() && t < big.size(); ++t)
+    differ |= client.small_key.bits[t] ^ big[t];
+  if (differ != 0) {
+    throw_invalid_argument(
+        "client key: its small key is not the first n coefficients of its big key, as fheml's "
+        "keys are since serialization format 2 (keys made by an earlier fheml had independent "
+        "small keys); generate a new key with this version");
+  }
+}
+
+namespace {}  // namespace
 
 CompressedServerKey generate_compressed_server_key(const ClientKey& client, Csprng& noise_rng,
                                                    const Seed& mask_seed, SecurityCheck check) {
@@ -55,7 +91,8 @@ CompressedServerKey generate_compressed_server_key(const ClientKey& client, Cspr
   return CompressedServerKey{
       p,
       generate_seeded_keyswitch_key(client.glwe_key.as_lwe_key(), client.small_key, p.ks_base_log,
-                                    p.ks_level, p.lwe_noise, ksk_seed, noise_rng),
+                                    p.ks_level, p.lwe_noise, ksk_seed, noise_rng,
+                                    shares_small_key(p)),
       generate_seeded_bootstrap_key(client.small_key, client.glwe_key, p.pbs_base_log, p.pbs_level,
                                     p.glwe_noise, bsk_seed, noise_rng)};
 }
@@ -63,8 +100,9 @@ CompressedServerKey generate_compressed_server_key(const ClientKey& client, Cspr
 ServerKey decompress(const CompressedServerKey& compressed, SecurityCheck check, bool keyswitch) {
   const PbsParameters& p = compressed.parameters;
   validate(p, check);
-  const KeyswitchShape ks{extracted_lwe_dimension(p.glwe_dimension, p.polynomial_size),
-                          p.lwe_dimension, p.ks_base_log, p.ks_level};
+  // A key of serialization format 1 switches every coefficient (no shared prefix): still run.
+  KeyswitchShape ks = keyswitch_shape_of(p);
+  if (compressed.keyswitch_key.shape.shared_prefix == 0) ks.shared_prefix = 0;
   const BootstrapShape bs{p.lwe_dimension,
                           {p.glwe_dimension, p.polynomial_size, p.pbs_base_log, p.pbs_level}};
   if (!(compressed.keyswitch_key.shape == ks) || !(compressed.bootstrap_key.shape == bs)) {
@@ -77,15 +115,15 @@ ServerKey decompress(const CompressedServerKey& compressed, SecurityCheck check,
 }
 
 KeySizes key_sizes(const PbsParameters& p) {
-  const std::size_t big = p.glwe_dimension.value * p.polynomial_size.value;
-  const std::size_t ks_entries = big * p.ks_level.value;
+  const KeyswitchShape ks = keyswitch_shape_of(p);
+  const std::size_t ks_entries = ks.entry_count();
   const GgswShape g{p.glwe_dimension, p.polynomial_size, p.pbs_base_log, p.pbs_level};
   const std::size_t bsk_words = p.lwe_dimension.value * g.length();
   const std::size_t bsk_bodies = p.lwe_dimension.value * g.row_count() * p.polynomial_size.value;
   KeySizes s;
   s.keyswitch_compressed = ks_entries * sizeof(Torus) + kSeedBytes;
   // As the server holds it: the 32-bit compute form.
-  s.keyswitch_expanded = ks_entries * lwe_size(p.lwe_dimension) * sizeof(std::uint32_t);
+  s.keyswitch_expanded = ks.length() * sizeof(std::uint32_t);
   s.bootstrap_compressed = bsk_bodies * sizeof(Torus) + kSeedBytes;
   s.bootstrap_expanded = bsk_words * sizeof(Torus);
   s.bootstrap_fourier = bsk_words * sizeof(double);

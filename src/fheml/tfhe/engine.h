@@ -22,7 +22,7 @@ namespace fheml::tfhe {
 // Secret material: stays with the client.
 struct ClientKey {
   PbsParameters parameters;
-  LweSecretKey small_key;  // n
+  LweSecretKey small_key;  // n: the big key's first n coefficients when n <= k*N (shares_small_key)
   GlweSecretKey glwe_key;  // k polynomials of N: the big LWE key once flattened
   LweDimension big_dimension() const {
     return extracted_lwe_dimension(parameters.glwe_dimension, parameters.polynomial_size);
@@ -33,6 +33,14 @@ struct ClientKey {
 // unless `check` says otherwise (tests only).
 ClientKey generate_client_key(const PbsParameters& parameters, Csprng& secret_rng,
                               SecurityCheck check = SecurityCheck::kRequire128);
+
+// The small key of dimension n that shares the big key's first n coefficients (a copy of them).
+LweSecretKey small_key_of(std::span<const std::uint64_t> big_key, LweDimension n);
+// Throws std::invalid_argument when the set shares its small key (shares_small_key) and the
+// key's small key is not its big key's first n coefficients (a key of an earlier fheml).
+void check_shared_prefix(const ClientKey& client);
+// The key switching key's shape from the set's own big key (shared prefix when n <= k*N).
+KeyswitchShape keyswitch_shape_of(const PbsParameters& p);
 
 // Evaluation keys as they travel: masks regenerated from seeds.
 struct CompressedServerKey {

@@ -29,13 +29,41 @@ std::uint32_t round_to_top32(Torus x) {
 
 }  // namespace
 
+void check_keyswitch_shape(const KeyswitchShape& shape) {
+  const std::size_t n = shape.output_dimension.value;
+  if (shape.shared_prefix != 0 && shape.shared_prefix != n) {
+    throw_invalid_argument("key switching key: shared prefix " +
+                           std::to_string(shape.shared_prefix) +
+                           " must be 0 or the output dimension " + std::to_string(n));
+  }
+  if (shape.shared_prefix > shape.input_dimension.value) {
+    throw_invalid_argument("key switching key: shared prefix " +
+                           std::to_string(shape.shared_prefix) + " exceeds the input dimension " +
+                           std::to_string(shape.input_dimension.value));
+  }
+}
+
 SeededKeyswitchKey generate_seeded_keyswitch_key(std::span<const std::uint64_t> input_key,
                                                  const LweSecretKey& output_key,
                                                  DecompositionBaseLog base_log,
                                                  DecompositionLevelCount level, NoiseStdDev noise,
-                                                 const Seed& mask_seed, Csprng& noise_rng) {
+                                                 const Seed& mask_seed, Csprng& noise_rng,
+                                                 bool shared_prefix) {
   SeededKeyswitchKey key;
-  key.shape = {LweDimension{input_key.size()}, output_key.dimension(), base_log, level};
+  key.shape = {LweDimension{input_key.size()}, output_key.dimension(), base_log, level,
+               shared_prefix ? output_key.dimension().value : 0};
+  check_keyswitch_shape(key.shape);
+  const std::size_t first = key.shape.shared_prefix;
+  if (first != 0) {
+    // Without a branch on a key bit: an OR of the differences.
+    std::uint64_t differ = 0;
+    for (std::size_t t = 0; t < first; ++t) differ |= input_key[t] ^ output_key.bits[t];
+    if (differ != 0) {
+      throw_invalid_argument(
+          "key switching key: the output key is not the input key's first n coefficients, so "
+          "it cannot share them");
+    }
+  }
   key.seed = mask_seed;
   key.bodies.resize(key.shape.entry_count());
   const Decomposer decomposer(base_log, level);
@@ -44,7 +72,8 @@ SeededKeyswitchKey generate_seeded_keyswitch_key(std::span<const std::uint64_t> 
   const Seed noise_seed = noise_rng.derive_seed();
   ThreadPool& pool = ThreadPool::global();
   std::vector<std::vector<Torus>> buffers(pool.size());
-  pool.parallel_for(input_key.size(), [&](std::size_t i, std::size_t worker) {
+  pool.parallel_for(input_key.size() - first, [&](std::size_t row, std::size_t worker) {
+    const std::size_t i = first + row;
     auto& ct = buffers[worker];
     ct.resize(lwe_size(output_key.dimension()));
     Csprng mask_rng(mask_seed, i);
@@ -52,7 +81,7 @@ SeededKeyswitchKey generate_seeded_keyswitch_key(std::span<const std::uint64_t> 
     for (std::size_t j = 0; j < level.value; ++j) {
       encrypt_lwe(ct, output_key.bits, input_key[i] * decomposer.gadget(j), noise, mask_rng,
                   row_noise);
-      key.bodies[i * level.value + j] = ct.back();
+      key.bodies[row * level.value + j] = ct.back();
     }
   });
   return key;
@@ -60,13 +89,14 @@ SeededKeyswitchKey generate_seeded_keyswitch_key(std::span<const std::uint64_t> 
 
 KeyswitchKey expand(const SeededKeyswitchKey& seeded) {
   const KeyswitchShape& shape = seeded.shape;
+  check_keyswitch_shape(shape);
   require_size("seeded key switching key bodies", shape.entry_count(), seeded.bodies.size());
   KeyswitchKey key{shape, std::vector<Torus>(shape.length())};
   const std::size_t n = shape.output_dimension.value;
-  for (std::size_t i = 0; i < shape.input_dimension.value; ++i) {
-    Csprng mask_rng(seeded.seed, i);
+  for (std::size_t row = 0; row < shape.switched_dimension(); ++row) {
+    Csprng mask_rng(seeded.seed, shape.shared_prefix + row);
     for (std::size_t j = 0; j < shape.level.value; ++j) {
-      const std::size_t e = i * shape.level.value + j;
+      const std::size_t e = row * shape.level.value + j;
       std::span<Torus> entry(key.data.data() + e * (n + 1), n + 1);
       mask_rng.fill_u64(entry.first(n));
       entry.back() = seeded.bodies[e];
@@ -82,15 +112,17 @@ void keyswitch(std::span<Torus> out, std::span<const Torus> in, const KeyswitchK
   require_size("key switching key length", shape.length(), key.data.size());
   const std::size_t size = lwe_size(shape.output_dimension);
   const std::size_t level = shape.level.value;
+  const std::size_t first = shape.shared_prefix;
   std::fill(out.begin(), out.end(), Torus{0});
+  std::copy(in.begin(), in.begin() + static_cast<std::ptrdiff_t>(first), out.begin());
   out.back() = in.back();
   const Decomposer decomposer(shape.base_log, shape.level);
   std::int64_t digits[64];
-  for (std::size_t i = 0; i < shape.input_dimension.value; ++i) {
+  for (std::size_t i = first; i < shape.input_dimension.value; ++i) {
     decomposer.decompose_zero_mean(in[i], std::span<std::int64_t>(digits, level));
     for (std::size_t j = 0; j < level; ++j) {
       if (digits[j] == 0) continue;
-      subtract_scaled(out.data(), key.data.data() + (i * level + j) * size,
+      subtract_scaled(out.data(), key.data.data() + ((i - first) * level + j) * size,
                       static_cast<Torus>(digits[j]), size);
     }
   }
@@ -105,14 +137,15 @@ KeyswitchKey32 to_compute_form(const KeyswitchKey& key) {
 
 KeyswitchKey32 expand_to_compute_form(const SeededKeyswitchKey& seeded) {
   const KeyswitchShape& shape = seeded.shape;
+  check_keyswitch_shape(shape);
   require_size("seeded key switching key bodies", shape.entry_count(), seeded.bodies.size());
   KeyswitchKey32 key{shape, KeyVector<std::uint32_t>(shape.length())};
   const std::size_t n = shape.output_dimension.value;
   std::vector<Torus> mask(n);
-  for (std::size_t i = 0; i < shape.input_dimension.value; ++i) {
-    Csprng mask_rng(seeded.seed, i);
+  for (std::size_t row = 0; row < shape.switched_dimension(); ++row) {
+    Csprng mask_rng(seeded.seed, shape.shared_prefix + row);
     for (std::size_t j = 0; j < shape.level.value; ++j) {
-      const std::size_t e = i * shape.level.value + j;
+      const std::size_t e = row * shape.level.value + j;
       std::uint32_t* entry = key.data.data() + e * (n + 1);
       mask_rng.fill_u64(mask);
       for (std::size_t t = 0; t < n; ++t) entry[t] = round_to_top32(mask[t]);
@@ -140,18 +173,23 @@ void keyswitch_group(std::span<const std::span<Torus>> out,
     require_size("key switch input length", lwe_size(shape.input_dimension), in[c].size());
     require_size("key switch output length", size, out[c].size());
   }
+  const std::size_t first = shape.shared_prefix;
   std::vector<std::uint32_t> acc(members * size, 0);
-  for (std::size_t c = 0; c < members; ++c) acc[c * size + size - 1] = round_to_top32(in[c].back());
+  for (std::size_t c = 0; c < members; ++c) {
+    // The shared mask coefficients, rounded to the compute form as the key's words are.
+    for (std::size_t t = 0; t < first; ++t) acc[c * size + t] = round_to_top32(in[c][t]);
+    acc[c * size + size - 1] = round_to_top32(in[c].back());
+  }
   const Decomposer decomposer(shape.base_log, shape.level);
   std::vector<std::int64_t> digits(members * level);
   // Same order of operations per member as keyswitch_loop: only the loops are interchanged.
-  for (std::size_t i = 0; i < shape.input_dimension.value; ++i) {
+  for (std::size_t i = first; i < shape.input_dimension.value; ++i) {
     for (std::size_t c = 0; c < members; ++c) {
       decomposer.decompose_zero_mean(in[c][i],
                                      std::span<std::int64_t>(digits).subspan(c * level, level));
     }
     for (std::size_t j = 0; j < level; ++j) {
-      const std::uint32_t* entry = key.data.data() + (i * level + j) * size;
+      const std::uint32_t* entry = key.data.data() + ((i - first) * level + j) * size;
       for (std::size_t c = 0; c < members; ++c) {
         const std::int64_t digit = digits[c * level + j];
         if (digit == 0) continue;

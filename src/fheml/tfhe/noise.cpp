@@ -192,6 +192,38 @@ double keyswitch_rounding_variance(LweDimension input_dimension, LweDimension ou
                     digit_sq * per_entry;
 }
 
+double shared_prefix_rounding_variance(LweDimension output_dimension) {
+  // Each copied coefficient rounded to a multiple of 2^32: uniform error of variance
+  // (2^-32)^2 / 12 on the torus, times a binary key bit (E[s^2] = 1/2).
+  return static_cast<double>(output_dimension.value) / 2.0 * std::ldexp(1.0, -64) / 12.0;
+}
+
+namespace {
+
+// Concrete's KS-PBS atomic pattern (zama-ai/concrete compilers/concrete-optimizer/
+// concrete-optimizer/src/noise_estimator/operators/atomic_pattern.rs): the independent noises
+// of the linear part, the key switch and the modulus switch add up. The key switch decomposes
+// `switched` coefficients and copies `shared` (0 or n).
+double lookup_input_variance(const PbsParameters& params, std::size_t switched, std::size_t shared,
+                             double linear_variance) {
+  if (!(linear_variance >= 0.0) || !std::isfinite(linear_variance)) {
+    throw std::invalid_argument(
+        "variance_at_lookup: input variance must be finite and >= 0, found " +
+        std::to_string(linear_variance));
+  }
+  const double keyswitch =
+      (switched == 0 ? 0.0
+                     : keyswitch_variance(LweDimension{switched}, params.ks_base_log,
+                                          params.ks_level, params.lwe_noise)) +
+      keyswitch_rounding_variance(LweDimension{switched}, params.lwe_dimension, params.ks_base_log,
+                                  params.ks_level);
+  const double copied = shared == 0 ? 0.0 : shared_prefix_rounding_variance(LweDimension{shared});
+  return linear_variance + keyswitch + copied +
+         modulus_switch_variance(params.lwe_dimension, params.polynomial_size);
+}
+
+}  // namespace
+
 double variance_at_lookup(const PbsParameters& params, double linear_variance) {
   return variance_at_lookup(params,
                             extracted_lwe_dimension(params.glwe_dimension, params.polynomial_size),
@@ -200,20 +232,10 @@ double variance_at_lookup(const PbsParameters& params, double linear_variance) {
 
 double variance_at_lookup(const PbsParameters& params, LweDimension input_dimension,
                           double linear_variance) {
-  if (!(linear_variance >= 0.0) || !std::isfinite(linear_variance)) {
-    throw std::invalid_argument(
-        "variance_at_lookup: input variance must be finite and >= 0, found " +
-        std::to_string(linear_variance));
-  }
-  // Concrete's KS-PBS atomic pattern (zama-ai/concrete compilers/concrete-optimizer/
-  // concrete-optimizer/src/noise_estimator/operators/atomic_pattern.rs): the independent noises
-  // of the linear part, the key switch from k*N and the modulus switch add up.
-  return linear_variance +
-         keyswitch_variance(input_dimension, params.ks_base_log, params.ks_level,
-                            params.lwe_noise) +
-         keyswitch_rounding_variance(input_dimension, params.lwe_dimension, params.ks_base_log,
-                                     params.ks_level) +
-         modulus_switch_variance(params.lwe_dimension, params.polynomial_size);
+  const std::size_t switched = switched_dimension(
+      input_dimension.value, params.lwe_dimension.value,
+      input_dimension == extracted_lwe_dimension(params.glwe_dimension, params.polynomial_size));
+  return lookup_input_variance(params, switched, input_dimension.value - switched, linear_variance);
 }
 
 double log2_erfc(double x) {

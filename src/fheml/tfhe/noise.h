@@ -33,6 +33,11 @@ double keyswitch_variance(LweDimension input_dimension, DecompositionBaseLog bas
 double keyswitch_rounding_variance(LweDimension input_dimension, LweDimension output_dimension,
                                    DecompositionBaseLog base_log, DecompositionLevelCount level);
 
+// Variance ADDED by the copy of the n mask coefficients a key switch shares with its input
+// (KeyswitchShape::shared_prefix) in the 32-bit compute form: each is rounded to its top 32 bits
+// and multiplies a binary key bit.
+double shared_prefix_rounding_variance(LweDimension output_dimension);
+
 // Variance ADDED by the modulus switch 2^64 -> 2N of an LWE ciphertext of dimension n with a
 // binary key. N must be a power of two.
 double modulus_switch_variance(LweDimension n, PolynomialSize polynomial_size);
@@ -60,10 +65,14 @@ double pbs_output_variance(const PbsParameters& params);
 double ciphertext_variance(const PbsParameters& params);
 
 // Variance at blind-rotation input (after key switch and modulus switch) for a lookup whose
-// input has variance `linear_variance` (= input variance * nu2 for a dot product of 2-norm^2 nu2).
+// input has variance `linear_variance` (= input variance * nu2 for a dot product of 2-norm^2 nu2)
+// and is under the set's own big key, whose first n coefficients are the small key: the key
+// switch decomposes the k*N - n others (keyswitch.h, "Shared prefix").
 double variance_at_lookup(const PbsParameters& params, double linear_variance);
-// The same for an input under another big key, of dimension `input_dimension` (a circuit whose
-// partitions have their own k and N: the key switch reads the source's k*N coefficients).
+// The same for an input under the big key of dimension `input_dimension`: the set's own when
+// that is its k*N (one class of big keys has one k*N: runtime/keys.cpp), else another
+// partition's (a circuit whose partitions have their own k and N: the key switch reads all of the
+// source's coefficients, none of them shared with the small key).
 double variance_at_lookup(const PbsParameters& params, LweDimension input_dimension,
                           double linear_variance);
 

@@ -1,6 +1,7 @@
 #include "fheml/tfhe/parameters.h"
 
 #include <array>
+#include <bit>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -20,38 +21,93 @@ namespace fheml::tfhe {
 namespace {
 
 // ---- Cost model -------------------------------------------------------------------------------
-// Single-thread nanoseconds of one key switch plus one bootstrap, fitted to this engine's kernels
-// as they run inside a bootstrap (bench/calibrate/calibrate_cost.cpp;
-// bench/results/cost-calibration-2026-12-03.json; 2-core AMD EPYC VM, AVX2 kernels;
-// bench/README.md, "Cost model"):
-//  - a CMux costs 0.40 ns per (k+1) l N log2 N (a transform per decomposed polynomial) plus
-//    1.65 ns per (k+1)^2 l N (the products of transformed digits with key polynomials streamed
-//    from memory); fitted on 135 shapes (k = 1..3, N = 2^8..2^16, levels 1..5, each CMux reading
-//    the next GGSW of a ring larger than the last-level cache), rms error 19%. Both terms scale
-//    with the level count: the data show no level-independent part.
-//  - a key switch streams k N l (n+1) 32-bit key words at 0.35 ns each (120 shapes, rms 13%).
+// Single-thread nanoseconds of one key switch plus one bootstrap, measured on this engine's
+// kernels as they run inside a bootstrap (bench/calibrate/calibrate_cost.cpp;
+// bench/results/cost-calibration-standard-2026-12-04.json; the project's standard machine: 2-core
+// Intel Xeon VM, AVX-512 kernels, keys on huge pages; bench/README.md, "Cost model"):
+//  - a CMux (cmux_rotate_add: rotation and digits read by the forward transforms, the products
+//    with a GGSW streamed from a ring of keys larger than the last-level cache, the inverse
+//    transforms) is the measured median for k = 1..3, N = 2^8..2^16 and 1..5 levels (the table
+//    below). A two- or three-term fit over those 135 shapes left an rms error of 23-24% (worst
+//    55%): the time steps where a shape's transforms and GGSW leave a cache level (k = 3,
+//    N = 512: 31 us at 3 levels, 78 us at 4), which no smooth formula follows, and the search
+//    ranked sets by those errors. Outside the table (k > 3, N = 2^17, more levels) the least-
+//    squares fit on the same data: 0.150 ns per (k+1) l N log2 N (a transform per decomposed
+//    polynomial) plus 0.809 ns per (k+1)^2 l N (products with key polynomials); a third term for
+//    the level-independent inverse transforms came out negative, so the data show none.
+//  - a key switch streams (k N - n) l (n+1) 32-bit key words at 0.319 ns each (120 shapes, rms
+//    6%): with the small key the big key's first n coefficients, only the others are switched
+//    (keyswitch.h, "Shared prefix").
 // Checked against real KS+PBS medians (tests/tfhe/parameters_test.cpp, CostModel.*): every pair
-// of 32 measured sets at least 20% apart is ordered right.
+// of measured sets at least 20% apart is ordered right.
 //
 // Concrete's operation counts (concrete-optimizer computing_cost: operators/cmux.rs with fft.rs,
-// operators/keyswitch_lwe.rs), which this replaces, misordered 4 of those pairs: they weigh a
-// product with the key like one FFT butterfly (here it costs 4x a transform unit), make a second
-// bootstrap level cheaper than the first (here each level costs the same), and count two
-// operations per key switch word (which, against their CMux count, weighs the key switch ~1.7x
-// what it costs here: the search bought a larger n with fewer key switch levels).
+// operators/keyswitch_lwe.rs), which this replaced on 2026-12-03, misordered measured pairs: they
+// weigh a product with the key like one FFT butterfly (here it costs ~5x a transform unit), make
+// a second bootstrap level cheaper than the first (here each level costs about the same), and
+// count two operations per key switch word.
 // The values carry the calibration machine's speed; only their ratios matter to the search, and
 // runtime/statistics.cpp anchors absolute times to measured KS+PBS medians.
-constexpr double kTransformNs = 0.40;
-constexpr double kProductNs = 1.65;
-constexpr double kKeyswitchNsPerWord = 0.35;
+constexpr double kTransformNs = 0.150;
+constexpr double kProductNs = 0.809;
+constexpr double kKeyswitchNsPerWord = 0.319;
+constexpr std::size_t kTableMinLog2N = 8;
+constexpr std::size_t kTableMaxLog2N = 16;
+constexpr std::size_t kTableMaxK = 3;
+constexpr std::size_t kTableMaxLevel = 5;
+// Median ns per CMux, [k - 1][log2 N - 8][level - 1].
+constexpr double kCmuxNs[kTableMaxK][kTableMaxLog2N - kTableMinLog2N + 1][kTableMaxLevel] = {
+    {
+        // k = 1: N = 2^8 .. 2^16, levels 1..5
+        {1027, 1960, 3048, 4172, 5561},
+        {2198, 4275, 7110, 11630, 15088},
+        {5793, 9672, 15601, 22303, 27580},
+        {13139, 23708, 35040, 47223, 58143},
+        {27179, 50414, 77479, 104208, 126312},
+        {63862, 111399, 159808, 220474, 274130},
+        {128184, 228557, 356457, 486745, 628621},
+        {306426, 531823, 755542, 1018522, 1309266},
+        {690517, 1175206, 1702110, 2254980, 2813831},
+    },
+    {
+        // k = 2: N = 2^8 .. 2^16, levels 1..5
+        {1911, 3745, 6854, 11303, 14761},
+        {4196, 11086, 17537, 23794, 30650},
+        {9766, 20154, 39481, 75824, 99133},
+        {21747, 42077, 68424, 131064, 154978},
+        {53601, 100437, 160184, 268939, 348832},
+        {108823, 206041, 359887, 570895, 741492},
+        {238283, 468933, 795293, 1238290, 1592362},
+        {538953, 1002605, 1856051, 2295875, 2996183},
+        {1217719, 2161015, 3226430, 4545828, 5937103},
+    },
+    {
+        // k = 3: N = 2^8 .. 2^16, levels 1..5
+        {2804, 8375, 14758, 20700, 25617},
+        {7257, 19475, 31034, 77455, 96752},
+        {16532, 65131, 101188, 139657, 174405},
+        {34387, 107405, 192668, 211535, 262067},
+        {82182, 222899, 353069, 478479, 612151},
+        {169919, 491120, 773850, 1009106, 1315847},
+        {401948, 1058514, 1572169, 2172690, 2658120},
+        {848824, 2089330, 3125509, 4213225, 5900947},
+        {1822400, 3638613, 5776632, 7831001, 10250159},
+    },
+};
 
-double keyswitch_cost(std::size_t input_dimension, std::size_t output_dimension,
+double keyswitch_cost(std::size_t switched_dimension, std::size_t output_dimension,
                       std::size_t level) {
-  return kKeyswitchNsPerWord * static_cast<double>(input_dimension) * static_cast<double>(level) *
-         static_cast<double>(output_dimension + 1);
+  return kKeyswitchNsPerWord * static_cast<double>(switched_dimension) *
+         static_cast<double>(level) * static_cast<double>(output_dimension + 1);
 }
 
 double cmux_cost(std::size_t glwe_dimension, std::size_t polynomial_size, std::size_t level) {
+  const std::size_t log_n = static_cast<std::size_t>(std::countr_zero(polynomial_size));
+  if (glwe_dimension >= 1 && glwe_dimension <= kTableMaxK && level >= 1 &&
+      level <= kTableMaxLevel && log_n >= kTableMinLog2N && log_n <= kTableMaxLog2N &&
+      polynomial_size == std::size_t{1} << log_n) {
+    return kCmuxNs[glwe_dimension - 1][log_n - kTableMinLog2N][level - 1];
+  }
   const double glwe_size = static_cast<double>(glwe_dimension + 1);
   const double big_n = static_cast<double>(polynomial_size);
   const double l = static_cast<double>(level);
@@ -109,6 +165,11 @@ struct BestBase {
 
 double log2_bound(FailureBound bound) { return bound == FailureBound::k2m40 ? -40.0 : -64.0; }
 
+bool shares_small_key(const PbsParameters& params) {
+  return shares_small_key(params.lwe_dimension.value,
+                          params.glwe_dimension.value * params.polynomial_size.value);
+}
+
 bool same_big_key(const PbsParameters& a, const PbsParameters& b) {
   return a.glwe_dimension.value * a.polynomial_size.value ==
              b.glwe_dimension.value * b.polynomial_size.value &&
@@ -121,7 +182,12 @@ double estimated_cost(const PbsParameters& params) {
 }
 
 double estimated_cost(const PbsParameters& params, LweDimension keyswitch_input) {
-  return keyswitch_cost(keyswitch_input.value, params.lwe_dimension.value, params.ks_level.value) +
+  // From the set's own big key (the one of its k*N), the key switch decomposes the k*N - n
+  // coefficients that the small key does not share (keyswitch.h, "Shared prefix").
+  const std::size_t switched = switched_dimension(
+      keyswitch_input.value, params.lwe_dimension.value,
+      keyswitch_input.value == params.glwe_dimension.value * params.polynomial_size.value);
+  return keyswitch_cost(switched, params.lwe_dimension.value, params.ks_level.value) +
          static_cast<double>(params.lwe_dimension.value) * cmux_cost(params.glwe_dimension.value,
                                                                      params.polynomial_size.value,
                                                                      params.pbs_level.value);
@@ -138,79 +204,79 @@ const PbsParameters& default_parameters(MessageBits p, FailureBound bound) {
   // ranges), copied verbatim; noise stds are the 128-bit curve minima (security.h) written as
   // exact hexadecimal doubles. tests/tfhe/parameters_test.cpp recomputes every entry.
   static const std::array<PbsParameters, 8> k2m40 = {{
-      // p=1: log2 p_fail = -40.94, cost 1.424e+07
-      P{LweDimension{604}, GlweDimension{3}, PolynomialSize{512},
-        NoiseStdDev{0x1.1d0d186a3d2dap-13}, NoiseStdDev{0x1.273a0762ad28cp-37},
-        DecompositionBaseLog{18}, DecompositionLevelCount{1}, DecompositionBaseLog{2},
-        DecompositionLevelCount{5}},
-      // p=2: log2 p_fail = -40.05, cost 1.562e+07
-      P{LweDimension{678}, GlweDimension{3}, PolynomialSize{512},
-        NoiseStdDev{0x1.312e03d1fef31p-15}, NoiseStdDev{0x1.273a0762ad28cp-37},
+      // p=1: log2 p_fail = -40.53, cost 5.081e+06
+      P{LweDimension{625}, GlweDimension{3}, PolynomialSize{512},
+        NoiseStdDev{0x1.88332089ef6eep-14}, NoiseStdDev{0x1.273a0762ad28cp-37},
+        DecompositionBaseLog{18}, DecompositionLevelCount{1}, DecompositionBaseLog{3},
+        DecompositionLevelCount{3}},
+      // p=2: log2 p_fail = -40.24, cost 5.536e+06
+      P{LweDimension{661}, GlweDimension{3}, PolynomialSize{512},
+        NoiseStdDev{0x1.9d1a94f3b3439p-15}, NoiseStdDev{0x1.273a0762ad28cp-37},
         DecompositionBaseLog{18}, DecompositionLevelCount{1}, DecompositionBaseLog{3},
         DecompositionLevelCount{4}},
-      // p=3: log2 p_fail = -40.25, cost 2.247e+07
-      P{LweDimension{740}, GlweDimension{2}, PolynomialSize{1024},
-        NoiseStdDev{0x1.9496ea853e45dp-17}, NoiseStdDev{0x1.08d4c0e9c91cbp-50},
+      // p=3: log2 p_fail = -40.01, cost 8.253e+06
+      P{LweDimension{720}, GlweDimension{2}, PolynomialSize{1024},
+        NoiseStdDev{0x1.20dd64cf906edp-16}, NoiseStdDev{0x1.08d4c0e9c91cbp-50},
         DecompositionBaseLog{23}, DecompositionLevelCount{1}, DecompositionBaseLog{3},
         DecompositionLevelCount{4}},
-      // p=4: log2 p_fail = -40.55, cost 2.708e+07
-      P{LweDimension{771}, GlweDimension{1}, PolynomialSize{2048},
-        NoiseStdDev{0x1.d1d90be0d5b9cp-18}, NoiseStdDev{0x1.08d4c0e9c91cbp-50},
+      // p=4: log2 p_fail = -40.24, cost 1.151e+07
+      P{LweDimension{757}, GlweDimension{1}, PolynomialSize{2048},
+        NoiseStdDev{0x1.2ae3ca658248p-17}, NoiseStdDev{0x1.08d4c0e9c91cbp-50},
         DecompositionBaseLog{23}, DecompositionLevelCount{1}, DecompositionBaseLog{3},
         DecompositionLevelCount{5}},
-      // p=5: log2 p_fail = -40.36, cost 6.162e+07
-      P{LweDimension{838}, GlweDimension{1}, PolynomialSize{4096},
-        NoiseStdDev{0x1.1a7c2d9577b5ep-19}, NoiseStdDev{0x1p-62}, DecompositionBaseLog{22},
-        DecompositionLevelCount{1}, DecompositionBaseLog{3}, DecompositionLevelCount{5}},
-      // p=6: log2 p_fail = -40.61, cost 1.407e+08
-      P{LweDimension{899}, GlweDimension{1}, PolynomialSize{8192},
-        NoiseStdDev{0x1.7d3b853e868a9p-21}, NoiseStdDev{0x1p-62}, DecompositionBaseLog{22},
-        DecompositionLevelCount{1}, DecompositionBaseLog{3}, DecompositionLevelCount{6}},
-      // p=7: log2 p_fail = -40.21, cost 5.955e+08
-      P{LweDimension{964}, GlweDimension{1}, PolynomialSize{16384},
-        NoiseStdDev{0x1.df1e2a2491036p-23}, NoiseStdDev{0x1p-62}, DecompositionBaseLog{15},
+      // p=5: log2 p_fail = -40.65, cost 2.687e+07
+      P{LweDimension{858}, GlweDimension{1}, PolynomialSize{4096},
+        NoiseStdDev{0x1.8ba76740b5e05p-20}, NoiseStdDev{0x1p-62}, DecompositionBaseLog{22},
+        DecompositionLevelCount{1}, DecompositionBaseLog{4}, DecompositionLevelCount{4}},
+      // p=6: log2 p_fail = -40.06, cost 6.888e+07
+      P{LweDimension{942}, GlweDimension{1}, PolynomialSize{8192},
+        NoiseStdDev{0x1.627b384f0e3ebp-22}, NoiseStdDev{0x1p-62}, DecompositionBaseLog{22},
+        DecompositionLevelCount{1}, DecompositionBaseLog{4}, DecompositionLevelCount{4}},
+      // p=7: log2 p_fail = -40.40, cost 2.483e+08
+      P{LweDimension{962}, GlweDimension{1}, PolynomialSize{16384},
+        NoiseStdDev{0x1.f07e44b183bf5p-23}, NoiseStdDev{0x1p-62}, DecompositionBaseLog{15},
         DecompositionLevelCount{2}, DecompositionBaseLog{3}, DecompositionLevelCount{6}},
-      // p=8: log2 p_fail = -40.40, cost 1.327e+09
-      P{LweDimension{1021}, GlweDimension{1}, PolynomialSize{32768},
-        NoiseStdDev{0x1.5b2cdd702ba3ep-24}, NoiseStdDev{0x1p-62}, DecompositionBaseLog{15},
-        DecompositionLevelCount{2}, DecompositionBaseLog{3}, DecompositionLevelCount{7}},
+      // p=8: log2 p_fail = -40.22, cost 6.133e+08
+      P{LweDimension{1053}, GlweDimension{1}, PolynomialSize{32768},
+        NoiseStdDev{0x1.88aefdc9188dfp-25}, NoiseStdDev{0x1p-62}, DecompositionBaseLog{15},
+        DecompositionLevelCount{2}, DecompositionBaseLog{4}, DecompositionLevelCount{5}},
   }};
   static const std::array<PbsParameters, 8> k2m64 = {{
-      // p=1: log2 p_fail = -64.80, cost 1.476e+07
-      P{LweDimension{626}, GlweDimension{3}, PolynomialSize{512},
-        NoiseStdDev{0x1.81469d445af37p-14}, NoiseStdDev{0x1.273a0762ad28cp-37},
-        DecompositionBaseLog{18}, DecompositionLevelCount{1}, DecompositionBaseLog{2},
-        DecompositionLevelCount{5}},
-      // p=2: log2 p_fail = -64.23, cost 1.641e+07
-      P{LweDimension{712}, GlweDimension{3}, PolynomialSize{512},
-        NoiseStdDev{0x1.4d1a64273091ap-16}, NoiseStdDev{0x1.273a0762ad28cp-37},
+      // p=1: log2 p_fail = -64.45, cost 5.286e+06
+      P{LweDimension{628}, GlweDimension{3}, PolynomialSize{512},
+        NoiseStdDev{0x1.73cae975558e9p-14}, NoiseStdDev{0x1.273a0762ad28cp-37},
         DecompositionBaseLog{18}, DecompositionLevelCount{1}, DecompositionBaseLog{3},
         DecompositionLevelCount{4}},
-      // p=3: log2 p_fail = -64.61, cost 2.365e+07
-      P{LweDimension{761}, GlweDimension{2}, PolynomialSize{1024},
-        NoiseStdDev{0x1.1655f843ef409p-17}, NoiseStdDev{0x1.08d4c0e9c91cbp-50},
+      // p=2: log2 p_fail = -64.06, cost 5.753e+06
+      P{LweDimension{690}, GlweDimension{3}, PolynomialSize{512},
+        NoiseStdDev{0x1.ece6a720a3ae3p-16}, NoiseStdDev{0x1.273a0762ad28cp-37},
+        DecompositionBaseLog{18}, DecompositionLevelCount{1}, DecompositionBaseLog{3},
+        DecompositionLevelCount{4}},
+      // p=3: log2 p_fail = -64.56, cost 8.847e+06
+      P{LweDimension{747}, GlweDimension{2}, PolynomialSize{1024},
+        NoiseStdDev{0x1.6529a7bd7cf23p-17}, NoiseStdDev{0x1.08d4c0e9c91cbp-50},
         DecompositionBaseLog{23}, DecompositionLevelCount{1}, DecompositionBaseLog{3},
         DecompositionLevelCount{5}},
-      // p=4: log2 p_fail = -64.41, cost 2.828e+07
-      P{LweDimension{805}, GlweDimension{1}, PolynomialSize{2048},
-        NoiseStdDev{0x1.fc78d4ba5b6abp-19}, NoiseStdDev{0x1.08d4c0e9c91cbp-50},
+      // p=4: log2 p_fail = -64.41, cost 1.195e+07
+      P{LweDimension{789}, GlweDimension{1}, PolynomialSize{2048},
+        NoiseStdDev{0x1.52119b5e57516p-18}, NoiseStdDev{0x1.08d4c0e9c91cbp-50},
         DecompositionBaseLog{23}, DecompositionLevelCount{1}, DecompositionBaseLog{3},
         DecompositionLevelCount{5}},
-      // p=5: log2 p_fail = -64.43, cost 6.545e+07
-      P{LweDimension{873}, GlweDimension{1}, PolynomialSize{4096},
-        NoiseStdDev{0x1.2ee37c805b00cp-20}, NoiseStdDev{0x1p-62}, DecompositionBaseLog{22},
+      // p=5: log2 p_fail = -64.17, cost 2.817e+07
+      P{LweDimension{901}, GlweDimension{1}, PolynomialSize{4096},
+        NoiseStdDev{0x1.6fe40ae2793bcp-21}, NoiseStdDev{0x1p-62}, DecompositionBaseLog{22},
+        DecompositionLevelCount{1}, DecompositionBaseLog{4}, DecompositionLevelCount{4}},
+      // p=6: log2 p_fail = -64.10, cost 7.453e+07
+      P{LweDimension{959}, GlweDimension{1}, PolynomialSize{8192},
+        NoiseStdDev{0x1.05df5a2abe0c6p-22}, NoiseStdDev{0x1p-62}, DecompositionBaseLog{22},
         DecompositionLevelCount{1}, DecompositionBaseLog{3}, DecompositionLevelCount{6}},
-      // p=6: log2 p_fail = -64.07, cost 1.512e+08
-      P{LweDimension{966}, GlweDimension{1}, PolynomialSize{8192},
-        NoiseStdDev{0x1.ce59ba57040fap-23}, NoiseStdDev{0x1p-62}, DecompositionBaseLog{22},
-        DecompositionLevelCount{1}, DecompositionBaseLog{3}, DecompositionLevelCount{6}},
-      // p=7: log2 p_fail = -64.09, cost 6.285e+08
-      P{LweDimension{981}, GlweDimension{1}, PolynomialSize{16384},
-        NoiseStdDev{0x1.61f28d73e5f3bp-23}, NoiseStdDev{0x1p-62}, DecompositionBaseLog{15},
-        DecompositionLevelCount{2}, DecompositionBaseLog{2}, DecompositionLevelCount{10}},
-      // p=8: log2 p_fail = -64.06, cost 1.433e+09
-      P{LweDimension{1093}, GlweDimension{1}, PolynomialSize{32768},
-        NoiseStdDev{0x1.812b9192bd45dp-26}, NoiseStdDev{0x1p-62}, DecompositionBaseLog{15},
+      // p=7: log2 p_fail = -64.03, cost 2.650e+08
+      P{LweDimension{1008}, GlweDimension{1}, PolynomialSize{16384},
+        NoiseStdDev{0x1.b5a21a715827bp-24}, NoiseStdDev{0x1p-62}, DecompositionBaseLog{15},
+        DecompositionLevelCount{2}, DecompositionBaseLog{3}, DecompositionLevelCount{7}},
+      // p=8: log2 p_fail = -64.01, cost 6.685e+08
+      P{LweDimension{1091}, GlweDimension{1}, PolynomialSize{32768},
+        NoiseStdDev{0x1.8f2377b50bc41p-26}, NoiseStdDev{0x1p-62}, DecompositionBaseLog{15},
         DecompositionLevelCount{2}, DecompositionBaseLog{3}, DecompositionLevelCount{8}},
   }};
   return (bound == FailureBound::k2m40 ? k2m40 : k2m64)[p.value - 1];
@@ -358,9 +424,10 @@ std::optional<PbsParameters> search_minimum_cost(
           for (std::size_t ks_l = 1; ks_l <= ks_levels; ++ks_l) {
             const BestBase& ks = ks_best[i * ks_levels + (ks_l - 1)];
             if (ks.base_log == 0) continue;
-            const double cost = pbs_cost + keyswitch_cost(kn, n, ks_l);
+            const std::size_t switched = switched_dimension(kn, n, true);
+            const double cost = pbs_cost + keyswitch_cost(switched, n, ks_l);
             if (cost >= best_cost) break;  // grows with ks_l
-            const double ks_variance = static_cast<double>(kn) * ks.variance;
+            const double ks_variance = static_cast<double>(switched) * ks.variance;
             bool pruned = false;
             for (const VarianceBound& b : bounds) {
               if (b.at_lookup &&

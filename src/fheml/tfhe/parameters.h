@@ -64,6 +64,20 @@ std::uint64_t fingerprint(const PbsParameters& params);
 // reads as a GLWE key of any k and N with that product).
 bool same_big_key(const PbsParameters& a, const PbsParameters& b);
 
+// Whether the set's small key is its big key's first n coefficients (n <= k*N; fheml's keys
+// always are then: runtime/keys.cpp, tfhe/engine.cpp): its key switch from its own big key copies
+// those n mask coefficients and decomposes the others (keyswitch.h, "Shared prefix").
+inline bool shares_small_key(std::size_t n, std::size_t big_dimension) {
+  return n <= big_dimension;
+}
+bool shares_small_key(const PbsParameters& params);
+// The coefficients a key switch from a big key of `big_dimension` into the small key of
+// dimension n decomposes: big_dimension - n when it is the set's own big key and shares the small
+// key, else all of them.
+inline std::size_t switched_dimension(std::size_t big_dimension, std::size_t n, bool own_big_key) {
+  return own_big_key && shares_small_key(n, big_dimension) ? big_dimension - n : big_dimension;
+}
+
 // One line, e.g. "n=771 k=1 N=2048 lwe_std=2^-17.14 glwe_std=2^-49.95 pbs=2^23x1 ks=2^3x5".
 std::string describe(const PbsParameters& params);
 

@@ -56,10 +56,13 @@ std::vector<Candidate> candidates(std::size_t k, std::size_t big_n, std::size_t 
       const KeySwitchChoice& ks =
           ks_choices[(n - o.min_lwe_dimension) * o.max_ks_level + (ks_l - 1)];
       if (ks.base_log == 0) continue;
-      const double v_in = static_cast<double>(kn) * ks.per_coefficient +
-                          keyswitch_rounding_variance(LweDimension{kn}, LweDimension{n},
+      // From its own big key: the k*N - n coefficients the small key does not share.
+      const std::size_t switched = switched_dimension(kn, n, true);
+      const double v_in = static_cast<double>(switched) * ks.per_coefficient +
+                          keyswitch_rounding_variance(LweDimension{switched}, LweDimension{n},
                                                       DecompositionBaseLog{ks.base_log},
                                                       DecompositionLevelCount{ks_l}) +
+                          (switched < kn ? shared_prefix_rounding_variance(LweDimension{n}) : 0.0) +
                           ms;
       for (std::size_t l = 1; l <= o.max_pbs_level; ++l) {
         if (pbs[l - 1].first == 0) continue;

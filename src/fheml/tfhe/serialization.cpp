@@ -36,7 +36,6 @@ using wire::u64_hex;
 
 using wire::bootstrap_shape_of;
 using wire::kBootstrapShapeBytes;
-using wire::keyswitch_shape_of;
 using wire::kKeyswitchShapeBytes;
 using wire::kParametersPayloadBytes;
 using wire::parameters_mismatch;
@@ -85,7 +84,7 @@ T load(std::span<const std::uint8_t> bytes, ObjectType type, const DeserializeOp
        ParseFn parse, MismatchFn mismatch) {
   const std::string context = wire::loader_name(type);
   const wire::Opened envelope = wire::open_envelope(bytes, type, options, context);
-  wire::Reader reader(envelope.payload, context);
+  wire::Reader reader(envelope.payload, context, envelope.version);
   T value = parse(reader, envelope.fingerprint);
   // The parsers already checked the exact size; a backstop against a parser that reads too little.
   reader.require_remaining(0, "fields after the last one");
@@ -186,9 +185,15 @@ auto seeded_list_mismatch = [](const SeededLweCiphertextList& v, const PbsParame
 auto glwe_ciphertext_mismatch = [](const GlweCiphertext& v, const PbsParameters& p) {
   return glwe_mismatch(v.glwe_dimension, v.polynomial_size, p);
 };
+// A key of format 1 (no shared prefix) still fits its parameters.
+KeyswitchShape expected_keyswitch_shape(const KeyswitchShape& found, const PbsParameters& p) {
+  KeyswitchShape expected = keyswitch_shape_of(p);
+  if (found.shared_prefix == 0) expected.shared_prefix = 0;
+  return expected;
+}
 template <class Key>
 std::string keyswitch_key_mismatch(const Key& v, const PbsParameters& p) {
-  return shape_mismatch(v.shape, keyswitch_shape_of(p));
+  return shape_mismatch(v.shape, expected_keyswitch_shape(v.shape, p));
 }
 template <class Key>
 std::string bootstrap_key_mismatch(const Key& v, const PbsParameters& p) {
@@ -296,6 +301,15 @@ ClientKey deserialize_client_key(std::span<const std::uint8_t> bytes,
         r.require_remaining(p.lwe_dimension.value + big, "n + k*N key coefficients");
         key.small_key = LweSecretKey{r.bits(p.lwe_dimension.value, "small LWE")};
         key.glwe_key = GlweSecretKey{p.glwe_dimension, p.polynomial_size, r.bits(big, "GLWE")};
+        // Format 1 keys have independent small keys: they still decrypt, and evaluation keys
+        // are no longer made from them (check_shared_prefix). A format 2 key must share.
+        if (r.format_version() >= 2) {
+          try {
+            check_shared_prefix(key);
+          } catch (const std::invalid_argument& e) {
+            fail(r.context(), e.what());
+          }
+        }
         return key;
       },
       [](const ClientKey& v, const PbsParameters& p) {
@@ -523,7 +537,8 @@ SeededBootstrapKey deserialize_seeded_bootstrap_key(std::span<const std::uint8_t
 // --- CompressedServerKey
 
 std::vector<std::uint8_t> serialize(const CompressedServerKey& v) {
-  FHEML_ASSERT_EQ(v.keyswitch_key.shape == keyswitch_shape_of(v.parameters), true);
+  FHEML_ASSERT_EQ(
+      v.keyswitch_key.shape == expected_keyswitch_shape(v.keyswitch_key.shape, v.parameters), true);
   FHEML_ASSERT_EQ(v.bootstrap_key.shape == bootstrap_shape_of(v.parameters), true);
   return seal(ObjectType::kCompressedServerKey, fingerprint(v.parameters), payload_size(v),
               [&](wire::Writer& w) {
@@ -542,10 +557,12 @@ CompressedServerKey deserialize_compressed_server_key(std::span<const std::uint8
       [&options](wire::Reader& r, std::uint64_t fp) {
         CompressedServerKey key{read_parameters(r, fp, security_check(options)), {}, {}};
         // The shapes follow from the parameters: the exact size is known before reading them.
-        const KeyswitchShape ks = keyswitch_shape_of(key.parameters);
+        // (Format 1 keys switch every coefficient: no shared prefix.)
+        KeyswitchShape ks = keyswitch_shape_of(key.parameters);
+        if (r.format_version() < 2) ks.shared_prefix = 0;
         const BootstrapShape bs = bootstrap_shape_of(key.parameters);
-        r.require_remaining(kKeyswitchShapeBytes + kSeedBytes + 8 * ks.entry_count() +
-                                kBootstrapShapeBytes + kSeedBytes +
+        r.require_remaining(wire::keyswitch_shape_bytes(r.format_version()) + kSeedBytes +
+                                8 * ks.entry_count() + kBootstrapShapeBytes + kSeedBytes +
                                 8 * seeded_bootstrap_body_count(bs),
                             "key switching and bootstrap keys");
         const std::string ks_problem = shape_mismatch(read_keyswitch_shape(r), ks);

@@ -41,7 +41,9 @@ class DeserializationError : public std::invalid_argument {
   using std::invalid_argument::invalid_argument;
 };
 
-inline constexpr std::uint16_t kSerializationFormatVersion = 1;
+// 2 (2026-12-04): small keys are the first n coefficients of the big key and key switching keys
+// say so (KeyswitchShape::shared_prefix); format 1 objects are refused (wire.cpp).
+inline constexpr std::uint16_t kSerializationFormatVersion = 2;
 inline constexpr std::size_t kEnvelopeHeaderBytes = 28;
 inline constexpr std::size_t kEnvelopeChecksumBytes = 16;
 inline constexpr std::size_t kEnvelopeOverheadBytes = kEnvelopeHeaderBytes + kEnvelopeChecksumBytes;

@@ -290,7 +290,8 @@ Opened open_envelope(std::span<const std::uint8_t> bytes, ObjectType expected,
     fail(context, "checksum mismatch: expected " + hex(computed) + ", found " + hex(stored) +
                       "; the bytes were corrupted in storage or transit, transfer them again");
   }
-  return {fp, bytes.subspan(kEnvelopeHeaderBytes, static_cast<std::size_t>(payload_bytes))};
+  return {fp, bytes.subspan(kEnvelopeHeaderBytes, static_cast<std::size_t>(payload_bytes)),
+          version};
 }
 
 Writer begin_envelope(ObjectType type, std::uint64_t fp, std::uint64_t payload_bytes) {
@@ -428,14 +429,24 @@ void write_keyswitch_shape(Writer& w, const KeyswitchShape& s) {
   w.u64(s.output_dimension.value);
   w.u64(s.base_log.value);
   w.u64(s.level.value);
+  w.u64(s.shared_prefix);
 }
 
 KeyswitchShape read_keyswitch_shape(Reader& r) {
   KeyswitchShape s{LweDimension{r.u64()}, LweDimension{r.u64()}, DecompositionBaseLog{r.u64()},
-                   DecompositionLevelCount{r.u64()}};
+                   DecompositionLevelCount{r.u64()}, 0};
+  // Format 1 had no shared prefix: its keys switch every input coefficient.
+  if (r.format_version() >= 2) s.shared_prefix = r.u64();
   check_lwe_dimension(r.context(), "key switching input dimension", s.input_dimension.value);
   check_lwe_dimension(r.context(), "key switching output dimension", s.output_dimension.value);
   check_decomposition(r.context(), "key switching", s.base_log.value, s.level.value);
+  if ((s.shared_prefix != 0 && s.shared_prefix != s.output_dimension.value) ||
+      s.shared_prefix > s.input_dimension.value) {
+    fail(r.context(), "key switching shared prefix " + std::to_string(s.shared_prefix) +
+                          ": must be 0 or the output dimension " +
+                          std::to_string(s.output_dimension.value) +
+                          ", and at most the input dimension; the data is corrupt");
+  }
   return s;
 }
 
@@ -457,11 +468,6 @@ BootstrapShape read_bootstrap_shape(Reader& r) {
   return s;
 }
 
-KeyswitchShape keyswitch_shape_of(const PbsParameters& p) {
-  return {extracted_lwe_dimension(p.glwe_dimension, p.polynomial_size), p.lwe_dimension,
-          p.ks_base_log, p.ks_level};
-}
-
 BootstrapShape bootstrap_shape_of(const PbsParameters& p) {
   return {p.lwe_dimension,
           GgswShape{p.glwe_dimension, p.polynomial_size, p.pbs_base_log, p.pbs_level}};
@@ -472,7 +478,8 @@ namespace {
 std::string describe(const KeyswitchShape& s) {
   return "key switching key " + std::to_string(s.input_dimension.value) + " -> " +
          std::to_string(s.output_dimension.value) + " with 2^" + std::to_string(s.base_log.value) +
-         " x " + std::to_string(s.level.value);
+         " x " + std::to_string(s.level.value) +
+         (s.shared_prefix != 0 ? " (first " + std::to_string(s.shared_prefix) + " shared)" : "");
 }
 
 std::string describe(const BootstrapShape& s) {

@@ -51,8 +51,10 @@ class Writer {
 // a read past the end throws DeserializationError mentioning `context` rather than overrunning.
 class Reader {
  public:
-  Reader(std::span<const std::uint8_t> bytes, std::string context)
-      : bytes_(bytes), context_(std::move(context)) {}
+  // format_version: the envelope's (layouts that changed read the old form for old objects).
+  Reader(std::span<const std::uint8_t> bytes, std::string context,
+         std::uint16_t format_version = kSerializationFormatVersion)
+      : bytes_(bytes), context_(std::move(context)), format_version_(format_version) {}
   std::uint16_t u16();
   std::uint64_t u64();
   double f64();
@@ -67,12 +69,14 @@ class Reader {
   // Secret key coefficients, one byte each; anything but 0 or 1 is refused.
   SecretWords bits(std::size_t count, const char* what);
   const std::string& context() const { return context_; }
+  std::uint16_t format_version() const { return format_version_; }
 
  private:
   std::span<const std::uint8_t> take(std::size_t count);
   std::span<const std::uint8_t> bytes_;
   std::size_t position_ = 0;
   std::string context_;
+  std::uint16_t format_version_;
 };
 
 // --- Envelope (layout in serialization.h) ---
@@ -89,6 +93,7 @@ std::string u64_hex(std::uint64_t v);
 struct Opened {
   std::uint64_t fingerprint;
   std::span<const std::uint8_t> payload;
+  std::uint16_t version;
 };
 
 // Checks everything the header and checksum can tell (magic, version, type, fingerprint against
@@ -119,7 +124,11 @@ std::uint64_t read_count(Reader& r, std::uint64_t fixed_bytes, std::uint64_t byt
 // --- Sub-structures shared by several payloads (layouts in serialization.cpp) ---
 
 inline constexpr std::uint64_t kParametersPayloadBytes = 9 * 8;
-inline constexpr std::uint64_t kKeyswitchShapeBytes = 4 * 8;
+// Format 1 had four fields, format 2 adds the shared prefix.
+inline constexpr std::uint64_t keyswitch_shape_bytes(std::uint16_t format_version) {
+  return (format_version >= 2 ? 5 : 4) * 8;
+}
+inline constexpr std::uint64_t kKeyswitchShapeBytes = keyswitch_shape_bytes(2);
 inline constexpr std::uint64_t kBootstrapShapeBytes = 5 * 8;
 
 void write_parameters(Writer& w, const PbsParameters& p);
@@ -131,7 +140,6 @@ void write_bootstrap_shape(Writer& w, const BootstrapShape& s);
 BootstrapShape read_bootstrap_shape(Reader& r);  // validated
 
 // The shapes of the keys a parameter set implies.
-KeyswitchShape keyswitch_shape_of(const PbsParameters& p);
 BootstrapShape bootstrap_shape_of(const PbsParameters& p);
 std::uint64_t seeded_bootstrap_body_count(const BootstrapShape& s);
 
