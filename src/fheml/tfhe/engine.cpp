@@ -78,8 +78,6 @@ void check_shared_prefix(const ClientKey& client) {
   }
 }
 
-namespace {}  // namespace
-
 CompressedServerKey generate_compressed_server_key(const ClientKey& client, Csprng& noise_rng,
                                                    const Seed& mask_seed, SecurityCheck check) {
   const PbsParameters& p = client.parameters;
