@@ -39,7 +39,9 @@ def test_approximate_outputs_cost_less_at_the_same_accuracy(digits_mlp):
     se, sa = exact.fhe_circuit.statistics(), approx.fhe_circuit.statistics()
     assert (se["output_noise_bits"], sa["output_noise_bits"]) == (0, 4)
     # 2026-12-04: 3714 -> 2657 ms (0.72x): 64 of the first layer's lookups leave the 2-level set.
-    assert sa["estimated_latency_ms"] < 0.8 * se["estimated_latency_ms"], (se, sa)
+    # Since the partition search mixes shapes of one k * N per group (and the cost model is this
+    # machine's): 3157 -> 2688 ms (0.85x), the exact circuit having gained most.
+    assert sa["estimated_latency_ms"] < 0.9 * se["estimated_latency_ms"], (se, sa)
     assert "outputs: approximate" in approx.fhe_circuit.report()
     # Held-out accuracy with the noise drawn (simulate) within one row of 540 of the exact one's
     # (measured: 0.9463 both).

@@ -11,11 +11,13 @@
 // The search, per (k, N): the sets on the Pareto front of (cost, ciphertext variance, variance
 // added at a lookup's input), cheapest first; a start at the cheapest set that all groups accept
 // together; a descent that moves each group to the cheapest set its own input and its consumers
-// accept (a set already in use first; a new one only if it saves min_partition_gain); merges of
-// partitions while there are more than max_partitions or one saves less than min_partition_gain.
+// accept, of any (k, N) with its component's k * N (one big key reads as a GLWE key of each: a
+// 2-bit rounding chunk at k = 2, N = 1024 beside 4-bit relus at k = 1, N = 2048) (a set already
+// in use first; a new one only if it saves min_partition_gain); merges of partitions of one big
+// key while there are more than max_partitions or one saves less than min_partition_gain.
 // Then, from the best of those, each component in turn at every other (k, N) that could save
 // anything: its groups to the cheapest set of that shape all constraints accept, the same
-// descent and merges (within a shape), kept where the circuit saves min_partition_gain.
+// descent and merges (within its big key), kept where the circuit saves min_partition_gain.
 // Failure checks use the per-element bound, or (global_p_error) the union bound recomputed
 // exactly for the constraints a move touches (all of them when a component changes shape).
 #include <algorithm>
@@ -143,16 +145,17 @@ class Descent {
         const std::vector<std::uint32_t> one{g};
         const std::size_t current = assigned_[g];
         const std::size_t shape = shape_of_comp_[comps_->of_group[g]];
-        // Sets in use first: a new one must save min_partition_gain over the best of them.
+        // Sets in use first: a new one must save min_partition_gain over the best of them. Any
+        // (k, N) of the component's k * N will do: one big key reads as a GLWE key of each.
         std::size_t best_used = current;
         for (const std::size_t x : used()) {
-          if (candidate(x).shape == shape && candidate(x).cost < candidate(best_used).cost &&
-              accepts(one, x))
+          if (same_key(candidate(x).shape, shape) && fits(one, candidate(x).shape) &&
+              candidate(x).cost < candidate(best_used).cost && accepts(one, x))
             best_used = x;
         }
         std::size_t choice = best_used;
         if (allow_new) {
-          const std::size_t fresh_choice = cheapest_for(one, shape, best_used);
+          const std::size_t fresh_choice = cheapest_for_key(one, shape, best_used);
           if (fresh_choice != kNone &&
               candidate(fresh_choice).cost <
                   candidate(best_used).cost * (1.0 - options_->min_partition_gain)) {
@@ -179,12 +182,12 @@ class Descent {
       std::size_t best_x = kNone;
       for (std::size_t i = 0; i < sets.size(); ++i) {
         for (std::size_t j = i + 1; j < sets.size(); ++j) {
-          if (candidate(sets[i]).shape != candidate(sets[j]).shape) continue;
+          if (!same_key(candidate(sets[i]).shape, candidate(sets[j]).shape)) continue;
           std::vector<std::uint32_t> groups;
           for (std::uint32_t g = 0; g < assigned_.size(); ++g) {
             if (assigned_[g] == sets[i] || assigned_[g] == sets[j]) groups.push_back(g);
           }
-          const std::size_t x = cheapest_for(groups, candidate(sets[i]).shape, kNone);
+          const std::size_t x = cheapest_for_key(groups, candidate(sets[i]).shape, kNone);
           if (x == kNone) continue;
           const double total = cost_with(groups, x);
           if (total < best_total) {
@@ -347,6 +350,31 @@ class Descent {
     return kNone;
   }
 
+ public:
+  // Shapes of one k * N share the big key (its k * N bits read as a GLWE key of each k and N).
+  bool same_key(std::size_t a, std::size_t b) const {
+    return a == b || (*shapes_dimension_)[a] == (*shapes_dimension_)[b];
+  }
+  // The test polynomial of shape s holds 2^bits boxes of every group's padded message space.
+  bool fits(const std::vector<std::uint32_t>& groups, std::size_t s) const {
+    for (const std::uint32_t g : groups) {
+      if ((*shapes_n_)[s] < (std::size_t{2} << bits_[g])) return false;
+    }
+    return true;
+  }
+  // cheapest_for over every shape of `shape`'s big key that the groups' lookups fit.
+  std::size_t cheapest_for_key(const std::vector<std::uint32_t>& groups, std::size_t shape,
+                               std::size_t below) const {
+    std::size_t best = kNone;
+    for (std::size_t s = 0; s < by_shape_.size(); ++s) {
+      if (!same_key(s, shape) || by_shape_[s].empty() || !fits(groups, s)) continue;
+      const std::size_t x = cheapest_for(groups, s, best == kNone ? below : best);
+      if (x != kNone) best = x;
+    }
+    return best;
+  }
+
+ private:
   void assign(const std::vector<std::uint32_t>& groups, std::size_t x) {
     for (const std::uint32_t g : groups) assigned_[g] = x;
     recompute_terms();
@@ -395,7 +423,7 @@ Partitioning partitioning_of(const Descent& descent, const Components& comps,
   // share it).
   const std::size_t shape = descent.shape_of_comp(comps.inputs);
   for (std::uint32_t g = 0; g < group_count; ++g) {
-    if (descent.candidate(descent.assigned(g)).shape == shape) {
+    if (descent.same_key(descent.candidate(descent.assigned(g)).shape, shape)) {
       p.input_partition = p.group_partition[g];
       break;
     }
@@ -464,11 +492,14 @@ std::optional<Partitioning> search_partitions(std::span<const NoiseConstraint> c
     polynomial_size[s] = shapes[s].big_n;
     fresh[s] = fresh_encryption_variance(min_noise_std(dimension[s], o.security));
   }
+  // A shape's candidates with those of every shape of its k * N (they share its big key).
   const auto build = [&](std::size_t s) {
-    if (built[s]) return;
-    built[s] = true;
-    std::vector<Candidate> more = candidates(shapes[s].k, shapes[s].big_n, s, o, ks_choices);
-    cands.insert(cands.end(), more.begin(), more.end());
+    for (std::size_t t = 0; t < shapes.size(); ++t) {
+      if (built[t] || dimension[t] != dimension[s]) continue;
+      built[t] = true;
+      std::vector<Candidate> more = candidates(shapes[t].k, shapes[t].big_n, t, o, ks_choices);
+      cands.insert(cands.end(), more.begin(), more.end());
+    }
   };
   const Components comps = options.own_big_keys
                                ? components(constraints, group_count)
