@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 seconds=${FHEML_FUZZ_SECONDS:-15}
 out=build-fuzz
 mkdir -p "$out"
-sources=(src/fheml/tfhe/{serialization,wire,errors,parameters,noise,security}.cpp)
+sources=(src/fheml/tfhe/{serialization,wire,errors,parameters,noise,security,shared_keys}.cpp)
 for target in fuzz/fuzz_deserialize_*.cpp; do
   name=$(basename "$target" .cpp)
   clang++ -std=c++20 -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
