@@ -2,6 +2,7 @@
 // Buffers are 64-byte aligned, as the library's own buffers should be.
 #include <benchmark/benchmark.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <cstdlib>
 #include <memory>
@@ -130,6 +131,22 @@ void BM_MultiplyAccumulate(benchmark::State& state) {
                           static_cast<std::int64_t>(plan.fourier_doubles() * sizeof(double)));
 }
 
+// An external product's products for k = 1, one level (2 rows, 2 columns), hot in cache: the
+// part of a CMux that the blind rotation's key prefetch lets run from L2.
+void BM_MultiplySum2x2(benchmark::State& state) {
+  const FftPlan& plan = plan_for(state);
+  const std::size_t n = plan.fourier_doubles();
+  AlignedBuffer<double> digits(2 * n), ggsw(4 * n), out(2 * n);
+  Inputs in(plan);
+  for (std::size_t p = 0; p < 2; ++p) std::copy_n(in.b.data, n, digits.data + p * n);
+  for (std::size_t p = 0; p < 4; ++p) std::copy_n(in.a.data, n, ggsw.data + p * n);
+  for (auto _ : state) {
+    plan.multiply_sum(out.span(), digits.span(), ggsw.span(), 2, 2);
+    benchmark::DoNotOptimize(out.data);
+    benchmark::ClobberMemory();
+  }
+}
+
 void sizes_and_levels(benchmark::internal::Benchmark* b) {
   b->ArgNames({"N", "level"});
   for (SimdLevel level : {SimdLevel::kScalar, SimdLevel::kAvx2Fma, SimdLevel::kAvx512}) {
@@ -146,6 +163,7 @@ BENCHMARK(BM_ForwardRotatedDigit)->Apply(sizes_and_levels);
 BENCHMARK(BM_BackwardAddTorus)->Apply(sizes_and_levels);
 BENCHMARK(BM_ForwardIntBackward)->Apply(sizes_and_levels);
 BENCHMARK(BM_MultiplyAccumulate)->Apply(sizes_and_levels);
+BENCHMARK(BM_MultiplySum2x2)->Apply(sizes_and_levels);
 
 }  // namespace
 }  // namespace fheml::tfhe

@@ -113,6 +113,32 @@ TEST_P(CmuxKernels, MultiplySumEqualsTheAccumulatedProducts) {
   }
 }
 
+// A prefetch region is a hint to the caches: the transforms give the same bits with one (of
+// any size: less or more than the transform's loop iterations can spread) as without.
+TEST_P(CmuxKernels, PrefetchRegionsChangeNoBit) {
+  std::mt19937_64 rng(9);
+  for (const std::size_t n : {32u, 2048u, 16384u}) {
+    const FftPlan& plan = FftPlan::get(PolynomialSize{n}, GetParam());
+    const std::vector<Torus> poly = random_torus(n, rng);
+    std::vector<double> other(5 * n + 3, 1.0);
+    for (const std::size_t doubles :
+         {std::size_t{0}, std::size_t{1}, std::size_t{8 * 4 + 1}, n, other.size()}) {
+      const std::span<const double> region = std::span<const double>(other).first(doubles);
+      std::vector<double> want(n);
+      std::vector<double> got(n);
+      plan.forward_rotated_digit(poly, 5, 23, 1, 0, want);
+      plan.forward_rotated_digit(poly, 5, 23, 1, 0, got, region);
+      ASSERT_EQ(got, want) << "forward, N=" << n << ", " << doubles << " doubles";
+      std::vector<double> fourier_want = want;
+      std::vector<Torus> out_want(n, 7);
+      std::vector<Torus> out_got(n, 7);
+      plan.backward_add_torus(fourier_want, out_want);
+      plan.backward_add_torus(got, out_got, region);
+      ASSERT_EQ(out_got, out_want) << "backward, N=" << n << ", " << doubles << " doubles";
+    }
+  }
+}
+
 TEST_P(CmuxKernels, RefuseBadSizesAndDecompositions) {
   const FftPlan& plan = FftPlan::get(PolynomialSize{1024}, GetParam());
   std::vector<Torus> poly(1024);
@@ -167,6 +193,10 @@ TEST(CmuxRotateAdd, EqualsTheExternalProductOfTheRotatedDifference) {
       std::vector<Torus> got = acc;
       cmux_rotate_add(got, fourier, rotation, shape, scratch);
       ASSERT_EQ(got, want) << "p=" << bits << " rotation " << rotation;
+      // The blind rotation passes its next GGSW to prefetch: same bits.
+      std::vector<Torus> prefetching = acc;
+      cmux_rotate_add(prefetching, fourier, rotation, shape, scratch, fourier);
+      ASSERT_EQ(prefetching, want) << "p=" << bits << " rotation " << rotation << ", prefetching";
       if (rotation == 0) {
         ASSERT_EQ(got, acc) << "a rotation by 0 adds nothing";
       }

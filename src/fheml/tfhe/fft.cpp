@@ -303,9 +303,19 @@ void FftPlan::forward_int(std::span<const std::int64_t> poly, std::span<double> 
                 fourier);
 }
 
+namespace {
+
+detail::Prefetch prefetch_region(std::span<const double> memory) {
+  const char* begin = reinterpret_cast<const char*>(memory.data());
+  return {begin, begin + memory.size_bytes()};
+}
+
+}  // namespace
+
 void FftPlan::forward_rotated_digit(std::span<const Torus> poly, std::size_t rotation,
                                     std::size_t base_log, std::size_t levels, std::size_t level,
-                                    std::span<double> fourier) const {
+                                    std::span<double> fourier,
+                                    std::span<const double> prefetch) const {
   require_size("forward_rotated_digit", "poly", poly.size(), n_.value);
   require_size("forward_rotated_digit", "fourier", fourier.size(), n_.value);
   if (base_log < 1 || levels < 1 || base_log * levels >= 64 || level >= levels) {
@@ -323,15 +333,16 @@ void FftPlan::forward_rotated_digit(std::span<const Torus> poly, std::size_t rot
                                 static_cast<unsigned>(64 - base_log * levels),
                                 static_cast<unsigned>(base_log),
                                 static_cast<unsigned>(levels - 1 - level)};
+  const detail::Prefetch region = prefetch_region(prefetch);
   switch (level_) {
 #ifdef FHEML_FFT_HAVE_X86
     case SimdLevel::kAvx512:
-      return detail::forward_rotated_digit_avx512(*tables_, in, fourier.data());
+      return detail::forward_rotated_digit_avx512(*tables_, in, fourier.data(), region);
     case SimdLevel::kAvx2Fma:
-      return detail::forward_rotated_digit_avx2(*tables_, in, fourier.data());
+      return detail::forward_rotated_digit_avx2(*tables_, in, fourier.data(), region);
 #endif
     default:
-      return detail::forward_rotated_digit_scalar(*tables_, in, fourier.data());
+      return detail::forward_rotated_digit_scalar(*tables_, in, fourier.data(), region);
   }
 }
 
@@ -356,18 +367,20 @@ void FftPlan::multiply_sum(std::span<double> out, std::span<const double> a,
   }
 }
 
-void FftPlan::backward_add_torus(std::span<double> fourier, std::span<Torus> poly) const {
+void FftPlan::backward_add_torus(std::span<double> fourier, std::span<Torus> poly,
+                                 std::span<const double> prefetch) const {
   require_size("backward_add_torus", "fourier", fourier.size(), n_.value);
   require_size("backward_add_torus", "poly", poly.size(), n_.value);
+  const detail::Prefetch region = prefetch_region(prefetch);
   switch (level_) {
 #ifdef FHEML_FFT_HAVE_X86
     case SimdLevel::kAvx512:
-      return detail::backward_avx512(*tables_, fourier.data(), poly.data());
+      return detail::backward_avx512(*tables_, fourier.data(), poly.data(), region);
     case SimdLevel::kAvx2Fma:
-      return detail::backward_avx2(*tables_, fourier.data(), poly.data());
+      return detail::backward_avx2(*tables_, fourier.data(), poly.data(), region);
 #endif
     default:
-      return detail::backward_scalar(*tables_, fourier.data(), poly.data());
+      return detail::backward_scalar(*tables_, fourier.data(), poly.data(), region);
   }
 }
 

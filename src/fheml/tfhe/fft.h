@@ -69,7 +69,10 @@ class FftPlan {
   void forward_int(std::span<const std::int64_t> poly, std::span<double> fourier) const;
   // Fourier -> coefficients: ADDS round(value) mod 2^64 into poly (ties to even).
   // The reduction is exact for any finite double. `fourier` is scratch and is clobbered.
-  void backward_add_torus(std::span<double> fourier, std::span<Torus> poly) const;
+  // `prefetch` (optional): memory to bring into L2 while the transform computes, a few cache
+  // lines per butterfly loop iteration (the blind rotation passes its next GGSW).
+  void backward_add_torus(std::span<double> fourier, std::span<Torus> poly,
+                          std::span<const double> prefetch = {}) const;
   // Fourier transform of digit `level` (0: the most significant) of the balanced gadget
   // decomposition (base 2^base_log, `levels` digits) of X^rotation * poly - poly (negacyclic,
   // rotation taken mod 2N): bit for bit what forward_int gives on the digits of
@@ -79,7 +82,8 @@ class FftPlan {
   // std::invalid_argument on bad sizes or a decomposition the Decomposer would refuse.
   void forward_rotated_digit(std::span<const Torus> poly, std::size_t rotation,
                              std::size_t base_log, std::size_t levels, std::size_t level,
-                             std::span<double> fourier) const;
+                             std::span<double> fourier,
+                             std::span<const double> prefetch = {}) const;
   // out[c] = sum_r a[r] (.) b[r * cols + c] for c < cols, r < rows, each a polynomial of N
   // doubles (out is overwritten, must not alias a or b): an external product's products in one
   // pass over the GGSW, every point of the inputs loaded once.

@@ -53,25 +53,36 @@ struct RotatedDigit {
   unsigned below;  // digits below the one read
 };
 
+// Memory a transform asks the caches to fetch while it computes (the blind rotation's next GGSW,
+// whose multiply would otherwise wait on it): [begin, end), spread over the transform's radix-4
+// passes, into L2. Empty (the default): nothing.
+struct Prefetch {
+  const char* begin = nullptr;
+  const char* end = nullptr;
+};
+
 // Kernel entry points, one set per SIMD level (fft_kernels.cpp); only these carry a target
 // attribute. The AVX2 and AVX-512 ones must only be called where the CPU has the feature.
 void forward_scalar(const FftTables& t, const std::uint64_t* in, double* out);
-void backward_scalar(const FftTables& t, double* fourier, std::uint64_t* out);
+void backward_scalar(const FftTables& t, double* fourier, std::uint64_t* out, Prefetch prefetch);
 void multiply_accumulate_scalar(std::size_t m, double* acc, const double* a, const double* b);
-void forward_rotated_digit_scalar(const FftTables& t, const RotatedDigit& in, double* out);
+void forward_rotated_digit_scalar(const FftTables& t, const RotatedDigit& in, double* out,
+                                  Prefetch prefetch);
 void multiply_sum_scalar(std::size_t m, std::size_t rows, std::size_t cols, double* out,
                          const double* a, const double* b);
 #ifdef FHEML_FFT_HAVE_X86
 void forward_avx2(const FftTables& t, const std::uint64_t* in, double* out);
-void backward_avx2(const FftTables& t, double* fourier, std::uint64_t* out);
+void backward_avx2(const FftTables& t, double* fourier, std::uint64_t* out, Prefetch prefetch);
 void multiply_accumulate_avx2(std::size_t m, double* acc, const double* a, const double* b);
-void forward_rotated_digit_avx2(const FftTables& t, const RotatedDigit& in, double* out);
+void forward_rotated_digit_avx2(const FftTables& t, const RotatedDigit& in, double* out,
+                                Prefetch prefetch);
 void multiply_sum_avx2(std::size_t m, std::size_t rows, std::size_t cols, double* out,
                        const double* a, const double* b);
 void forward_avx512(const FftTables& t, const std::uint64_t* in, double* out);
-void backward_avx512(const FftTables& t, double* fourier, std::uint64_t* out);
+void backward_avx512(const FftTables& t, double* fourier, std::uint64_t* out, Prefetch prefetch);
 void multiply_accumulate_avx512(std::size_t m, double* acc, const double* a, const double* b);
-void forward_rotated_digit_avx512(const FftTables& t, const RotatedDigit& in, double* out);
+void forward_rotated_digit_avx512(const FftTables& t, const RotatedDigit& in, double* out,
+                                  Prefetch prefetch);
 void multiply_sum_avx512(std::size_t m, std::size_t rows, std::size_t cols, double* out,
                          const double* a, const double* b);
 #endif

@@ -54,16 +54,35 @@ ExternalProductScratch::ExternalProductScratch(const GgswShape& shape)
 
 namespace {
 
+// A region cut into one slice per transform of a CMux, handed out in order.
+class PrefetchSlices {
+ public:
+  PrefetchSlices() = default;
+  PrefetchSlices(std::span<const double> region, std::size_t transforms)
+      : rest_(region), slice_((region.size() + transforms - 1) / transforms) {}
+
+  std::span<const double> next() {
+    const std::span<const double> slice = rest_.first(std::min(slice_, rest_.size()));
+    rest_ = rest_.subspan(slice.size());
+    return slice;
+  }
+
+ private:
+  std::span<const double> rest_;
+  std::size_t slice_ = 0;
+};
+
 // out += the inverse transforms of the products of the transformed digits (row r * level + j of
 // scratch.fourier_digits_) with the GGSW's rows.
 void multiply_and_add_back(std::span<Torus> out, std::span<const double> fourier_ggsw,
                            const GgswShape& shape, const FftPlan& fft,
-                           std::span<double> fourier_digits, std::span<double> accumulators) {
+                           std::span<double> fourier_digits, std::span<double> accumulators,
+                           PrefetchSlices prefetch = {}) {
   const std::size_t n = shape.polynomial_size.value;
   const std::size_t size = glwe_size(shape.glwe_dimension);
   fft.multiply_sum(accumulators, fourier_digits, fourier_ggsw, shape.row_count(), size);
   for (std::size_t c = 0; c < size; ++c) {
-    fft.backward_add_torus(accumulators.subspan(c * n, n), out.subspan(c * n, n));
+    fft.backward_add_torus(accumulators.subspan(c * n, n), out.subspan(c * n, n), prefetch.next());
   }
 }
 
@@ -92,8 +111,8 @@ void external_product_add(std::span<Torus> out, std::span<const double> fourier_
 }
 
 void cmux_rotate_add(std::span<Torus> acc, std::span<const double> fourier_ggsw,
-                     std::size_t rotation, const GgswShape& shape,
-                     ExternalProductScratch& scratch) {
+                     std::size_t rotation, const GgswShape& shape, ExternalProductScratch& scratch,
+                     std::span<const double> next_ggsw) {
   const std::size_t n = shape.polynomial_size.value;
   const std::size_t size = glwe_size(shape.glwe_dimension);
   const std::size_t level = shape.level.value;
@@ -101,14 +120,15 @@ void cmux_rotate_add(std::span<Torus> acc, std::span<const double> fourier_ggsw,
   FHEML_ASSERT_EQ(fourier_ggsw.size(), shape.length());
   const FftPlan& fft = FftPlan::get(shape.polynomial_size);
   const std::span<double> digits(scratch.fourier_digits_);
+  PrefetchSlices prefetch(next_ggsw, size * level + size);
   // Every digit is transformed (reading acc) before the first inverse transform adds into acc.
   for (std::size_t r = 0; r < size; ++r) {
     for (std::size_t j = 0; j < level; ++j) {
       fft.forward_rotated_digit(acc.subspan(r * n, n), rotation, shape.base_log.value, level, j,
-                                digits.subspan((r * level + j) * n, n));
+                                digits.subspan((r * level + j) * n, n), prefetch.next());
     }
   }
-  multiply_and_add_back(acc, fourier_ggsw, shape, fft, digits, scratch.accumulators_);
+  multiply_and_add_back(acc, fourier_ggsw, shape, fft, digits, scratch.accumulators_, prefetch);
 }
 
 }  // namespace fheml::tfhe

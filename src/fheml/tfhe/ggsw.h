@@ -47,7 +47,7 @@ class ExternalProductScratch {
                                    std::span<const Torus>, const GgswShape&,
                                    ExternalProductScratch&);
   friend void cmux_rotate_add(std::span<Torus>, std::span<const double>, std::size_t,
-                              const GgswShape&, ExternalProductScratch&);
+                              const GgswShape&, ExternalProductScratch&, std::span<const double>);
   std::vector<std::int64_t> digits_;
   std::vector<double> fourier_digits_;  // one transformed digit per GGSW row
   std::vector<double> accumulators_;
@@ -62,8 +62,11 @@ void external_product_add(std::span<Torus> out, std::span<const double> fourier_
 // X^(rotation * s) when the GGSW encrypts the bit s. Same result as external_product_add on
 // polynomial_monomial_mul_minus_one's output, bit for bit, without that polynomial or its digits:
 // the forward transforms read the rotation and the decomposition on the fly
-// (FftPlan::forward_rotated_digit).
+// (FftPlan::forward_rotated_digit). `next_ggsw` (optional) is brought into L2 while the
+// transforms compute, spread over them: the blind rotation passes the GGSW of its next step,
+// whose products would otherwise wait on memory (bench/README.md, "Key prefetch").
 void cmux_rotate_add(std::span<Torus> acc, std::span<const double> fourier_ggsw,
-                     std::size_t rotation, const GgswShape& shape, ExternalProductScratch& scratch);
+                     std::size_t rotation, const GgswShape& shape, ExternalProductScratch& scratch,
+                     std::span<const double> next_ggsw = {});
 
 }  // namespace fheml::tfhe
