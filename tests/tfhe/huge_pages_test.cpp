@@ -6,7 +6,9 @@
 #include <fstream>
 #include <sstream>
 #include <string>
+#include <vector>
 
+#include "fheml/tfhe/aligned.h"
 #include "fheml/tfhe/engine.h"
 #include "fheml/tfhe/parameters.h"
 #include "test_support.h"
@@ -64,6 +66,33 @@ TEST(HugePages, ServerKeysLiveOnThem) {
   const auto& keys = test::keys_for(default_parameters(MessageBits{4}));
   EXPECT_TRUE(huge_page_aligned(keys.server.bootstrap_key.data.data()));
   EXPECT_TRUE(huge_page_aligned(keys.server.keyswitch_key.data.data()));
+}
+
+}  // namespace
+}  // namespace fheml::tfhe
+
+namespace fheml::tfhe {
+namespace {
+
+bool cache_line_aligned(const void* p) {
+  return reinterpret_cast<std::uintptr_t>(p) % kCacheLineBytes == 0;
+}
+
+// The buffers the transforms stream (scratch, tables, keys below a huge page) start on a cache
+// line, whatever the size and however many other allocations came first.
+TEST(AlignedBuffers, StartOnACacheLine) {
+  std::vector<std::vector<char>> clutter;
+  for (std::size_t size : {1u, 3u, 17u, 100u, 1000u, 4097u, 70000u}) {
+    clutter.emplace_back(size);  // moves malloc's next address around
+    AlignedVector<double> doubles(size);
+    AlignedVector<std::int64_t> words(size + 1);
+    KeyVector<std::uint32_t> small_key(size);
+    EXPECT_TRUE(cache_line_aligned(doubles.data())) << size;
+    EXPECT_TRUE(cache_line_aligned(words.data())) << size;
+    EXPECT_TRUE(cache_line_aligned(small_key.data())) << size;
+    doubles.resize(3 * size + 5);  // and after a reallocation
+    EXPECT_TRUE(cache_line_aligned(doubles.data())) << size;
+  }
 }
 
 }  // namespace

@@ -7,6 +7,7 @@
 #include <span>
 #include <vector>
 
+#include "fheml/tfhe/aligned.h"
 #include "fheml/tfhe/csprng.h"
 #include "fheml/tfhe/ggsw.h"
 #include "fheml/tfhe/glwe.h"
@@ -97,7 +98,7 @@ class BootstrapScratch {
                                            const FourierBootstrapKey&,
                                            std::span<const LookupTable* const>, BootstrapScratch&);
   ExternalProductScratch external_product_;
-  std::vector<Torus> group_accumulators_;
+  AlignedVector<Torus> group_accumulators_;  // the transforms' input and output: aligned
 };
 
 // Rounds a torus value to Z_{2N}: the modulus switch before blind rotation.

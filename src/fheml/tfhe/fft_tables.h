@@ -6,6 +6,8 @@
 #include <cstdint>
 #include <vector>
 
+#include "fheml/tfhe/aligned.h"
+
 #if defined(__x86_64__) || defined(__i386__)
 #define FHEML_FFT_HAVE_X86 1
 #endif
@@ -22,24 +24,24 @@ struct FftTables {
   };
   std::size_t m = 0;  // complex points (N/2)
   int width = 1;
-  std::vector<double> twist;  // exp(+i pi j / N): re[M], im[M]
+  AlignedVector<double> twist;  // exp(+i pi j / N): re[M], im[M]
   // exp(-i pi j / N) / M: re[M], im[M]; with AVX-512 also times 2^-64 (see round_add).
-  std::vector<double> untwist;
+  AlignedVector<double> untwist;
   std::vector<Pass> passes;  // forward order
-  std::vector<double> pass_twiddles;
+  AlignedVector<double> pass_twiddles;
   std::size_t leaf_depth = 0;  // passes [0, leaf_depth) sweep the whole array
   std::size_t leaf = 0;        // points per leaf block for the later passes
   bool fused_stage = false;    // whether the final pass also runs the stage of distance W
   // Final pass, per lane: [fused stage w_{2W}^lane][stage g = W/2][g = W/4]...[g = 1]; each
   // entry re[W] then im[W].
-  std::vector<double> lane_twiddles;
+  AlignedVector<double> lane_twiddles;
   // AVX-512 layout for M >= 64 (replaces the in-register stages): the radix-4 passes stop at
   // q = 64 (or q = 128 and a radix-2 stage of distance 64 when the stage count is odd), and
   // every block of 64 points is finished by transposed_final (see there).
   bool transposed_final = false;
   // [dif4 twiddles of q = 16: 2 groups of 6W][w_16^lane: re[W], im[W]]
   // [odd only: w_128^t, t < 64: 8 groups of re[W], im[W]]
-  std::vector<double> final_twiddles;
+  AlignedVector<double> final_twiddles;
 };
 
 // The digit of X^rotation * poly - poly a forward transform reads (see RotatedDigitInput in

@@ -11,6 +11,7 @@
 #include <span>
 #include <vector>
 
+#include "fheml/tfhe/aligned.h"
 #include "fheml/tfhe/csprng.h"
 #include "fheml/tfhe/glwe.h"
 #include "fheml/tfhe/types.h"
@@ -48,9 +49,10 @@ class ExternalProductScratch {
                                    ExternalProductScratch&);
   friend void cmux_rotate_add(std::span<Torus>, std::span<const double>, std::size_t,
                               const GgswShape&, ExternalProductScratch&, std::span<const double>);
-  std::vector<std::int64_t> digits_;
-  std::vector<double> fourier_digits_;  // one transformed digit per GGSW row
-  std::vector<double> accumulators_;
+  // Cache-line aligned: the transforms read and write them a vector at a time.
+  AlignedVector<std::int64_t> digits_;
+  AlignedVector<double> fourier_digits_;  // one transformed digit per GGSW row
+  AlignedVector<double> accumulators_;
 };
 
 // out += ggsw (x) glwe. out and glwe are (k+1)*N words and must not alias.

@@ -19,6 +19,8 @@
 #include <new>
 #include <vector>
 
+#include "fheml/tfhe/aligned.h"
+
 namespace fheml::tfhe {
 
 namespace detail {
@@ -39,13 +41,15 @@ struct HugePageAllocator {
   T* allocate(std::size_t count) {
     if (count > static_cast<std::size_t>(-1) / sizeof(T)) throw std::bad_alloc();
     const std::size_t bytes = count * sizeof(T);
-    if (bytes < detail::kHugePageBytes) return std::allocator<T>().allocate(count);
+    if (bytes < detail::kHugePageBytes) {  // cache-line aligned, as the kernels load it
+      return static_cast<T*>(::operator new(bytes, std::align_val_t{kCacheLineBytes}));
+    }
     return static_cast<T*>(detail::allocate_huge(bytes));
   }
 
   void deallocate(T* p, std::size_t count) noexcept {
     if (count * sizeof(T) < detail::kHugePageBytes) {
-      std::allocator<T>().deallocate(p, count);
+      ::operator delete(p, std::align_val_t{kCacheLineBytes});
     } else {
       detail::free_huge(p);
     }
