@@ -225,9 +225,11 @@ void blind_rotate_group(std::span<const std::span<Torus>> accumulators,
   }
 
   // While step i transforms, GGSW i + 1 is brought into L2 (cmux_rotate_add), when it is small
-  // enough to sit there beside the transforms' data: measured KS+PBS 0.95x at 4 bits (64 KiB
-  // GGSWs), 0.98x at 6 (256 KiB), but 1.04x at 7 bits (1 MiB: it evicts the transforms' own
-  // data from a 2 MiB L2), so larger GGSWs are left to the hardware prefetchers.
+  // enough to sit there beside the transforms' data. Measured with the buffers cache-aligned
+  // (fheml bench, with and without, 3 rounds): KS+PBS 0.90x at 4 bits (64 KiB GGSWs), 0.93x at
+  // 5 (128 KiB), even at 6 (256 KiB), but 1.07x slower at 7 bits (1 MiB: it evicts the
+  // transforms' own data from a 2 MiB L2), so larger GGSWs are left to the hardware
+  // prefetchers. Two steps ahead instead of one measured the same.
   constexpr std::size_t kPrefetchMaxBytes = std::size_t{256} << 10;
   const bool prefetch_next = g.length() * sizeof(double) <= kPrefetchMaxBytes;
   // Step i for every member before step i + 1: GGSW i is read from memory once per group and
