@@ -41,15 +41,14 @@ struct HugePageAllocator {
   T* allocate(std::size_t count) {
     if (count > static_cast<std::size_t>(-1) / sizeof(T)) throw std::bad_alloc();
     const std::size_t bytes = count * sizeof(T);
-    if (bytes < detail::kHugePageBytes) {  // cache-line aligned, as the kernels load it
-      return static_cast<T*>(::operator new(bytes, std::align_val_t{kCacheLineBytes}));
-    }
+    // Cache-line aligned, as the kernels load it.
+    if (bytes < detail::kHugePageBytes) return CacheAlignedAllocator<T>().allocate(count);
     return static_cast<T*>(detail::allocate_huge(bytes));
   }
 
   void deallocate(T* p, std::size_t count) noexcept {
     if (count * sizeof(T) < detail::kHugePageBytes) {
-      ::operator delete(p, std::align_val_t{kCacheLineBytes});
+      CacheAlignedAllocator<T>().deallocate(p, count);
     } else {
       detail::free_huge(p);
     }
