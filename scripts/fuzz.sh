@@ -20,8 +20,8 @@ for target in fuzz/fuzz_deserialize_*.cpp; do
   rm -rf "$work"
 done
 
-# The ONNX importer (models/onnx_import.cpp and onnx_convert.cpp on the float graph), seeded with real models.
-onnx_sources=(src/fheml/models/onnx_import.cpp src/fheml/models/onnx_convert.cpp src/fheml/ir/*.cpp)
+# The ONNX importer (models/onnx_*.cpp on the float graph), seeded with real models.
+onnx_sources=(src/fheml/models/onnx_*.cpp src/fheml/ir/*.cpp)
 clang++ -std=c++20 -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
   -DONNX_ML=1 -DONNX_NAMESPACE=onnx -Isrc fuzz/fuzz_import_onnx.cpp "${onnx_sources[@]}" \
   -lonnx_proto -lprotobuf -o "$out/fuzz_import_onnx"

@@ -1,10 +1,14 @@
+// ONNX import (onnx_import.h): reading the model (its opset, ops, initializers, inputs, the
+// attributes and inputs of each node), the passes before conversion (the ops moved to the
+// client at the output, BatchNormalization folding), emitting float ops and the driver. Its
+// tensors: onnx_tensors.cpp; the op tables and the per-node dispatch: onnx_ops.cpp; the op
+// converters: onnx_convert.cpp.
 #include "fheml/models/onnx_import.h"
 
 #include <onnx/onnx_pb.h>
 
 #include <algorithm>
 #include <cmath>
-#include <cstring>
 #include <fstream>
 #include <iterator>
 #include <limits>
@@ -23,116 +27,6 @@ namespace fheml::models::onnx_detail {
   throw OnnxImportError("ONNX import: " + message);
 }
 
-std::size_t checked_count(const std::vector<std::int64_t>& dims, std::size_t limit,
-                          const std::string& what) {
-  std::size_t count = 1;
-  for (std::int64_t d : dims) {
-    if (d < 0) fail(what + ": negative dimension in " + list(dims));
-    const auto u = static_cast<std::size_t>(d);
-    if (u != 0 && count > limit / u) {
-      fail(what + ": " + list(dims) + " has more than " + std::to_string(limit) + " elements");
-    }
-    count *= u;
-  }
-  if (count > limit) {
-    fail(what + ": " + list(dims) + " has more than " + std::to_string(limit) + " elements");
-  }
-  return count;
-}
-
-namespace {
-
-// Little-endian fixed-width values out of raw_data.
-template <class T>
-std::vector<double> from_raw(const std::string& raw, std::size_t count, const std::string& what) {
-  if (raw.size() != count * sizeof(T)) {
-    fail(what + ": raw_data holds " + std::to_string(raw.size()) + " bytes, " +
-         std::to_string(count) + " elements of " + std::to_string(sizeof(T)) + " bytes need " +
-         std::to_string(count * sizeof(T)));
-  }
-  static_assert(std::endian::native == std::endian::little, "raw_data is little-endian");
-  std::vector<double> out(count);
-  for (std::size_t i = 0; i < count; ++i) {
-    T v;
-    std::memcpy(&v, raw.data() + i * sizeof(T), sizeof(T));
-    out[i] = static_cast<double>(v);
-  }
-  return out;
-}
-
-template <class Field>
-std::vector<double> from_field(const Field& field, std::size_t count, const std::string& what) {
-  if (static_cast<std::size_t>(field.size()) != count) {
-    fail(what + ": holds " + std::to_string(field.size()) + " values, its dims need " +
-         std::to_string(count));
-  }
-  return std::vector<double>(field.begin(), field.end());
-}
-
-}  // namespace
-
-// TensorProto -> doubles. `integer` reports an integer or bool element type.
-FloatTensor read_tensor(const onnx::TensorProto& t, const std::string& what, std::size_t limit,
-                        bool* integer) {
-  if (t.data_location() == onnx::TensorProto::EXTERNAL || t.external_data_size() > 0) {
-    fail(what +
-         ": its data is stored in an external file; save the model with its weights "
-         "inside (onnx.save(model, path, save_as_external_data=False))");
-  }
-  if (t.has_segment()) fail(what + ": segmented tensors are not supported");
-  const std::vector<std::int64_t> dims(t.dims().begin(), t.dims().end());
-  const std::size_t count = checked_count(dims, limit, what);
-  const bool raw = t.has_raw_data();
-  std::vector<double> data;
-  bool is_integer = true;
-  using TP = onnx::TensorProto;
-  switch (t.data_type()) {
-    case TP::FLOAT:
-      is_integer = false;
-      data = raw ? from_raw<float>(t.raw_data(), count, what)
-                 : from_field(t.float_data(), count, what);
-      break;
-    case TP::DOUBLE:
-      is_integer = false;
-      data = raw ? from_raw<double>(t.raw_data(), count, what)
-                 : from_field(t.double_data(), count, what);
-      break;
-    case TP::INT64:
-      data = raw ? from_raw<std::int64_t>(t.raw_data(), count, what)
-                 : from_field(t.int64_data(), count, what);
-      break;
-    case TP::INT32:
-      data = raw ? from_raw<std::int32_t>(t.raw_data(), count, what)
-                 : from_field(t.int32_data(), count, what);
-      break;
-    case TP::INT16:
-      data = raw ? from_raw<std::int16_t>(t.raw_data(), count, what)
-                 : from_field(t.int32_data(), count, what);
-      break;
-    case TP::INT8:
-      data = raw ? from_raw<std::int8_t>(t.raw_data(), count, what)
-                 : from_field(t.int32_data(), count, what);
-      break;
-    case TP::UINT16:
-      data = raw ? from_raw<std::uint16_t>(t.raw_data(), count, what)
-                 : from_field(t.int32_data(), count, what);
-      break;
-    case TP::UINT8:
-    case TP::BOOL:
-      data = raw ? from_raw<std::uint8_t>(t.raw_data(), count, what)
-                 : from_field(t.int32_data(), count, what);
-      break;
-    default:
-      fail(what + ": element type " + std::to_string(t.data_type()) +
-           " is not supported (float, double, bool and integers up to 64 bits are)");
-  }
-  for (double v : data) {
-    if (std::isnan(v)) fail(what + ": holds NaN");
-  }
-  if (integer != nullptr) *integer = is_integer;
-  return FloatTensor(Shape(dims.begin(), dims.end()), std::move(data));
-}
-
 namespace {
 
 std::int64_t element_type_of(const onnx::ValueInfoProto& info) {
@@ -140,112 +34,6 @@ std::int64_t element_type_of(const onnx::ValueInfoProto& info) {
 }
 
 }  // namespace
-
-// Unary ops of the default domain that map one to one.
-const std::map<std::string, FloatOp, std::less<>>& unary_ops() {
-  static const std::map<std::string, FloatOp, std::less<>> ops = {
-      {"Relu", FloatOp::kRelu},
-      {"LeakyRelu", FloatOp::kLeakyRelu},
-      {"Elu", FloatOp::kElu},
-      {"Selu", FloatOp::kSelu},
-      {"Celu", FloatOp::kCelu},
-      {"Sigmoid", FloatOp::kSigmoid},
-      {"HardSigmoid", FloatOp::kHardSigmoid},
-      {"HardSwish", FloatOp::kHardSwish},
-      {"Tanh", FloatOp::kTanh},
-      {"Gelu", FloatOp::kGelu},
-      {"Softplus", FloatOp::kSoftplus},
-      {"Softsign", FloatOp::kSoftsign},
-      {"Exp", FloatOp::kExp},
-      {"Log", FloatOp::kLog},
-      {"Abs", FloatOp::kAbs},
-      {"Sign", FloatOp::kSign},
-      {"Sqrt", FloatOp::kSqrt},
-      {"Reciprocal", FloatOp::kReciprocal},
-      {"Erf", FloatOp::kErf},
-      {"Floor", FloatOp::kFloor},
-      {"Ceil", FloatOp::kCeil},
-      {"Round", FloatOp::kRound},
-      {"Sin", FloatOp::kSin},
-      {"Cos", FloatOp::kCos},
-      {"Not", FloatOp::kNot},
-      {"Neg", FloatOp::kNeg},
-  };
-  return ops;
-}
-
-const std::map<std::string, FloatOp, std::less<>>& binary_ops() {
-  static const std::map<std::string, FloatOp, std::less<>> ops = {
-      {"Add", FloatOp::kAdd},
-      {"Sub", FloatOp::kSub},
-      {"Mul", FloatOp::kMul},
-      {"Div", FloatOp::kDiv},
-      {"Pow", FloatOp::kPow},
-      {"Less", FloatOp::kLess},
-      {"LessOrEqual", FloatOp::kLessEqual},
-      {"Greater", FloatOp::kGreater},
-      {"GreaterOrEqual", FloatOp::kGreaterEqual},
-      {"Equal", FloatOp::kEqual},
-  };
-  return ops;
-}
-
-namespace {
-
-// Everything else the importer handles (constant-only ops included).
-const std::set<std::string, std::less<>>& other_ops() {
-  static const std::set<std::string, std::less<>> ops = {
-      "ArgMax",
-      "AveragePool",
-      "BatchNormalization",
-      "Cast",
-      "Clip",
-      "Concat",
-      "Constant",
-      "ConstantOfShape",
-      "Conv",
-      "DequantizeLinear",
-      "Dropout",
-      "Expand",
-      "Flatten",
-      "Gather",
-      "Gemm",
-      "GlobalAveragePool",
-      "GlobalMaxPool",
-      "Identity",
-      "LogSoftmax",
-      "MatMul",
-      "Max",
-      "MaxPool",
-      "Mean",
-      "Min",
-      "Pad",
-      "PRelu",
-      "QuantizeLinear",
-      "Range",
-      "ReduceMean",
-      "ReduceSum",
-      "Reshape",
-      "Shape",
-      "Size",
-      "Slice",
-      "Softmax",
-      "Split",
-      "Squeeze",
-      "Sum",
-      "Transpose",
-      "Unsqueeze",
-      "Where",
-  };
-  return ops;
-}
-
-bool supported(std::string_view op) {
-  return unary_ops().contains(op) || binary_ops().contains(op) || other_ops().contains(op);
-}
-
-}  // namespace
-
 
 void Importer::check_opset() {
   for (const auto& o : model_.opset_import()) {
@@ -687,12 +475,8 @@ OnnxImport Importer::run() {
 
 namespace fheml::models {
 
-using onnx_detail::binary_ops;
 using onnx_detail::fail;
 using onnx_detail::Importer;
-using onnx_detail::other_ops;
-using onnx_detail::unary_ops;
-
 
 OnnxImport import_onnx(std::span<const std::uint8_t> bytes, const OnnxImportOptions& options) {
   if (bytes.empty()) fail("the model is empty (0 bytes)");
@@ -746,15 +530,6 @@ OnnxImport import_onnx_file(const std::string& path, const OnnxImportOptions& op
   std::vector<std::uint8_t> bytes(static_cast<std::size_t>(size));
   if (!in.read(reinterpret_cast<char*>(bytes.data()), size)) fail("cannot read '" + path + "'");
   return import_onnx(bytes, options);
-}
-
-std::vector<std::string> supported_onnx_ops() {
-  std::vector<std::string> ops;
-  for (const auto& [name, op] : unary_ops()) ops.push_back(name);
-  for (const auto& [name, op] : binary_ops()) ops.push_back(name);
-  for (const auto& name : other_ops()) ops.push_back(name);
-  std::sort(ops.begin(), ops.end());
-  return ops;
 }
 
 }  // namespace fheml::models

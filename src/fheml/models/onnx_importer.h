@@ -1,6 +1,8 @@
 // The ONNX importer's internals (private to src/fheml/models): onnx_import.cpp reads the
-// model (its tensors, attributes and inputs) and drives the conversion; onnx_convert.cpp holds
-// the converters of the op families that need more than a one-to-one mapping.
+// model (its attributes and inputs) and drives the conversion; onnx_tensors.cpp reads its
+// tensors; onnx_ops.cpp holds the tables of the ops it handles and the per-node dispatch;
+// onnx_convert.cpp holds the converters of the op families that need more than a one-to-one
+// mapping.
 #pragma once
 
 #include <onnx/onnx_pb.h>
@@ -19,7 +21,6 @@
 #include "fheml/models/onnx_import.h"
 
 namespace fheml::models::onnx_detail {
-
 
 using ir::FloatAttributes;
 using ir::FloatOp;
@@ -61,6 +62,8 @@ std::vector<std::size_t> to_sizes(const std::vector<std::int64_t>& v, const char
 // Ops of the default domain that map one to one onto a float op.
 const std::map<std::string, FloatOp, std::less<>>& unary_ops();
 const std::map<std::string, FloatOp, std::less<>>& binary_ops();
+// Whether the importer handles `op` of the default domain (unary_ops, binary_ops or another).
+bool supported(std::string_view op);
 
 class Importer {
  public:
