@@ -45,7 +45,9 @@ struct Statistics {
   std::size_t input_bytes = 0;       // all inputs of one sample as they travel (seeded)
   std::size_t output_bytes = 0;      // all outputs of one sample
 
-  // Estimated from bench/README.md (KS+PBS, one thread, p_fail <= 2^-40).
+  // Estimated by the parameter search's cost model (tfhe/parameters.cpp, "Cost model": KS+PBS
+  // nanoseconds on one thread of the project's standard machine, measured at calibration; the
+  // VM's speed varies by the hour, so read them as +-50%, not as a promise).
   double bootstrap_ms = 0;          // one KS+PBS (with partitions: the mean over the circuit's)
   double estimated_latency_ms = 0;  // all bootstraps of one sample on one thread
   std::size_t threads = 1;          // what the next figure assumes
