@@ -46,8 +46,10 @@ struct Statistics {
   std::size_t output_bytes = 0;      // all outputs of one sample
 
   // Estimated by the parameter search's cost model (tfhe/parameters.cpp, "Cost model": KS+PBS
-  // nanoseconds on one thread of the project's standard machine, measured at calibration; the
-  // VM's speed varies by the hour, so read them as +-50%, not as a promise).
+  // nanoseconds on one thread of the project's standard machine, measured on 2026-12-04). The
+  // engine got faster since and the VM's speed varies by the hour: on 2026-12-05 they were
+  // 1.3-1.9x the measured times (bench/README.md, "Whole models against 2026-11-23, side by
+  // side again").
   double bootstrap_ms = 0;          // one KS+PBS (with partitions: the mean over the circuit's)
   double estimated_latency_ms = 0;  // all bootstraps of one sample on one thread
   std::size_t threads = 1;          // what the next figure assumes
