@@ -132,7 +132,7 @@ void BM_KeyswitchBootstrap(benchmark::State& state) {
   std::vector<std::uint64_t> table(std::size_t{1} << p);
   for (std::size_t m = 0; m < table.size(); ++m) table[m] = (m * m) % table.size();
   const LookupTable lut =
-      make_lookup_table(keys.client.parameters.polynomial_size, bits, table, bits);
+      make_lookup_table(lookup_polynomial_size(keys.client.parameters), bits, table, bits);
   LweCiphertext out(keys.client.big_dimension());
   PbsWorkspace workspace(keys.server);
   // 16 inputs in turn: each blind rotation reads other rotations, as in a model.

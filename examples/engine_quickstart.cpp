@@ -18,7 +18,7 @@ int main() {
 
   std::vector<std::uint64_t> square(16);
   for (std::uint64_t m = 0; m < 16; ++m) square[m] = (m * m) % 16;
-  const LookupTable lut = make_lookup_table(params.polynomial_size, bits, square, bits);
+  const LookupTable lut = make_lookup_table(lookup_polynomial_size(params), bits, square, bits);
 
   const LweCiphertext ct = encrypt(client, 7, bits, rng);                   // client
   const LweCiphertextList out = keyswitch_bootstrap(server, ct.data, lut);  // server

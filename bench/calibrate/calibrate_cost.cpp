@@ -11,6 +11,9 @@
 //  - CMux (cmux_rotate_add: rotation and digits read by the forward transforms, the products
 //    with the GGSW in one pass, the inverse transforms): every k in 1..3, N = 2^8..2^16, level
 //    1..5; median ns per CMux.
+//  - Extended CMux (lookup tables of N * 2^e, bootstrap.h): blind rotations through tables of
+//    N * 2^e, e = 0..4, k in 1..3, N = 2^9..2^12, levels 1-2; the factor per CMux over 2^e plain
+//    ones, medians per k and e (--extended-only measures this alone).
 //  - Key switch (32-bit compute form): input dimension k*N in 2^9..2^16, n in {500, 800, 1100},
 //    level 1..10 (a subset); median ns per call.
 //  - With --check-bits: the ranking check. For each precision, the cheapest set the search finds
@@ -35,6 +38,7 @@
 #include <string>
 #include <vector>
 
+#include "fheml/tfhe/bootstrap.h"
 #include "fheml/tfhe/csprng.h"
 #include "fheml/tfhe/engine.h"
 #include "fheml/tfhe/ggsw.h"
@@ -90,7 +94,7 @@ class KsPbsBench {
         rng_(test_seed(seed)),
         client_(generate_client_key(params, rng_)),
         server_(decompress(generate_compressed_server_key(client_, rng_))),
-        table_(identity_table(params.polynomial_size, bits)) {
+        table_(identity_table(lookup_polynomial_size(params), bits)) {
     round(1, 0.0);  // warm: the keys' first touch
   }
   double round(std::size_t min_calls, double min_seconds) {
@@ -115,21 +119,23 @@ class KsPbsBench {
   std::size_t errors_ = 0;
 };
 
-// The built-in sets before this cost model (2026-11-23 to 2026-12-03: Concrete's operation
-// counts), for the before/after comparison: n, k, N, bootstrap base and levels, key switch base
-// and levels; the noises are the 128-bit curve's minima, as the search sets them.
+// The built-in sets before extended lookup tables (2026-12-04 to 2026-12-05: every set's tables
+// of its own N), for the before/after comparison: n, k, N, bootstrap base and levels, key switch
+// base and levels; the noises are the 128-bit curve's minima, as the search sets them. (The sets
+// before the cost model, 2026-11-23 to 2026-12-03, were compared the same way:
+// bench/results/cost-*.json.)
 struct PreviousSet {
   std::size_t bits, bound, n, k, big_n, pbs_base, pbs_level, ks_base, ks_level;
 };
 constexpr PreviousSet kPrevious[] = {
-    {1, 40, 692, 3, 512, 18, 1, 5, 2},    {2, 40, 709, 3, 512, 18, 1, 4, 3},
-    {3, 40, 771, 2, 1024, 23, 1, 4, 3},   {4, 40, 771, 1, 2048, 23, 1, 3, 5},
-    {5, 40, 838, 1, 4096, 22, 1, 3, 5},   {6, 40, 950, 1, 8192, 22, 1, 4, 4},
-    {7, 40, 964, 1, 16384, 15, 2, 3, 6},  {8, 40, 1054, 1, 32768, 15, 2, 4, 5},
-    {1, 64, 674, 3, 512, 18, 1, 4, 3},    {2, 64, 745, 3, 512, 18, 1, 4, 3},
-    {3, 64, 828, 2, 1024, 23, 1, 5, 3},   {4, 64, 805, 1, 2048, 23, 1, 3, 5},
-    {5, 64, 911, 1, 4096, 22, 1, 4, 4},   {6, 64, 966, 1, 8192, 22, 1, 3, 6},
-    {7, 64, 1011, 1, 16384, 15, 2, 3, 7}, {8, 64, 1093, 1, 32768, 15, 2, 3, 8},
+    {1, 40, 625, 3, 512, 18, 1, 3, 3},    {2, 40, 661, 3, 512, 18, 1, 3, 4},
+    {3, 40, 720, 2, 1024, 23, 1, 3, 4},   {4, 40, 757, 1, 2048, 23, 1, 3, 5},
+    {5, 40, 858, 1, 4096, 22, 1, 4, 4},   {6, 40, 942, 1, 8192, 22, 1, 4, 4},
+    {7, 40, 962, 1, 16384, 15, 2, 3, 6},  {8, 40, 1053, 1, 32768, 15, 2, 4, 5},
+    {1, 64, 628, 3, 512, 18, 1, 3, 4},    {2, 64, 690, 3, 512, 18, 1, 3, 4},
+    {3, 64, 747, 2, 1024, 23, 1, 3, 5},   {4, 64, 789, 1, 2048, 23, 1, 3, 5},
+    {5, 64, 901, 1, 4096, 22, 1, 4, 4},   {6, 64, 959, 1, 8192, 22, 1, 3, 6},
+    {7, 64, 1008, 1, 16384, 15, 2, 3, 7}, {8, 64, 1091, 1, 32768, 15, 2, 3, 8},
 };
 
 PbsParameters to_parameters(const PreviousSet& s) {
@@ -161,6 +167,9 @@ int main(int argc, char** argv) {
   app.add_option("--check-bits", check_bits, "ranking check at these precisions, e.g. 4,5")
       ->delimiter(',');
   app.add_flag("--check-only", skip_calibration, "skip the kernel measurements");
+  bool extended_only = false;
+  app.add_flag("--extended-only", extended_only,
+               "measure the extended CMux factor only (no CMux or key switch sweep, no fits)");
   std::string refit;
   app.add_option("--refit", refit, "fit the kernel measurements of this recorded run instead");
   bool compare_previous = false;
@@ -185,11 +194,13 @@ int main(int argc, char** argv) {
 
   nlohmann::json cmux = nlohmann::json::array();
   nlohmann::json ks = nlohmann::json::array();
+  nlohmann::json extended = nlohmann::json::array();
   if (!refit.empty()) {  // the fits of a recorded run, from its measurements
     std::ifstream in(refit);
     const nlohmann::json recorded = nlohmann::json::parse(in);
     cmux = recorded.at("cmux");
     ks = recorded.at("keyswitch");
+    if (recorded.contains("extended_cmux")) extended = recorded.at("extended_cmux");
     out["refit_of"] = refit;
   }
   if (!skip_calibration && refit.empty()) {
@@ -205,7 +216,7 @@ int main(int argc, char** argv) {
       }
     };
     fill_ring(0);
-    for (std::size_t log_n = 8; log_n <= max_log2_n; ++log_n) {
+    for (std::size_t log_n = 8; log_n <= (extended_only ? 7 : max_log2_n); ++log_n) {
       const std::size_t big_n = std::size_t{1} << log_n;
       for (std::size_t k = 1; k <= 3; ++k) {
         for (std::size_t l = 1; l <= 5; ++l) {
@@ -237,8 +248,53 @@ int main(int argc, char** argv) {
       }
     }
 
+    // ---- Extended CMux ------------------------------------------------------------------------
+    // Blind rotations through tables of N * 2^e (bootstrap.h) with keys of random words from the
+    // ring, per CMux, against e = 0 on the same key: the factor over 2^e plain CMuxes that
+    // tfhe/parameters.cpp calls kExtendedCmuxFactor.
+    for (std::size_t log_n = 9; log_n <= std::min<std::size_t>(12, max_log2_n); ++log_n) {
+      const std::size_t big_n = std::size_t{1} << log_n;
+      for (std::size_t k = 1; k <= 3; ++k) {
+        for (std::size_t l = 1; l <= 2; ++l) {
+          const GgswShape g{GlweDimension{k}, PolynomialSize{big_n},
+                            DecompositionBaseLog{std::min<std::size_t>(23, 52 / l)},
+                            DecompositionLevelCount{l}};
+          const std::size_t n = std::clamp<std::size_t>(kRingBytes / (8 * g.length()), 64, 1024);
+          FourierBootstrapKey key{BootstrapShape{LweDimension{n}, g},
+                                  KeyVector<double>(n * g.length())};
+          for (std::size_t i = 0; i < key.data.size(); ++i)
+            key.data[i] = cmux_ring[i % cmux_ring.size()];
+          BootstrapScratch scratch(key.shape);
+          std::vector<Torus> small(lwe_size(LweDimension{n}));
+          double plain = 0;
+          for (std::size_t e = 0; e <= 4 && log_n + e <= 16; ++e) {
+            const LookupTable table = identity_table(PolynomialSize{big_n << e}, 1);
+            std::vector<Torus> acc(accumulator_length(key.shape, table));
+            const double ns = time_per_call(
+                                  [&](std::size_t) {
+                                    rng.fill_u64(small);  // random rotations
+                                    blind_rotate(acc, small, key, table, scratch);
+                                  },
+                                  2, min_seconds, rounds) /
+                              static_cast<double>(n);
+            if (e == 0) plain = ns;
+            const double factor = ns / (plain * static_cast<double>(std::size_t{1} << e));
+            extended.push_back({{"k", k},
+                                {"N", big_n},
+                                {"level", l},
+                                {"extension_log", e},
+                                {"ns", ns},
+                                {"factor", factor}});
+            std::fprintf(stderr,
+                         "extended cmux k=%zu N=%zu*2^%zu l=%zu: %.0f ns (%.2fx of 2^%zu plain)\n",
+                         k, big_n, e, l, ns, factor, e);
+          }
+        }
+      }
+    }
+
     // ---- Key switch ---------------------------------------------------------------------------
-    for (std::size_t log_in = 9; log_in <= 16; ++log_in) {
+    for (std::size_t log_in = 9; log_in <= (extended_only ? 8 : 16); ++log_in) {
       for (std::size_t n : {500, 800, 1100}) {
         for (std::size_t l : {1, 2, 3, 5, 8}) {
           const std::size_t in_dim = std::size_t{1} << log_in;
@@ -267,7 +323,27 @@ int main(int argc, char** argv) {
       }
     }
   }  // measurements
-  if (!skip_calibration) {
+  if (!extended.empty()) {
+    out["extended_cmux"] = extended;
+    // Per k and e: the median factor over N and levels (tfhe/parameters.cpp,
+    // kExtendedCmuxFactor).
+    nlohmann::json per_e = nlohmann::json::array();
+    for (std::size_t k = 1; k <= 3; ++k) {
+      for (std::size_t e = 1; e <= 4; ++e) {
+        std::vector<double> factors;
+        for (const auto& m : extended) {
+          if (m.value("k", std::size_t{1}) == k && m["extension_log"].get<std::size_t>() == e)
+            factors.push_back(m["factor"].get<double>());
+        }
+        if (factors.empty()) continue;
+        per_e.push_back({{"k", k}, {"extension_log", e}, {"median_factor", median(factors)}});
+        std::fprintf(stderr, "extended CMux factor at k = %zu, e = %zu (median): %.3f\n", k, e,
+                     median(factors));
+      }
+    }
+    out["extended_cmux_factor"] = per_e;
+  }
+  if (!skip_calibration && !extended_only) {
     out["cmux"] = cmux;
     out["keyswitch"] = ks;
 
@@ -352,34 +428,40 @@ int main(int argc, char** argv) {
   nlohmann::json check = nlohmann::json::array();
   for (const std::size_t bits : check_bits) {
     for (std::size_t k = 1; k <= 3; ++k) {
-      for (std::size_t log_n = bits + 1; log_n <= 16; ++log_n) {
+      for (std::size_t log_n = 8; log_n <= 16; ++log_n) {
         for (std::size_t level = 1; level <= 3; ++level) {
-          SearchOptions o;
-          o.min_glwe_dimension = o.max_glwe_dimension = k;
-          o.min_log2_polynomial_size = o.max_log2_polynomial_size = log_n;
-          o.max_pbs_level = level;
-          const auto found = search_parameters(MessageBits{bits}, o);
-          if (!found || found->pbs_level.value != level) continue;
-          const PbsParameters& params = *found;
-          // Sets far above the cheapest are not candidates anyone would pick.
-          if (estimated_cost(params) > 4 * estimated_cost(*search_parameters(MessageBits{bits})))
-            continue;
-          KsPbsBench bench(params, bits, bits * 1000 + k * 100 + log_n * 10 + level);
-          std::vector<double> per_round;
-          for (int r = 0; r < rounds; ++r) per_round.push_back(bench.round(5, min_seconds));
-          const double ns = median(per_round);
-          const std::size_t errors = bench.errors();
-          check.push_back({{"bits", bits},
-                           {"parameters", describe(params)},
-                           {"k", k},
-                           {"N", std::size_t{1} << log_n},
-                           {"pbs_level", level},
-                           {"estimated_cost", estimated_cost(params)},
-                           {"ks_pbs_ns", ns},
-                           {"errors", errors}});
-          std::fprintf(stderr, "check %zu bits %s: model %.3g, measured %.2f ms%s\n", bits,
-                       describe(params).c_str(), estimated_cost(params), ns * 1e-6,
-                       errors ? " (DECRYPTION ERRORS)" : "");
+          for (std::size_t e = 0; e <= 4 && log_n + e <= 16; ++e) {
+            // Lookup tables of N * 2^e (bootstrap.h): N itself may be below the precision's.
+            if (log_n + e < bits + 1) continue;
+            SearchOptions o;
+            o.min_glwe_dimension = o.max_glwe_dimension = k;
+            o.min_log2_polynomial_size = o.max_log2_polynomial_size = log_n;
+            o.max_pbs_level = level;
+            o.min_extension_log = o.max_extension_log = e;
+            const auto found = search_parameters(MessageBits{bits}, o);
+            if (!found || found->pbs_level.value != level || found->extension_log != e) continue;
+            const PbsParameters& params = *found;
+            // Sets far above the cheapest are not candidates anyone would pick.
+            if (estimated_cost(params) > 4 * estimated_cost(*search_parameters(MessageBits{bits})))
+              continue;
+            KsPbsBench bench(params, bits, bits * 1000 + k * 100 + log_n * 10 + level);
+            std::vector<double> per_round;
+            for (int r = 0; r < rounds; ++r) per_round.push_back(bench.round(5, min_seconds));
+            const double ns = median(per_round);
+            const std::size_t errors = bench.errors();
+            check.push_back({{"bits", bits},
+                             {"parameters", describe(params)},
+                             {"k", k},
+                             {"N", std::size_t{1} << log_n},
+                             {"pbs_level", level},
+                             {"extension_log", e},
+                             {"estimated_cost", estimated_cost(params)},
+                             {"ks_pbs_ns", ns},
+                             {"errors", errors}});
+            std::fprintf(stderr, "check %zu bits %s: model %.3g, measured %.2f ms%s\n", bits,
+                         describe(params).c_str(), estimated_cost(params), ns * 1e-6,
+                         errors ? " (DECRYPTION ERRORS)" : "");
+          }
         }
       }
     }

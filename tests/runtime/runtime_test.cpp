@@ -220,7 +220,7 @@ TEST(Statistics, CountsOfTheChain) {
   EXPECT_EQ(s.ciphertext_bytes, (2048u + 1u) * 8u);
   // The cost model's nanoseconds (measured on the standard machine) of the 4-bit set.
   const double ms = tfhe::estimated_cost(tfhe::default_parameters(tfhe::MessageBits{4})) * 1e-6;
-  EXPECT_NEAR(ms, 11.5, 0.1);
+  EXPECT_NEAR(ms, 9.4, 0.1);
   EXPECT_DOUBLE_EQ(s.bootstrap_ms, ms);
   EXPECT_DOUBLE_EQ(s.estimated_latency_ms, 7 * ms);
   EXPECT_DOUBLE_EQ(s.estimated_parallel_latency_ms, (3 + 1) * ms);

@@ -30,7 +30,7 @@ void check_every_input(std::size_t p, FailureBound bound, std::size_t repetition
   const std::size_t messages = std::size_t{1} << p;
   for (std::size_t r = 0; r < repetitions; ++r) {
     const auto table = random_table(p, rng);
-    const LookupTable lut = make_lookup_table(params.polynomial_size, bits, table, bits);
+    const LookupTable lut = make_lookup_table(lookup_polynomial_size(params), bits, table, bits);
     LweCiphertextList inputs(keys.client.big_dimension(), messages);
     for (std::size_t m = 0; m < messages; ++m) {
       const LweCiphertext ct = encrypt(keys.client, m, bits, rng);
@@ -86,7 +86,7 @@ TEST_P(ManyLut, EveryTableOnEveryInput) {
     tables[f] = random_table(p, rng);
     for (const auto v : tables[f]) encoded[f].push_back(encode(v, bits));
   }
-  const LookupTable lut = make_lookup_table(params.polynomial_size, bits, encoded);
+  const LookupTable lut = make_lookup_table(lookup_polynomial_size(params), bits, encoded);
   EXPECT_EQ(lut.bootstrap_bits(), p + m);
   PbsWorkspace workspace(keys.server);
   const std::size_t out_len = lwe_size(keys.client.big_dimension());
@@ -121,7 +121,8 @@ TEST(Batch, IdenticalToOneByOneWithPerInputTables) {
   for (std::size_t i = 0; i < count; ++i) {
     const LweCiphertext ct = encrypt(keys.client, i % 8, bits, rng);
     std::copy(ct.data.begin(), ct.data.end(), inputs.at(i).begin());
-    luts.push_back(make_lookup_table(params.polynomial_size, bits, random_table(3, rng), bits));
+    luts.push_back(
+        make_lookup_table(lookup_polynomial_size(params), bits, random_table(3, rng), bits));
   }
   for (const auto& l : luts) tables.push_back(&l);
   ThreadPool pool(3);
@@ -147,6 +148,33 @@ TEST(LookupTables, RefuseShapesTheyCannotHold) {
                std::invalid_argument);
 }
 
+// A bootstrap reads tables of the key's N times 1, 2, 4, ... kMaxExtension, and says so for
+// others instead of reading a ring the key does not divide.
+TEST(LookupTables, BootstrapRefusesTablesTheKeyDoesNotDivide) {
+  const LweDimension n{16};
+  Csprng rng(test_seed(700));
+  const LweSecretKey small_key = generate_lwe_secret_key(n, rng);
+  const GlweSecretKey glwe_key =
+      generate_glwe_secret_key(GlweDimension{1}, PolynomialSize{512}, rng);
+  const FourierBootstrapKey bsk = to_fourier(expand(generate_seeded_bootstrap_key(
+      small_key, glwe_key, DecompositionBaseLog{15}, DecompositionLevelCount{2},
+      NoiseStdDev{0x1p-45}, test_seed(701), rng)));
+  BootstrapScratch scratch(bsk.shape);
+  std::vector<Torus> small(lwe_size(n));
+  const std::vector<std::uint64_t> identity = {0, 1, 2, 3};
+  for (const std::size_t size : {256u, 512u * 128u}) {
+    const LookupTable lut =
+        make_lookup_table(PolynomialSize{size}, MessageBits{2}, identity, MessageBits{2});
+    std::vector<Torus> out(lwe_size(bsk.shape.output_dimension()));
+    try {
+      programmable_bootstrap(out, small, bsk, lut, scratch);
+      ADD_FAILURE() << "a table of " << size << " coefficients was read with a key of N = 512";
+    } catch (const std::invalid_argument& e) {
+      EXPECT_NE(std::string(e.what()).find("times a power of two"), std::string::npos) << e.what();
+    }
+  }
+}
+
 // The output noise of a bootstrap has the variance the model states (thousands of samples).
 TEST(PbsNoise, OutputVarianceMatchesTheModel) {
   const MessageBits bits{2};
@@ -162,7 +190,7 @@ TEST(PbsNoise, OutputVarianceMatchesTheModel) {
     std::copy(ct.data.begin(), ct.data.end(), inputs.at(i).begin());
   }
   const std::vector<std::uint64_t> identity = {0, 1, 2, 3};
-  const LookupTable lut = make_lookup_table(params.polynomial_size, bits, identity, bits);
+  const LookupTable lut = make_lookup_table(lookup_polynomial_size(params), bits, identity, bits);
   const LookupTable* tables[] = {&lut};
   const LweCiphertextList out = keyswitch_bootstrap_batch(keys.server, inputs, tables);
   double sum_sq = 0;
@@ -214,7 +242,7 @@ TEST(PbsFailures, CountAgreesWithTheModelWhenFailuresAreFrequent) {
   }
   std::vector<std::uint64_t> identity(range);
   for (std::size_t m = 0; m < range; ++m) identity[m] = m;
-  const LookupTable lut = make_lookup_table(params.polynomial_size, bits, identity, bits);
+  const LookupTable lut = make_lookup_table(lookup_polynomial_size(params), bits, identity, bits);
   const LookupTable* tables[] = {&lut};
   const LweCiphertextList out = keyswitch_bootstrap_batch(keys.server, inputs, tables);
   std::size_t failures = 0;
@@ -237,20 +265,26 @@ TEST(PbsFailures, CountAgreesWithTheModelWhenFailuresAreFrequent) {
 // output phase must equal lookup_clear at the ciphertext's modulus-switched phase, up to the
 // bootstrap's own noise. Uniformly random ciphertexts (random phases, not just encodings of
 // messages) through random tables, single and many-LUT, under a tiny INSECURE key (n = 16) with
-// a precise bootstrap key, so the noise is far below the gap between table values.
-TEST(LookupClear, EqualsTheBootstrapOnRandomPhases) {
+// a precise bootstrap key, so the noise is far below the gap between table values. Tables of the
+// key's N and extended ones (2, 4 and 16 times N, bootstrap.h): random phases give every shift
+// of the extended accumulator's components, those that keep each in place included.
+class LookupClear : public ::testing::TestWithParam<std::size_t> {};
+
+TEST_P(LookupClear, EqualsTheBootstrapOnRandomPhases) {
+  const std::size_t extension = GetParam();
   const LweDimension n{16};
   const GlweDimension k{1};
-  const PolynomialSize big_n{512};
-  Csprng rng(test_seed(600));
+  const PolynomialSize key_n{512};
+  const PolynomialSize big_n{key_n.value * extension};  // the tables' size
+  Csprng rng(test_seed(600 + extension));
   const LweSecretKey small_key = generate_lwe_secret_key(n, rng);
-  const GlweSecretKey glwe_key = generate_glwe_secret_key(k, big_n, rng);
+  const GlweSecretKey glwe_key = generate_glwe_secret_key(k, key_n, rng);
   const FourierBootstrapKey bsk = to_fourier(expand(generate_seeded_bootstrap_key(
       small_key, glwe_key, DecompositionBaseLog{15}, DecompositionLevelCount{2},
       NoiseStdDev{0x1p-45}, test_seed(601), rng)));
   // 8 standard deviations of the bootstrap's noise, far below the gaps of 2^48 and more between
   // the random table values.
-  const double variance = blind_rotation_variance(n, k, big_n, DecompositionBaseLog{15},
+  const double variance = blind_rotation_variance(n, k, key_n, DecompositionBaseLog{15},
                                                   DecompositionLevelCount{2}, NoiseStdDev{0x1p-45});
   const double tolerance = 8 * std::sqrt(variance) * 0x1p64;
   ASSERT_LT(tolerance, std::exp2(44));
@@ -259,7 +293,8 @@ TEST(LookupClear, EqualsTheBootstrapOnRandomPhases) {
   struct Case {
     std::size_t input_bits, function_count;
   };
-  for (const Case shape : {Case{3, 1}, Case{5, 1}, Case{2, 4}}) {
+  for (const Case shape : {Case{3, 1}, Case{5, 1}, Case{2, 4}, Case{8, 1}, Case{4, 8}}) {
+    if ((std::size_t{2} << shape.input_bits) * shape.function_count > big_n.value) continue;
     std::vector<std::vector<Torus>> outputs(shape.function_count);
     for (auto& table : outputs) {
       table.resize(std::size_t{1} << shape.input_bits);
@@ -282,15 +317,18 @@ TEST(LookupClear, EqualsTheBootstrapOnRandomPhases) {
         const std::int64_t error = noise_of(phase, lookup_clear(lut, ms_index, f));
         ASSERT_LT(std::abs(static_cast<double>(error)), tolerance)
             << shape.input_bits << "-bit table " << f << " of " << shape.function_count
-            << ", rotation " << ms_index << ", trial " << trial;
+            << ", rotation " << ms_index << ", trial " << trial << ", tables of " << extension
+            << " N";
       }
     }
   }
 }
 
+INSTANTIATE_TEST_SUITE_P(Extensions, LookupClear, ::testing::Values(1, 2, 4, 16));
+
 // On noiseless encodings, lookup_clear reads T[m] for m < 2^p and -T[m - 2^p] above: the
 // negacyclic wrap that ir::apply_lookup mirrors.
-TEST(LookupClear, ReadsTheTableAndItsNegacyclicWrap) {
+TEST(LookupClearTable, ReadsTheTableAndItsNegacyclicWrap) {
   const PolynomialSize big_n{256};
   const MessageBits p{3};
   std::vector<std::vector<Torus>> outputs(1);

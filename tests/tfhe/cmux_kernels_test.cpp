@@ -72,6 +72,21 @@ TEST_P(CmuxKernels, RotatedDigitTransformIsTheUnfusedPathBitForBit) {
           ASSERT_EQ(got, want) << "N=" << n << " base_log " << d.base_log << " levels " << d.levels
                                << " level " << level << " rotation " << rotation;
         }
+        // With another polynomial subtracted (an extended accumulator's CMux, bootstrap.h):
+        // X^rotation * poly - other.
+        const std::vector<Torus> other = random_torus(n, rng);
+        polynomial_monomial_mul(difference, poly, rotation);
+        for (std::size_t i = 0; i < n; ++i) difference[i] -= other[i];
+        decomposer.decompose_polynomial(difference, digits);
+        for (std::size_t level = 0; level < d.levels; ++level) {
+          std::vector<double> want(n);
+          plan.forward_int(std::span<const std::int64_t>(digits).subspan(level * n, n), want);
+          std::vector<double> got(n);
+          plan.forward_rotated_digit(poly, rotation, d.base_log, d.levels, level, got, {}, other);
+          ASSERT_EQ(got, want) << "N=" << n << " base_log " << d.base_log << " levels " << d.levels
+                               << " level " << level << " rotation " << rotation
+                               << " with a subtrahend";
+        }
       }
     }
   }
@@ -147,6 +162,9 @@ TEST_P(CmuxKernels, RefuseBadSizesAndDecompositions) {
   EXPECT_THROW(plan.forward_rotated_digit(std::vector<Torus>(512), 3, 23, 1, 0, fourier),
                std::invalid_argument);
   EXPECT_THROW(plan.forward_rotated_digit(poly, 3, 23, 1, 0, short_fourier), std::invalid_argument);
+  const std::vector<Torus> short_subtrahend(256);
+  EXPECT_THROW(plan.forward_rotated_digit(poly, 3, 23, 1, 0, fourier, {}, short_subtrahend),
+               std::invalid_argument);
   EXPECT_THROW(plan.forward_rotated_digit(poly, 3, 0, 1, 0, fourier), std::invalid_argument);
   EXPECT_THROW(plan.forward_rotated_digit(poly, 3, 23, 0, 0, fourier), std::invalid_argument);
   EXPECT_THROW(plan.forward_rotated_digit(poly, 3, 23, 1, 1, fourier), std::invalid_argument);

@@ -235,16 +235,43 @@ TEST(Serialization, HeaderLayoutIsFixed) {
   const Bytes b = serialize(toy_parameters());
   const Bytes magic = {0x89, 'F', 'H', 'E', 'M', 'L', 0x0D, 0x0A};
   EXPECT_TRUE(std::equal(magic.begin(), magic.end(), b.begin()));
-  EXPECT_EQ(b[8], 2);  // version, little-endian
+  EXPECT_EQ(b[8], 3);  // version, little-endian
   EXPECT_EQ(b[9], 0);
   EXPECT_EQ(b[10], static_cast<std::uint8_t>(ObjectType::kPbsParameters));
   EXPECT_EQ(get_u64(b, 12), fingerprint(toy_parameters()));
-  EXPECT_EQ(get_u64(b, 20), 72u);
+  EXPECT_EQ(get_u64(b, 20), 80u);
   EXPECT_EQ(get_u64(b, field(0)), 16u);                  // n
   EXPECT_EQ(get_u64(b, field(3)), 0x3E10000000000000u);  // 2^-30 as IEEE-754
   const EnvelopeInfo info = read_envelope_header(b);
   EXPECT_EQ(info.object_type, static_cast<std::uint16_t>(ObjectType::kPbsParameters));
-  EXPECT_EQ(info.payload_bytes, 72u);
+  EXPECT_EQ(info.payload_bytes, 80u);
+}
+
+// Format 3 carries extension_log (lookup tables larger than the key's ring): it round-trips, is
+// part of the fingerprint only where it is not 0 (so format 2 objects keep theirs), and a value
+// the engine cannot run is refused.
+TEST(Serialization, ExtensionLogRoundTripsAndIsValidated) {
+  PbsParameters extended = toy_parameters();
+  extended.extension_log = 2;
+  const Bytes b = serialize(extended);
+  EXPECT_EQ(get_u64(b, field(9)), 2u);
+  EXPECT_EQ(deserialize_pbs_parameters(b, toy({})), extended);
+  EXPECT_NE(fingerprint(extended), fingerprint(toy_parameters()));
+  // A format 2 object: nine fields and the fingerprint without extension_log.
+  Bytes v2(b.begin(), b.begin() + static_cast<std::ptrdiff_t>(field(9)));
+  v2.resize(v2.size() + kEnvelopeChecksumBytes);
+  put_u16(v2, 8, 2);
+  put_u64(v2, 12, fingerprint(toy_parameters()));
+  put_u64(v2, 20, 72);
+  EXPECT_EQ(deserialize_pbs_parameters(reseal(v2), toy({})), toy_parameters());
+  for (const std::uint64_t bad : {std::uint64_t{7}, std::uint64_t{64}, ~std::uint64_t{0}}) {
+    Bytes corrupt = b;
+    put_u64(corrupt, field(9), bad);
+    PbsParameters claimed = extended;
+    claimed.extension_log = static_cast<std::size_t>(bad);
+    put_u64(corrupt, 12, fingerprint(claimed));
+    EXPECT_TRUE(refused(loaders().at("PbsParameters"), reseal(corrupt), "extension_log")) << bad;
+  }
 }
 
 TEST(Serialization, BindingBareObjectsToParameters) {
@@ -310,7 +337,7 @@ TEST(Serialization, RefusesEveryAlteredHeaderField) {
       b[i] ^= 0x20;
       EXPECT_TRUE(refused(load, b, "bad magic"));
     }
-    for (std::uint16_t version : {3, 0xFFFF}) {
+    for (std::uint16_t version : {4, 0xFFFF}) {
       Bytes b = c.blob;
       put_u16(b, 8, version);
       EXPECT_TRUE(refused(load, reseal(b),
@@ -397,7 +424,7 @@ TEST(Serialization, RefusesForgedPayloads) {
                       "secret key coefficient 9 is 2"));
   const Bytes client = serialize(o.client);
   EXPECT_TRUE(
-      refused(L.at("ClientKey"), forge_byte(client, field(9) + 3, 255), "small LWE secret"));
+      refused(L.at("ClientKey"), forge_byte(client, field(10) + 3, 255), "small LWE secret"));
   EXPECT_TRUE(refused(L.at("ClientKey"), forge_byte(client, client.size() - 17, 2), "GLWE secret"));
   // Dimensions out of range or inconsistent with the payload size.
   const Bytes ct = serialize(o.ciphertext);
@@ -429,15 +456,15 @@ TEST(Serialization, RefusesForgedPayloads) {
                       "noise standard deviation"));
   EXPECT_TRUE(refused(L.at("PbsParameters"), forge(params, field(4), 0x3FF0000000000000ULL),
                       "noise standard deviation"));
-  // A server key whose sub-keys disagree with its own parameters.
+  // A server key whose sub-keys disagree with its own parameters (ten fields since format 3).
   const Bytes server = serialize(o.server);
-  EXPECT_TRUE(refused(L.at("CompressedServerKey"), forge(server, field(9 + 2), 5),
+  EXPECT_TRUE(refused(L.at("CompressedServerKey"), forge(server, field(10 + 2), 5),
                       "key switching key shape"));
   // The key switching key's shape has five fields since format 2 (the shared prefix last).
   EXPECT_TRUE(
-      refused(L.at("CompressedServerKey"), forge(server, field(9 + 4), 3), "shared prefix 3"));
+      refused(L.at("CompressedServerKey"), forge(server, field(10 + 4), 3), "shared prefix 3"));
   EXPECT_TRUE(refused(L.at("SeededKeyswitchKey"), forge(ksk, field(4), 3), "shared prefix 3"));
-  const std::size_t bsk_shape = 9 + 5 + 4 + o.server.keyswitch_key.bodies.size();
+  const std::size_t bsk_shape = 10 + 5 + 4 + o.server.keyswitch_key.bodies.size();
   EXPECT_TRUE(refused(L.at("CompressedServerKey"), forge(server, field(bsk_shape + 3), 5),
                       "bootstrap key shape"));
 }
@@ -504,7 +531,7 @@ TEST(SerializationCorpus, VersionTwoBlobsStillLoad) {
   std::vector<std::uint64_t> plus_one(8);
   for (std::size_t m = 0; m < 8; ++m) plus_one[m] = (m + 1) % 8;
   const LookupTable table =
-      make_lookup_table(client.parameters.polynomial_size, kBits, plus_one, kBits);
+      make_lookup_table(lookup_polynomial_size(client.parameters), kBits, plus_one, kBits);
   const LweCiphertextList out = keyswitch_bootstrap(server, ct.data, table);
   EXPECT_EQ(decrypt(client, out.at(0), kBits), 6u);
 

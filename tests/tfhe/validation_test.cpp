@@ -89,12 +89,12 @@ TEST(Validate, LookupTablesAndBatchesAreChecked) {
   const std::size_t n = params.polynomial_size.value;
   std::vector<std::uint64_t> identity = {0, 1, 2, 3};
   const LookupTable good =
-      make_lookup_table(params.polynomial_size, MessageBits{2}, identity, MessageBits{2});
+      make_lookup_table(lookup_polynomial_size(params), MessageBits{2}, identity, MessageBits{2});
   // Too many bits for N, refused before any shift.
   std::vector<std::vector<Torus>> huge(1);
-  EXPECT_TRUE(
-      throws_with([&] { (void)make_lookup_table(params.polynomial_size, MessageBits{40}, huge); },
-                  "polynomial size of at least"));
+  EXPECT_TRUE(throws_with(
+      [&] { (void)make_lookup_table(lookup_polynomial_size(params), MessageBits{40}, huge); },
+      "polynomial size of at least"));
   Csprng rng(test_seed(3));
   const LweCiphertext ct = encrypt(keys.client, 1, MessageBits{2}, rng);
   PbsWorkspace workspace(keys.server);

@@ -94,7 +94,7 @@ Row bench_precision(std::size_t p, const BenchOptions& options, ThreadPool& pool
   const std::size_t messages = std::size_t{1} << p;
   std::vector<std::uint64_t> table(messages);
   for (std::size_t m = 0; m < messages; ++m) table[m] = (3 * m + 1) % messages;
-  const LookupTable lut = make_lookup_table(row.params.polynomial_size, bits, table, bits);
+  const LookupTable lut = make_lookup_table(lookup_polynomial_size(row.params), bits, table, bits);
 
   const std::size_t reps = std::max<std::size_t>(options.repetitions, 1);
   PbsWorkspace workspace(server);
@@ -160,11 +160,15 @@ void print_table(const std::vector<Row>& rows, const BenchOptions& options) {
               "log2 pfail", "keygen s", "KS ms", "KS+PBS ms", "PBS/s 1t", "PBS/s all",
               "BSK MiB c/e", "KSK MiB c/e", "errors");
   for (const Row& r : rows) {
-    char params[96];
-    std::snprintf(params, sizeof params, "n=%zu k=%zu N=%zu pbs=%zux%zu ks=%zux%zu",
+    char params[128];
+    std::snprintf(params, sizeof params, "n=%zu k=%zu N=%zu%s pbs=%zux%zu ks=%zux%zu",
                   r.params.lwe_dimension.value, r.params.glwe_dimension.value,
-                  r.params.polynomial_size.value, r.params.pbs_base_log.value,
-                  r.params.pbs_level.value, r.params.ks_base_log.value, r.params.ks_level.value);
+                  r.params.polynomial_size.value,
+                  r.params.extension_log == 0
+                      ? ""
+                      : ("*" + std::to_string(std::size_t{1} << r.params.extension_log)).c_str(),
+                  r.params.pbs_base_log.value, r.params.pbs_level.value,
+                  r.params.ks_base_log.value, r.params.ks_level.value);
     const std::string bsk =
         mib(r.sizes.bootstrap_compressed) + "/" + mib(r.sizes.bootstrap_expanded);
     const std::string ksk =

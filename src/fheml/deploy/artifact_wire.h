@@ -72,7 +72,7 @@ inline auto open_payload(std::span<const std::uint8_t> bytes, ObjectType type,
                          const tfhe::DeserializeOptions& options, Parse parse) {
   const std::string context = tfhe::wire::loader_name(type);
   const tfhe::wire::Opened envelope = tfhe::wire::open_envelope(bytes, type, options, context);
-  Reader reader(envelope.payload, context);
+  Reader reader(envelope.payload, context, envelope.version);
   read_version(reader);
   auto value = parse(reader, envelope.fingerprint);
   reader.require_remaining(0, "fields after the last one");

@@ -326,7 +326,8 @@ void write_partitions(Writer& w, const std::vector<tfhe::PbsParameters>& partiti
 }
 
 std::vector<tfhe::PbsParameters> read_partitions(Reader& r, tfhe::SecurityCheck check) {
-  const std::uint64_t count = tfhe::wire::read_count(r, 0, 8 + 9 * 8, "partition");
+  const std::uint64_t count = tfhe::wire::read_count(
+      r, 0, 8 + tfhe::wire::parameters_payload_bytes(r.format_version()), "partition");
   if (count > compiler::kMaxPartitions) {
     fail(r.context(), std::to_string(count) + " parameter sets (partitions), at most " +
                           std::to_string(compiler::kMaxPartitions));

@@ -40,7 +40,8 @@ namespace fheml::deploy {
 // 7: approximate outputs: the circuit's output noise bits, each output encoding's noise bits.
 // 8: small keys are the first n coefficients of their big key; key switching keys carry their
 //    shared prefix (tfhe serialization format 2).
-inline constexpr std::uint64_t kArtifactFormatVersion = 8;
+// 9: parameter sets carry extension_log (tfhe serialization format 3).
+inline constexpr std::uint64_t kArtifactFormatVersion = 9;
 
 // What the client holds.
 struct ClientSpec {

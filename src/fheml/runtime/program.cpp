@@ -171,7 +171,7 @@ Program::Program(compiler::Circuit circuit) : circuit_(std::move(circuit)) {
                                   "compiler::assign_encoding");
     }
     const std::uint32_t out_width = circuit_.width[i];
-    const tfhe::PolynomialSize big_n = partitions_[partition_[i]].polynomial_size;
+    const tfhe::PolynomialSize big_n = tfhe::lookup_polynomial_size(partitions_[partition_[i]]);
     std::vector<std::vector<tfhe::Torus>> encoded(1);
     for (const auto& table : lookup.tables) {
       encoded[0].clear();

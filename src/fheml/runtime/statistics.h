@@ -46,10 +46,11 @@ struct Statistics {
   std::size_t output_bytes = 0;      // all outputs of one sample
 
   // Estimated by the parameter search's cost model (tfhe/parameters.cpp, "Cost model": KS+PBS
-  // nanoseconds on one thread of the project's standard machine, measured on 2026-12-04). The
-  // engine got faster since and the VM's speed varies by the hour: on 2026-12-05 they were
-  // 1.3-1.9x the measured times (bench/README.md, "Whole models against 2026-11-23, side by
-  // side again").
+  // nanoseconds on one thread of the project's standard machine, measured on 2026-12-05). The
+  // VM's speed varies by the hour: in the hour after that calibration they were 1.2x the
+  // measured KS+PBS at 4 bits (9.4 against 7.6-7.9 ms) and 1.35-1.4x the measured MLP and CNN
+  // samples (6.9 against 4.9-5.1 s, 24.8 against 18.3-18.7 s; bench/README.md, "Extended lookup
+  // tables").
   double bootstrap_ms = 0;          // one KS+PBS (with partitions: the mean over the circuit's)
   double estimated_latency_ms = 0;  // all bootstraps of one sample on one thread
   std::size_t threads = 1;          // what the next figure assumes

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <bit>
+#include <numeric>
 #include <string>
 
 #include "fheml/tfhe/errors.h"
@@ -160,10 +161,17 @@ BootstrapScratch::BootstrapScratch(const BootstrapShape& shape) : external_produ
 
 namespace {
 
-// A LookupTable is plain data: check it fits the key before trusting its fields.
+// A LookupTable is plain data: check it fits the key before trusting its fields. Its polynomial
+// size is the key's N times a power of two 2^nu <= kMaxExtension (extended tables: see
+// blind_rotate_group).
 void check_table(const LookupTable& table, const BootstrapShape& shape) {
-  const std::size_t n = shape.ggsw.polynomial_size.value;
-  require_size("lookup table polynomial size", n, table.polynomial_size.value);
+  const std::size_t key_n = shape.ggsw.polynomial_size.value;
+  const std::size_t n = table.polynomial_size.value;
+  if (n < key_n || n % key_n != 0 || !std::has_single_bit(n / key_n) || n / key_n > kMaxExtension) {
+    throw_invalid_argument("lookup table polynomial size " + std::to_string(n) +
+                           " is not the key's polynomial size " + std::to_string(key_n) +
+                           " times a power of two up to " + std::to_string(kMaxExtension));
+  }
   require_size("lookup table coefficients", n, table.polynomial.size());
   const std::size_t count = table.function_count;
   if (count == 0 || !std::has_single_bit(count) || table.input_bits.value < 1 ||
@@ -172,6 +180,52 @@ void check_table(const LookupTable& table, const BootstrapShape& shape) {
                            std::to_string(table.input_bits.value) +
                            " bits) does not fit polynomial size " + std::to_string(n) +
                            ": build it with make_lookup_table");
+  }
+}
+
+// One CMux of an extended accumulator: 2^nu GLWEs of the key's ring R_N, component j holding the
+// coefficients j, j + 2^nu, j + 2*2^nu, ... of the big ring's polynomials (the big ring R_N' with
+// N' = 2^nu N holds R_N as the subring of polynomials in Y = X^(2^nu), and the GLWE key lives
+// there, so a product with the key, and with a GGSW under it, acts on each component alone).
+// X^a moves component j to component (j + a) mod 2^nu, times Y^floor((j + a) / 2^nu): so
+// ACC += BSK_i (x) (X^a ACC - ACC) is 2^nu CMuxes in R_N, component `to` taking
+// Y^t * ACC_from - ACC_to with from = to - a mod 2^nu.
+//
+// In place: component `to` is added to only after its digits are transformed (cmux_rotate_add),
+// and component to + a needs the old ACC_to as its source, so each cycle of the map to -> to + a
+// is walked backwards (to + a before to); only the cycle's first component is needed after it
+// was added to, by the cycle's last one, and it is copied beforehand. There are gcd(a, 2^nu)
+// cycles: one copy of (k+1)*N words per cycle, often just one.
+void extended_cmux(std::span<Torus> acc, std::span<const double> ggsw, std::size_t rotation,
+                   std::size_t extension, const GgswShape& g, ExternalProductScratch& scratch,
+                   AlignedVector<Torus>& saved) {
+  const std::size_t glwe = g.row_length();
+  const std::size_t shift = rotation % extension;
+  const auto component = [&](std::size_t j) { return acc.subspan(j * glwe, glwe); };
+  // The power of Y that component `from` takes on its way to from + a.
+  const auto power = [&](std::size_t from) { return (from + rotation) / extension; };
+  if (shift == 0) {
+    for (std::size_t j = 0; j < extension; ++j) {
+      cmux_rotate_add(component(j), ggsw, power(j), g, scratch);
+    }
+    return;
+  }
+  const std::size_t cycles = std::gcd(shift, extension);
+  const std::size_t length = extension / cycles;
+  saved.resize(glwe);
+  for (std::size_t first = 0; first < cycles; ++first) {
+    // The cycle first, first + a, first + 2a, ... (mod 2^nu), walked from its last member.
+    const std::size_t last = (first + (length - 1) * shift) % extension;
+    std::copy_n(component(last).begin(), glwe, saved.begin());
+    std::size_t to = last;
+    for (std::size_t step = 0; step < length; ++step) {
+      const std::size_t from = (to + extension - shift) % extension;
+      // from == last only for to == first, the cycle's final step: its old value is the copy.
+      const std::span<const Torus> source =
+          step + 1 == length ? std::span<const Torus>(saved) : component(from);
+      cmux_rotate_add(component(to), ggsw, power(from), g, scratch, {}, source);
+      to = from;
+    }
   }
 }
 
@@ -199,6 +253,11 @@ Torus lookup_clear(const LookupTable& table, std::size_t ms_index, std::size_t f
   return negate ? Torus{0} - table.polynomial[i] : table.polynomial[i];
 }
 
+std::size_t accumulator_length(const BootstrapShape& shape, const LookupTable& table) {
+  check_table(table, shape);
+  return glwe_size(shape.ggsw.glwe_dimension) * table.polynomial_size.value;
+}
+
 void blind_rotate_group(std::span<const std::span<Torus>> accumulators,
                         std::span<const std::span<const Torus>> small_lwes,
                         const FourierBootstrapKey& key, std::span<const LookupTable* const> tables,
@@ -215,13 +274,26 @@ void blind_rotate_group(std::span<const std::span<Torus>> accumulators,
     require_size("bootstrap input dimension", lwe_size(shape.input_dimension),
                  small_lwes[c].size());
     if (tables[c] == nullptr) throw_invalid_argument("null lookup table in a bootstrap group");
-    check_table(*tables[c], shape);
-    FHEML_ASSERT_EQ(accumulators[c].size(), g.row_length());
-    // Start from the trivial encryption of X^(-b~) * table.
+    const LookupTable& table = *tables[c];
+    require_size("bootstrap accumulator length", accumulator_length(shape, table),
+                 accumulators[c].size());
+    // Start from the trivial encryption of X^(-b~) * table (in the table's ring).
     std::fill(accumulators[c].begin(), accumulators[c].end(), Torus{0});
-    const std::size_t body = modulus_switch(small_lwes[c].back(), g.polynomial_size);
-    polynomial_monomial_mul(accumulators[c].subspan((size - 1) * n, n), tables[c]->polynomial,
-                            2 * n - body);
+    const std::size_t body = modulus_switch(small_lwes[c].back(), table.polynomial_size);
+    const std::size_t big_n = table.polynomial_size.value;
+    if (big_n == n) {
+      polynomial_monomial_mul(accumulators[c].subspan((size - 1) * n, n), table.polynomial,
+                              2 * n - body);
+    } else {
+      // Extended: coefficient j + 2^nu t of the body goes to component j's body, coefficient t.
+      std::vector<Torus> rotated(big_n);
+      polynomial_monomial_mul(rotated, table.polynomial, 2 * big_n - body);
+      const std::size_t extension = big_n / n;
+      for (std::size_t i = 0; i < big_n; ++i) {
+        accumulators[c][(i % extension) * g.row_length() + (size - 1) * n + i / extension] =
+            rotated[i];
+      }
+    }
   }
 
   // While step i transforms, GGSW i + 1 is brought into L2 (cmux_rotate_add), when it is small
@@ -242,9 +314,15 @@ void blind_rotate_group(std::span<const std::span<Torus>> accumulators,
                           : std::span<const double>{};
     bool prefetched = false;
     for (std::size_t c = 0; c < members; ++c) {
-      const std::size_t a = modulus_switch(small_lwes[c][i], g.polynomial_size);
+      const PolynomialSize big_n = tables[c]->polynomial_size;
+      const std::size_t a = modulus_switch(small_lwes[c][i], big_n);
       if (a == 0) continue;  // the CMux would add an encryption of zero times 0
       // ACC <- ACC + BSK_i (x) (X^a ACC - ACC): multiplies by X^(a s_i).
+      if (big_n.value != n) {
+        extended_cmux(accumulators[c], ggsw, a, big_n.value / n, g, scratch.external_product_,
+                      scratch.saved_component_);
+        continue;
+      }
       cmux_rotate_add(accumulators[c], ggsw, a, g, scratch.external_product_,
                       prefetched ? std::span<const double>{} : next);
       prefetched = true;
@@ -276,20 +354,31 @@ void programmable_bootstrap_group(std::span<const std::span<Torus>> outputs,
     require_size("bootstrap output length", tables[c]->function_count * out_size,
                  outputs[c].size());
   }
-  scratch.group_accumulators_.resize(members * g.row_length());
+  std::vector<std::size_t> offsets(members + 1, 0);
+  for (std::size_t c = 0; c < members; ++c) {
+    offsets[c + 1] = offsets[c] + accumulator_length(key.shape, *tables[c]);
+  }
+  scratch.group_accumulators_.resize(offsets[members]);
   std::vector<std::span<Torus>> accumulators;
   for (std::size_t c = 0; c < members; ++c) {
-    accumulators.push_back(
-        std::span<Torus>(scratch.group_accumulators_).subspan(c * g.row_length(), g.row_length()));
+    accumulators.push_back(std::span<Torus>(scratch.group_accumulators_)
+                               .subspan(offsets[c], offsets[c + 1] - offsets[c]));
   }
   blind_rotate_group(accumulators, small_lwes, key, tables, scratch);
   for (std::size_t c = 0; c < members; ++c) {
     const LookupTable& table = *tables[c];
-    const std::size_t box = g.polynomial_size.value /
-                            ((std::size_t{1} << table.input_bits.value) * table.function_count);
+    const std::size_t big_n = table.polynomial_size.value;
+    const std::size_t extension = big_n / g.polynomial_size.value;
+    const std::size_t box =
+        big_n / ((std::size_t{1} << table.input_bits.value) * table.function_count);
     for (std::size_t f = 0; f < table.function_count; ++f) {
-      extract_lwe_sample(outputs[c].subspan(f * out_size, out_size), accumulators[c],
-                         g.glwe_dimension, g.polynomial_size, f * box);
+      // Coefficient f * box of the big ring is coefficient (f * box) / 2^nu of component
+      // (f * box) mod 2^nu, a GLWE under the key's ring.
+      const std::size_t coefficient = f * box;
+      extract_lwe_sample(
+          outputs[c].subspan(f * out_size, out_size),
+          accumulators[c].subspan((coefficient % extension) * g.row_length(), g.row_length()),
+          g.glwe_dimension, g.polynomial_size, coefficient / extension);
     }
   }
 }

@@ -99,6 +99,7 @@ class BootstrapScratch {
                                            std::span<const LookupTable* const>, BootstrapScratch&);
   ExternalProductScratch external_product_;
   AlignedVector<Torus> group_accumulators_;  // the transforms' input and output: aligned
+  AlignedVector<Torus> saved_component_;     // an extended CMux's one copy (blind_rotate_group)
 };
 
 // Rounds a torus value to Z_{2N}: the modulus switch before blind rotation.
@@ -110,7 +111,25 @@ std::size_t modulus_switch(Torus x, PolynomialSize n);
 // that simulated and encrypted lookups share one definition of what a table returns.
 Torus lookup_clear(const LookupTable& table, std::size_t ms_index, std::size_t function = 0);
 
-// Leaves in `accumulator` ((k+1)*N) a GLWE encryption of X^(-phase) * table.
+// Lookup tables may be larger than the key's ring: polynomial size N' = 2^nu * N with
+// 2^nu <= kMaxExtension ("extended" tables). The modulus switch then rounds to Z_{2N'}, so a
+// p-bit lookup needs N' >= 2^(p+1) while the bootstrap key, its noise and its transforms stay at
+// the key's N: the accumulator is 2^nu GLWEs of R_N (component j holds the coefficients
+// j + 2^nu t of the big ring's polynomials) and each CMux is 2^nu external products of R_N.
+// This is the tower R_N' = R_N[X]/(X^(2^nu) - Y), Y = X^(2^nu): a key of R_N is an element of
+// the subring, so multiplying by it, or by a GGSW under it, acts on each component alone. The
+// extracted ciphertext is under the key's k*N: what a bootstrap with the key's own N gives, at
+// the precision of N'. 8 bits need 2N' = 2^16: with N = 2048 that is 16 external products of
+// 64 KiB GGSWs each, cache-resident, instead of one of a 2 MiB GGSW streamed from memory with
+// transforms of 2^15 (bench/README.md, "Extended lookup tables").
+inline constexpr std::size_t kMaxExtension = 64;
+
+// (k+1) * the table's polynomial size: the accumulator a blind rotation through `table` needs.
+// Throws std::invalid_argument unless the table fits the key (see kMaxExtension).
+std::size_t accumulator_length(const BootstrapShape& shape, const LookupTable& table);
+
+// Leaves in `accumulator` (accumulator_length) a GLWE encryption of X^(-phase) * table, in the
+// extended layout above when the table is larger than the key's ring.
 void blind_rotate(std::span<Torus> accumulator, std::span<const Torus> small_lwe,
                   const FourierBootstrapKey& key, const LookupTable& table,
                   BootstrapScratch& scratch);

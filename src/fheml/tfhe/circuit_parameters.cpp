@@ -145,8 +145,7 @@ std::uint32_t source_partition(const NoiseConstraint& c,
 // Under partitions (more than one): each lookup at its group's set, its key switch from the big
 // key of its input.
 double log2_failure(const NoiseConstraint& c, std::span<const PbsParameters> partitions,
-                    std::span<const std::uint32_t> group_partition,
-                    std::uint32_t input_partition) {
+                    std::span<const std::uint32_t> group_partition, std::uint32_t input_partition) {
   if (partitions.size() == 1) return log2_failure(c, partitions[0], true);
   const double linear = linear_variance(c, partitions, group_partition, input_partition);
   if (c.kind != Kind::kLookup) return log2_failure_probability_for_variance(c.bits, linear);
@@ -301,8 +300,8 @@ CircuitParameters evaluate_unchecked(std::span<const NoiseConstraint> constraint
       const PbsParameters& set = partitions[partitioned ? group_partition[*c.group] : 0];
       const PbsParameters& from =
           partitions[partitioned ? source_partition(c, group_partition, input_partition) : 0];
-      result.estimated_cost += static_cast<double>(c.count) *
-                               estimated_cost(set, LweDimension{big_dimension(from)});
+      result.estimated_cost +=
+          static_cast<double>(c.count) * estimated_cost(set, LweDimension{big_dimension(from)});
     }
   }
   if (partitioned) {
@@ -416,11 +415,10 @@ CircuitParameters evaluate_circuit_parameters(std::span<const NoiseConstraint> c
       if (c.group) check(*c.group);
       for (const SourceShare& s : c.sources) check(s.group);
       // What one linear combination adds must be under one big key.
-      const PbsParameters& key =
-          partitions[source_partition(c, group_partition, input_partition)];
+      const PbsParameters& key = partitions[source_partition(c, group_partition, input_partition)];
       const auto mixed = [&](const PbsParameters& other, const std::string& what) {
-        fail(quoted_label(c) + " adds ciphertexts under two big keys (" + describe(key) +
-             " and " + what + " " + describe(other) +
+        fail(quoted_label(c) + " adds ciphertexts under two big keys (" + describe(key) + " and " +
+             what + " " + describe(other) +
              "): the sources of one linear combination need one k * N and GLWE noise");
       };
       for (const SourceShare& s : c.sources) {
@@ -436,8 +434,8 @@ CircuitParameters evaluate_circuit_parameters(std::span<const NoiseConstraint> c
     if (c.kind != NoiseConstraint::Kind::kLookup) continue;
     const PbsParameters& set =
         partitions.size() > 1 ? partitions[group_partition[*c.group]] : partitions[0];
-    if (set.polynomial_size.value < (std::size_t{2} << c.bits.value)) {
-      fail(quoted_label(c) + " (" + std::to_string(c.bits.value) + " bits) needs N >= " +
+    if (lookup_polynomial_size(set).value < (std::size_t{2} << c.bits.value)) {
+      fail(quoted_label(c) + " (" + std::to_string(c.bits.value) + " bits) needs tables of >= " +
            std::to_string(std::size_t{2} << c.bits.value) + ", its partition has " + describe(set));
     }
   }
@@ -490,9 +488,8 @@ std::optional<CircuitParameters> search_circuit_parameters(
   const std::optional<internal::Partitioning> split =
       internal::search_partitions(constraints, options, *found, single.estimated_cost);
   if (!split) return single;
-  CircuitParameters result = evaluate_unchecked(constraints, split->partitions,
-                                                split->group_partition, options,
-                                                split->input_partition);
+  CircuitParameters result = evaluate_unchecked(
+      constraints, split->partitions, split->group_partition, options, split->input_partition);
   // The descent's sums are checked again by the exact model; an edge case it disagrees on keeps
   // the single set.
   if (!result.within_bound || !(result.estimated_cost < single.estimated_cost)) return single;
@@ -571,24 +568,28 @@ std::string explain_no_parameters(std::span<const NoiseConstraint> constraints,
             }
           }
         }
-        for (std::size_t n = search.min_lwe_dimension; n <= search.max_lwe_dimension; ++n) {
-          const NoiseStdDev lwe_noise = min_noise_std(n, search.security);
-          std::pair<std::size_t, std::size_t> ks{0, 0};
-          double ks_variance = std::numeric_limits<double>::infinity();
-          for (std::size_t l = 1; l <= search.max_ks_level; ++l) {
-            for (std::size_t b = 1; b * l <= search.max_ks_base_log_times_level; ++b) {
-              const double v = keyswitch_variance(LweDimension{1}, DecompositionBaseLog{b},
-                                                  DecompositionLevelCount{l}, lwe_noise);
-              if (v < ks_variance) {
-                ks_variance = v;
-                ks = {b, l};
+        // Lookup tables of N * 2^e (bootstrap.h) as the search tries them.
+        for (std::size_t e = search.min_extension_log;
+             e <= search.max_extension_log && log_n + e <= 16; ++e) {
+          for (std::size_t n = search.min_lwe_dimension; n <= search.max_lwe_dimension; ++n) {
+            const NoiseStdDev lwe_noise = min_noise_std(n, search.security);
+            std::pair<std::size_t, std::size_t> ks{0, 0};
+            double ks_variance = std::numeric_limits<double>::infinity();
+            for (std::size_t l = 1; l <= search.max_ks_level; ++l) {
+              for (std::size_t b = 1; b * l <= search.max_ks_base_log_times_level; ++b) {
+                const double v = keyswitch_variance(LweDimension{1}, DecompositionBaseLog{b},
+                                                    DecompositionLevelCount{l}, lwe_noise);
+                if (v < ks_variance) {
+                  ks_variance = v;
+                  ks = {b, l};
+                }
               }
             }
+            consider(PbsParameters{
+                LweDimension{n}, GlweDimension{k}, PolynomialSize{big_n}, lwe_noise, glwe_noise,
+                DecompositionBaseLog{pbs.first}, DecompositionLevelCount{pbs.second},
+                DecompositionBaseLog{ks.first}, DecompositionLevelCount{ks.second}, e});
           }
-          consider(PbsParameters{
-              LweDimension{n}, GlweDimension{k}, PolynomialSize{big_n}, lwe_noise, glwe_noise,
-              DecompositionBaseLog{pbs.first}, DecompositionLevelCount{pbs.second},
-              DecompositionBaseLog{ks.first}, DecompositionLevelCount{ks.second}});
         }
       }
     }

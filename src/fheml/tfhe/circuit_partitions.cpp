@@ -36,6 +36,13 @@ namespace {
 
 using Kind = NoiseConstraint::Kind;
 constexpr std::size_t kNone = std::numeric_limits<std::size_t>::max();
+// Tables of N * 2^e the partition search tries: e <= 2, and only with keys of N <= 2048 (where
+// the search's single sets take them). Every e up to SearchOptions::max_extension_log for every
+// N made 5x the shapes and their candidates, and compiling the MLP and CNN benchmarks 3-4x
+// slower (0.22 -> 0.68 s, 0.65 -> 2.1 s) for no set they picked (bench/README.md, "Extended
+// lookup tables"); the single-set search still tries them all.
+constexpr std::size_t kMaxPartitionExtensionLog = 2;
+constexpr std::size_t kMaxPartitionExtendedLog2N = 11;
 // Keeps the search's own sums (which add the terms in another order than variance_at_lookup)
 // on the safe side of the exact check that follows it.
 constexpr double kMargin = 1.0 - 1e-9;
@@ -389,7 +396,7 @@ class Descent {
   const std::vector<std::size_t>* shapes_n_ = nullptr;
   const std::vector<double>* shapes_fresh_ = nullptr;
   std::vector<std::size_t> shape_of_comp_;
-  std::vector<std::uint32_t> source_comp_;          // per constraint
+  std::vector<std::uint32_t> source_comp_;  // per constraint
   std::vector<std::size_t> assigned_;
   std::vector<std::vector<std::size_t>> affected_;  // per group: constraints it touches
   std::vector<double> count_;                       // per group: lookups
@@ -459,23 +466,32 @@ std::optional<Partitioning> search_partitions(std::span<const NoiseConstraint> c
   for (const NoiseConstraint& c : constraints) {
     if (c.kind == Kind::kLookup) min_bits = std::min(min_bits, c.bits.value);
   }
+  // A shape is (k, N, e): tables of N * 2^e (bootstrap.h), which must hold the lookups; the
+  // shapes of one k * N share its big key whatever their e.
   struct Shape {
     double least = 0;  // per lookup
-    std::size_t k = 0, big_n = 0;
+    std::size_t k = 0, big_n = 0, extension_log = 0;
   };
   std::vector<Shape> shapes;
   for (std::size_t k = o.min_glwe_dimension; k <= o.max_glwe_dimension; ++k) {
-    for (std::size_t log_n = std::max(o.min_log2_polynomial_size, min_bits + 1);
-         log_n <= o.max_log2_polynomial_size; ++log_n) {
+    for (std::size_t log_n = o.min_log2_polynomial_size; log_n <= o.max_log2_polynomial_size;
+         ++log_n) {
       const std::size_t big_n = std::size_t{1} << log_n;
       if (k * big_n < kMinSecureDimension) continue;
-      PbsParameters least = default_parameters(MessageBits{1});
-      least.lwe_dimension = LweDimension{o.min_lwe_dimension};
-      least.glwe_dimension = GlweDimension{k};
-      least.polynomial_size = PolynomialSize{big_n};
-      least.pbs_level = DecompositionLevelCount{1};
-      least.ks_level = DecompositionLevelCount{1};
-      shapes.push_back({estimated_cost(least), k, big_n});
+      for (std::size_t e = o.min_extension_log; e <= o.max_extension_log && log_n + e <= 16; ++e) {
+        if (log_n + e < min_bits + 1) continue;
+        if (e > kMaxPartitionExtensionLog || (e > 0 && log_n > kMaxPartitionExtendedLog2N)) {
+          continue;
+        }
+        PbsParameters least = default_parameters(MessageBits{1});
+        least.lwe_dimension = LweDimension{o.min_lwe_dimension};
+        least.glwe_dimension = GlweDimension{k};
+        least.polynomial_size = PolynomialSize{big_n};
+        least.pbs_level = DecompositionLevelCount{1};
+        least.ks_level = DecompositionLevelCount{1};
+        least.extension_log = e;
+        shapes.push_back({estimated_cost(least), k, big_n, e});
+      }
     }
   }
   std::sort(shapes.begin(), shapes.end(),
@@ -489,7 +505,7 @@ std::optional<Partitioning> search_partitions(std::span<const NoiseConstraint> c
   std::vector<double> fresh(shapes.size());
   for (std::size_t s = 0; s < shapes.size(); ++s) {
     dimension[s] = shapes[s].k * shapes[s].big_n;
-    polynomial_size[s] = shapes[s].big_n;
+    polynomial_size[s] = shapes[s].big_n << shapes[s].extension_log;  // the tables' size
     fresh[s] = fresh_encryption_variance(min_noise_std(dimension[s], o.security));
   }
   // A shape's candidates with those of every shape of its k * N (they share its big key).
@@ -497,14 +513,17 @@ std::optional<Partitioning> search_partitions(std::span<const NoiseConstraint> c
     for (std::size_t t = 0; t < shapes.size(); ++t) {
       if (built[t] || dimension[t] != dimension[s]) continue;
       built[t] = true;
-      std::vector<Candidate> more = candidates(shapes[t].k, shapes[t].big_n, t, o, ks_choices);
+      std::vector<Candidate> more =
+          candidates(shapes[t].k, shapes[t].big_n, shapes[t].extension_log, t, o, ks_choices);
       cands.insert(cands.end(), more.begin(), more.end());
     }
   };
   const Components comps = options.own_big_keys
                                ? components(constraints, group_count)
                                : Components{std::vector<std::uint32_t>(group_count, 0), 0, 1};
-  const auto fits = [&](std::size_t s) { return shapes[s].big_n >= (std::size_t{2} << max_bits); };
+  const auto fits = [&](std::size_t s) {
+    return polynomial_size[s] >= (std::size_t{2} << max_bits);
+  };
 
   // One shape for the whole circuit.
   std::optional<Descent> best;
@@ -535,7 +554,8 @@ std::optional<Partitioning> search_partitions(std::span<const NoiseConstraint> c
     std::size_t seed_shape = best_shape;
     for (std::size_t s = 0; s < shapes.size() && seed_shape == shapes.size(); ++s) {
       if (shapes[s].k == single.glwe_dimension.value &&
-          shapes[s].big_n == single.polynomial_size.value)
+          shapes[s].big_n == single.polynomial_size.value &&
+          shapes[s].extension_log == single.extension_log)
         seed_shape = s;
     }
     std::optional<Descent> current = best;

@@ -314,9 +314,11 @@ detail::Prefetch prefetch_region(std::span<const double> memory) {
 
 void FftPlan::forward_rotated_digit(std::span<const Torus> poly, std::size_t rotation,
                                     std::size_t base_log, std::size_t levels, std::size_t level,
-                                    std::span<double> fourier,
-                                    std::span<const double> prefetch) const {
+                                    std::span<double> fourier, std::span<const double> prefetch,
+                                    std::span<const Torus> subtrahend) const {
   require_size("forward_rotated_digit", "poly", poly.size(), n_.value);
+  if (subtrahend.empty()) subtrahend = poly;
+  require_size("forward_rotated_digit", "subtrahend", subtrahend.size(), n_.value);
   require_size("forward_rotated_digit", "fourier", fourier.size(), n_.value);
   if (base_log < 1 || levels < 1 || base_log * levels >= 64 || level >= levels) {
     throw std::invalid_argument("FftPlan::forward_rotated_digit: digit " + std::to_string(level) +
@@ -328,6 +330,7 @@ void FftPlan::forward_rotated_digit(std::span<const Torus> poly, std::size_t rot
   rotation %= 2 * n_.value;
   const bool wraps = rotation >= n_.value;
   const detail::RotatedDigit in{poly.data(),
+                                subtrahend.data(),
                                 wraps ? rotation - n_.value : rotation,
                                 wraps ? ~std::uint64_t{0} : std::uint64_t{0},
                                 static_cast<unsigned>(64 - base_log * levels),

@@ -79,11 +79,13 @@ class FftPlan {
   // Decomposer::decompose_polynomial applied to polynomial_monomial_mul_minus_one's output, but
   // the rotation and the decomposition are read on the fly by the transform's first pass (the
   // blind rotation's CMux without two passes over intermediate polynomials).
+  // With a `subtrahend` (N words, empty: poly), the same for X^rotation * poly - subtrahend: the
+  // CMux of an extended accumulator, whose components rotate into each other (bootstrap.h).
   // std::invalid_argument on bad sizes or a decomposition the Decomposer would refuse.
   void forward_rotated_digit(std::span<const Torus> poly, std::size_t rotation,
                              std::size_t base_log, std::size_t levels, std::size_t level,
-                             std::span<double> fourier,
-                             std::span<const double> prefetch = {}) const;
+                             std::span<double> fourier, std::span<const double> prefetch = {},
+                             std::span<const Torus> subtrahend = {}) const;
   // out[c] = sum_r a[r] (.) b[r * cols + c] for c < cols, r < rows, each a polynomial of N
   // doubles (out is overwritten, must not alias a or b): an external product's products in one
   // pass over the GGSW, every point of the inputs loaded once.

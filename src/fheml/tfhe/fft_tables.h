@@ -44,13 +44,14 @@ struct FftTables {
   AlignedVector<double> final_twiddles;
 };
 
-// The digit of X^rotation * poly - poly a forward transform reads (see RotatedDigitInput in
-// fft_kernels.cpp); built and validated by FftPlan::forward_rotated_digit.
+// The digit of X^rotation * poly - subtrahend a forward transform reads (see RotatedDigitInput
+// in fft_kernels.cpp); built and validated by FftPlan::forward_rotated_digit.
 struct RotatedDigit {
   const std::uint64_t* poly;
-  std::size_t rotation;      // in [0, N)
-  std::uint64_t negate_all;  // all ones when the rotation was >= N, else 0
-  unsigned shift;            // 64 - base_log * levels
+  const std::uint64_t* subtrahend;  // poly itself for the classic CMux
+  std::size_t rotation;             // in [0, N)
+  std::uint64_t negate_all;         // all ones when the rotation was >= N, else 0
+  unsigned shift;                   // 64 - base_log * levels
   unsigned base_log;
   unsigned below;  // digits below the one read
 };

@@ -116,11 +116,13 @@ constexpr std::size_t kRowByRowBytes = std::size_t{256} << 10;
 
 void cmux_rotate_add(std::span<Torus> acc, std::span<const double> fourier_ggsw,
                      std::size_t rotation, const GgswShape& shape, ExternalProductScratch& scratch,
-                     std::span<const double> next_ggsw) {
+                     std::span<const double> next_ggsw, std::span<const Torus> source) {
   const std::size_t n = shape.polynomial_size.value;
   const std::size_t size = glwe_size(shape.glwe_dimension);
   const std::size_t level = shape.level.value;
   FHEML_ASSERT_EQ(acc.size(), shape.row_length());
+  if (source.empty()) source = acc;
+  FHEML_ASSERT_EQ(source.size(), shape.row_length());
   FHEML_ASSERT_EQ(fourier_ggsw.size(), shape.length());
   const FftPlan& fft = FftPlan::get(shape.polynomial_size);
   const std::span<double> digits(scratch.fourier_digits_);
@@ -136,8 +138,8 @@ void cmux_rotate_add(std::span<Torus> acc, std::span<const double> fourier_ggsw,
       for (std::size_t j = 0; j < level; ++j) {
         const std::size_t row = r * level + j;
         const auto ggsw_row = fourier_ggsw.subspan(row * size * n, size * n);
-        fft.forward_rotated_digit(acc.subspan(r * n, n), rotation, shape.base_log.value, level, j,
-                                  digit);
+        fft.forward_rotated_digit(source.subspan(r * n, n), rotation, shape.base_log.value, level,
+                                  j, digit, {}, acc.subspan(r * n, n));
         if (row == 0) {
           fft.multiply_sum(sums, digit, ggsw_row, 1, size);
         } else {
@@ -156,8 +158,9 @@ void cmux_rotate_add(std::span<Torus> acc, std::span<const double> fourier_ggsw,
   // Every digit is transformed (reading acc) before the first inverse transform adds into acc.
   for (std::size_t r = 0; r < size; ++r) {
     for (std::size_t j = 0; j < level; ++j) {
-      fft.forward_rotated_digit(acc.subspan(r * n, n), rotation, shape.base_log.value, level, j,
-                                digits.subspan((r * level + j) * n, n), prefetch.next());
+      fft.forward_rotated_digit(source.subspan(r * n, n), rotation, shape.base_log.value, level, j,
+                                digits.subspan((r * level + j) * n, n), prefetch.next(),
+                                acc.subspan(r * n, n));
     }
   }
   multiply_and_add_back(acc, fourier_ggsw, shape, fft, digits, scratch.accumulators_, prefetch);

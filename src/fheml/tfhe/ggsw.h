@@ -48,7 +48,8 @@ class ExternalProductScratch {
                                    std::span<const Torus>, const GgswShape&,
                                    ExternalProductScratch&);
   friend void cmux_rotate_add(std::span<Torus>, std::span<const double>, std::size_t,
-                              const GgswShape&, ExternalProductScratch&, std::span<const double>);
+                              const GgswShape&, ExternalProductScratch&, std::span<const double>,
+                              std::span<const Torus>);
   // Cache-line aligned: the transforms read and write them a vector at a time.
   AlignedVector<std::int64_t> digits_;
   AlignedVector<double> fourier_digits_;  // one transformed digit per GGSW row
@@ -67,8 +68,10 @@ void external_product_add(std::span<Torus> out, std::span<const double> fourier_
 // (FftPlan::forward_rotated_digit). `next_ggsw` (optional) is brought into L2 while the
 // transforms compute, spread over them: the blind rotation passes the GGSW of its next step,
 // whose products would otherwise wait on memory (bench/README.md, "Key prefetch").
+// With a `source` ((k+1)*N words, must not alias acc), acc += ggsw (x) (X^rotation * source -
+// acc) instead: the CMux of an extended accumulator's component (bootstrap.h).
 void cmux_rotate_add(std::span<Torus> acc, std::span<const double> fourier_ggsw,
                      std::size_t rotation, const GgswShape& shape, ExternalProductScratch& scratch,
-                     std::span<const double> next_ggsw = {});
+                     std::span<const double> next_ggsw = {}, std::span<const Torus> source = {});
 
 }  // namespace fheml::tfhe

@@ -219,7 +219,7 @@ double lookup_input_variance(const PbsParameters& params, std::size_t switched, 
                                   params.ks_level);
   const double copied = shared == 0 ? 0.0 : shared_prefix_rounding_variance(LweDimension{shared});
   return linear_variance + keyswitch + copied +
-         modulus_switch_variance(params.lwe_dimension, params.polynomial_size);
+         modulus_switch_variance(params.lwe_dimension, lookup_polynomial_size(params));
 }
 
 }  // namespace

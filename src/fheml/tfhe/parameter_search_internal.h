@@ -68,9 +68,9 @@ double bootstrapped_variance_of(const NoiseConstraint& c, const Vc& vc) {
 // A parameter set the partition search may give a group of lookups.
 struct Candidate {
   PbsParameters params;
-  double cost = 0;  // estimated_cost, the key switch from its own k * N
-  double vc = 0;    // ciphertext_variance
-  double v_in = 0;  // key switch from its own k * N + its rounding + modulus switch
+  double cost = 0;            // estimated_cost, the key switch from its own k * N
+  double vc = 0;              // ciphertext_variance
+  double v_in = 0;            // key switch from its own k * N + its rounding + modulus switch
   std::size_t shape = 0;      // index of its (k, N) in the search's list
   std::size_t dimension = 0;  // k * N
 };
@@ -84,10 +84,10 @@ struct KeySwitchChoice {
 
 std::vector<KeySwitchChoice> keyswitch_choices(const SearchOptions& o);
 
-// The sets of one (k, N) with the variance-minimising base per level (as search_minimum_cost),
-// reduced to those no cheaper set beats on both variances, cheapest first.
-std::vector<Candidate> candidates(std::size_t k, std::size_t big_n, std::size_t shape,
-                                  const SearchOptions& o,
+// The sets of one (k, N, extension_log) with the variance-minimising base per level (as
+// search_minimum_cost), reduced to those no cheaper set beats on both variances, cheapest first.
+std::vector<Candidate> candidates(std::size_t k, std::size_t big_n, std::size_t extension_log,
+                                  std::size_t shape, const SearchOptions& o,
                                   const std::vector<KeySwitchChoice>& ks_choices);
 
 // Which groups must share a big key: the groups whose outputs one constraint adds (its sources),

@@ -13,6 +13,7 @@
 #include <utility>
 #include <vector>
 
+#include "fheml/tfhe/bootstrap.h"
 #include "fheml/tfhe/noise.h"
 #include "fheml/tfhe/parameter_search_internal.h"
 #include "fheml/tfhe/security.h"
@@ -23,19 +24,22 @@ namespace {
 // ---- Cost model -------------------------------------------------------------------------------
 // Single-thread nanoseconds of one key switch plus one bootstrap, measured on this engine's
 // kernels as they run inside a bootstrap (bench/calibrate/calibrate_cost.cpp;
-// bench/results/cost-calibration-standard-2026-12-04.json; the project's standard machine: 2-core
-// Intel Xeon VM, AVX-512 kernels, keys on huge pages; bench/README.md, "Cost model"):
+// bench/results/cost-calibration-2026-12-05.json, after the aligned buffers and the row-by-row
+// CMux; the project's standard machine: 2-core Intel Xeon VM, AVX-512 kernels, keys on huge
+// pages; bench/README.md, "Cost model"; the run before, cost-calibration-standard-2026-12-04.json,
+// had the CMux of k = 1, N = 2048 at 13139 ns against 10381 now):
 //  - a CMux (cmux_rotate_add: rotation and digits read by the forward transforms, the products
 //    with a GGSW streamed from a ring of keys larger than the last-level cache, the inverse
 //    transforms) is the measured median for k = 1..3, N = 2^8..2^16 and 1..5 levels (the table
-//    below). A two- or three-term fit over those 135 shapes left an rms error of 23-24% (worst
-//    55%): the time steps where a shape's transforms and GGSW leave a cache level (k = 3,
-//    N = 512: 31 us at 3 levels, 78 us at 4), which no smooth formula follows, and the search
+//    below). A two- or three-term fit over those 135 shapes left an rms error of 15-24% (worst
+//    55-56%, 2026-12-04 and 2026-12-05): the time steps where a shape's transforms and GGSW
+//    leave a cache level (k = 3, N = 512: 28 us at 3 levels, 64 us at 4 on 2026-12-05), which no
+//    smooth formula follows, and the search
 //    ranked sets by those errors. Outside the table (k > 3, N = 2^17, more levels) the least-
-//    squares fit on the same data: 0.150 ns per (k+1) l N log2 N (a transform per decomposed
-//    polynomial) plus 0.809 ns per (k+1)^2 l N (products with key polynomials); a third term for
+//    squares fit on the same data: 0.146 ns per (k+1) l N log2 N (a transform per decomposed
+//    polynomial) plus 0.537 ns per (k+1)^2 l N (products with key polynomials); a third term for
 //    the level-independent inverse transforms came out negative, so the data show none.
-//  - a key switch streams (k N - n) l (n+1) 32-bit key words at 0.319 ns each (120 shapes, rms
+//  - a key switch streams (k N - n) l (n+1) 32-bit key words at 0.310 ns each (119 shapes, rms
 //    6%): with the small key the big key's first n coefficients, only the others are switched
 //    (keyswitch.h, "Shared prefix").
 // Checked against real KS+PBS medians (tests/tfhe/parameters_test.cpp, CostModel.*): every pair
@@ -48,9 +52,9 @@ namespace {
 // count two operations per key switch word.
 // The values carry the calibration machine's speed; only their ratios matter to the search, and
 // runtime/statistics.cpp anchors absolute times to measured KS+PBS medians.
-constexpr double kTransformNs = 0.150;
-constexpr double kProductNs = 0.809;
-constexpr double kKeyswitchNsPerWord = 0.319;
+constexpr double kTransformNs = 0.146;
+constexpr double kProductNs = 0.537;
+constexpr double kKeyswitchNsPerWord = 0.310;
 constexpr std::size_t kTableMinLog2N = 8;
 constexpr std::size_t kTableMaxLog2N = 16;
 constexpr std::size_t kTableMaxK = 3;
@@ -59,39 +63,39 @@ constexpr std::size_t kTableMaxLevel = 5;
 constexpr double kCmuxNs[kTableMaxK][kTableMaxLog2N - kTableMinLog2N + 1][kTableMaxLevel] = {
     {
         // k = 1: N = 2^8 .. 2^16, levels 1..5
-        {1027, 1960, 3048, 4172, 5561},
-        {2198, 4275, 7110, 11630, 15088},
-        {5793, 9672, 15601, 22303, 27580},
-        {13139, 23708, 35040, 47223, 58143},
-        {27179, 50414, 77479, 104208, 126312},
-        {63862, 111399, 159808, 220474, 274130},
-        {128184, 228557, 356457, 486745, 628621},
-        {306426, 531823, 755542, 1018522, 1309266},
-        {690517, 1175206, 1702110, 2254980, 2813831},
+        {974, 1851, 3365, 3852, 4995},
+        {1904, 3791, 5817, 8319, 12021},
+        {4485, 8204, 14199, 20572, 26146},
+        {10381, 20271, 32027, 43714, 54492},
+        {24520, 45065, 66743, 88758, 113076},
+        {50090, 90808, 138233, 174609, 215083},
+        {108691, 195621, 290858, 382246, 484068},
+        {248531, 422440, 619119, 813910, 1015869},
+        {620935, 1031643, 1522245, 1970208, 2434061},
     },
     {
         // k = 2: N = 2^8 .. 2^16, levels 1..5
-        {1911, 3745, 6854, 11303, 14761},
-        {4196, 11086, 17537, 23794, 30650},
-        {9766, 20154, 39481, 75824, 99133},
-        {21747, 42077, 68424, 131064, 154978},
-        {53601, 100437, 160184, 268939, 348832},
-        {108823, 206041, 359887, 570895, 741492},
-        {238283, 468933, 795293, 1238290, 1592362},
-        {538953, 1002605, 1856051, 2295875, 2996183},
-        {1217719, 2161015, 3226430, 4545828, 5937103},
+        {1701, 3401, 5351, 8666, 13262},
+        {3536, 7992, 15725, 22186, 28608},
+        {8046, 18872, 33480, 39448, 50599},
+        {20257, 39390, 57662, 78457, 98377},
+        {44599, 78274, 116944, 158704, 198215},
+        {88190, 160633, 235889, 322618, 400027},
+        {190159, 350515, 523210, 695933, 866651},
+        {446284, 806452, 1177641, 1592928, 1959791},
+        {1094991, 1875599, 2676239, 3556408, 4467914},
     },
     {
         // k = 3: N = 2^8 .. 2^16, levels 1..5
-        {2804, 8375, 14758, 20700, 25617},
-        {7257, 19475, 31034, 77455, 96752},
-        {16532, 65131, 101188, 139657, 174405},
-        {34387, 107405, 192668, 211535, 262067},
-        {82182, 222899, 353069, 478479, 612151},
-        {169919, 491120, 773850, 1009106, 1315847},
-        {401948, 1058514, 1572169, 2172690, 2658120},
-        {848824, 2089330, 3125509, 4213225, 5900947},
-        {1822400, 3638613, 5776632, 7831001, 10250159},
+        {2634, 5956, 12991, 19155, 24442},
+        {5358, 17576, 27764, 64369, 39580},
+        {15294, 66204, 45665, 60337, 76150},
+        {31717, 61780, 92455, 123395, 158834},
+        {65098, 119245, 181839, 246496, 311534},
+        {131395, 249027, 373076, 506615, 630940},
+        {303768, 556837, 817777, 1070845, 1312218},
+        {722643, 1316220, 1924272, 2570104, 3191917},
+        {1665194, 2924576, 4290456, 5594813, 7073342},
     },
 };
 
@@ -113,6 +117,62 @@ double cmux_cost(std::size_t glwe_dimension, std::size_t polynomial_size, std::s
   const double l = static_cast<double>(level);
   return kTransformNs * glwe_size * l * big_n * std::log2(big_n) +
          kProductNs * glwe_size * glwe_size * l * big_n;
+}
+
+// The largest lookup table the search builds sets for: N * 2^extension_log <= 2^16, as N alone
+// is at most 2^16 (SearchOptions).
+constexpr std::size_t kMaxLog2LookupSize = 16;
+
+// An extended CMux (bootstrap.h: lookup tables of N * 2^e) is 2^e CMuxes of the key's ring that
+// share one GGSW: 2^e times the table above, times a factor measured by `fheml_calibrate_cost`
+// (bench/results/cost-calibration-2026-12-05.json, "extended_cmux": blind rotations through
+// tables of N * 2^e against N on the same key): about 1 at e = 1 (a component copied per cycle
+// of the rotation), falling with e and k as the GGSW, read from memory once, serves 2^e
+// products. The measured shape's own factor (k = 1..3, N = 2^9..2^12, levels 1-2); elsewhere the
+// median over those N and levels for its k and e (k > 3 as 3, e = 5 and 6 as 4). Per shape
+// rather than the medians alone: with the medians 7 of 512 pairs of real bootstraps measured
+// at least 20% apart were misordered (cost-check-2026-12-05.json), with the shapes' own 3.
+constexpr double kExtendedCmuxShapeFactor[3][4][2][4] = {
+    {
+        // k = 1: N = 2^9 .. 2^12, levels 1 and 2, e = 1..4
+        {{1.006, 1.029, 1.007, 0.969}, {1.060, 1.024, 0.951, 0.916}},
+        {{1.136, 1.065, 1.013, 0.964}, {1.150, 1.049, 0.986, 0.981}},
+        {{1.110, 1.050, 0.980, 0.966}, {0.951, 0.882, 0.825, 0.800}},
+        {{0.954, 0.895, 0.849, 0.829}, {0.917, 0.832, 0.774, 0.772}},
+    },
+    {
+        // k = 2: N = 2^9 .. 2^12, levels 1 and 2, e = 1..4
+        {{1.067, 1.082, 0.948, 0.904}, {1.200, 1.002, 0.908, 0.844}},
+        {{1.092, 0.973, 0.887, 0.850}, {0.857, 0.778, 0.710, 0.685}},
+        {{0.907, 0.822, 0.791, 0.768}, {0.853, 0.742, 0.699, 0.667}},
+        {{0.910, 0.842, 0.781, 0.776}, {0.928, 0.839, 0.785, 0.776}},
+    },
+    {
+        // k = 3: N = 2^9 .. 2^12, levels 1 and 2, e = 1..4
+        {{1.254, 1.041, 0.937, 0.878}, {0.956, 0.765, 0.668, 0.593}},
+        {{0.850, 0.736, 0.653, 0.648}, {1.090, 0.827, 0.648, 0.576}},
+        {{0.835, 0.725, 0.661, 0.612}, {0.854, 0.732, 0.676, 0.648}},
+        {{0.921, 0.829, 0.796, 0.779}, {0.910, 0.835, 0.785, 0.749}},
+    },
+};
+constexpr double kExtendedCmuxFactor[3][5] = {
+    {1.0, 1.033, 1.027, 0.966, 0.940},
+    {1.0, 0.919, 0.840, 0.788, 0.776},
+    {1.0, 0.916, 0.796, 0.672, 0.648},
+};
+
+double extended_cmux_cost(std::size_t glwe_dimension, std::size_t polynomial_size,
+                          std::size_t level, std::size_t extension_log) {
+  const double cmux = cmux_cost(glwe_dimension, polynomial_size, level);
+  if (extension_log == 0) return cmux;
+  const std::size_t log_n = static_cast<std::size_t>(std::countr_zero(polynomial_size));
+  const std::size_t e = std::min<std::size_t>(extension_log, 4);
+  const bool measured = glwe_dimension >= 1 && glwe_dimension <= 3 && log_n >= 9 && log_n <= 12 &&
+                        level >= 1 && level <= 2;
+  const double factor =
+      measured ? kExtendedCmuxShapeFactor[glwe_dimension - 1][log_n - 9][level - 1][e - 1]
+               : kExtendedCmuxFactor[std::clamp<std::size_t>(glwe_dimension, 1, 3) - 1][e];
+  return std::ldexp(cmux, static_cast<int>(extension_log)) * factor;
 }
 
 // ---- Fingerprint ------------------------------------------------------------------------------
@@ -177,8 +237,8 @@ bool same_big_key(const PbsParameters& a, const PbsParameters& b) {
 }
 
 double estimated_cost(const PbsParameters& params) {
-  return estimated_cost(
-      params, LweDimension{params.glwe_dimension.value * params.polynomial_size.value});
+  return estimated_cost(params,
+                        LweDimension{params.glwe_dimension.value * params.polynomial_size.value});
 }
 
 double estimated_cost(const PbsParameters& params, LweDimension keyswitch_input) {
@@ -188,9 +248,9 @@ double estimated_cost(const PbsParameters& params, LweDimension keyswitch_input)
       keyswitch_input.value, params.lwe_dimension.value,
       keyswitch_input.value == params.glwe_dimension.value * params.polynomial_size.value);
   return keyswitch_cost(switched, params.lwe_dimension.value, params.ks_level.value) +
-         static_cast<double>(params.lwe_dimension.value) * cmux_cost(params.glwe_dimension.value,
-                                                                     params.polynomial_size.value,
-                                                                     params.pbs_level.value);
+         static_cast<double>(params.lwe_dimension.value) *
+             extended_cmux_cost(params.glwe_dimension.value, params.polynomial_size.value,
+                                params.pbs_level.value, params.extension_log);
 }
 
 const PbsParameters& default_parameters(MessageBits p, FailureBound bound) {
@@ -204,80 +264,88 @@ const PbsParameters& default_parameters(MessageBits p, FailureBound bound) {
   // ranges), copied verbatim; noise stds are the 128-bit curve minima (security.h) written as
   // exact hexadecimal doubles. tests/tfhe/parameters_test.cpp recomputes every entry.
   static const std::array<PbsParameters, 8> k2m40 = {{
-      // p=1: log2 p_fail = -40.53, cost 5.081e+06
+      // p=1: log2 p_fail = -40.53, cost 3.879e+06
       P{LweDimension{625}, GlweDimension{3}, PolynomialSize{512},
         NoiseStdDev{0x1.88332089ef6eep-14}, NoiseStdDev{0x1.273a0762ad28cp-37},
         DecompositionBaseLog{18}, DecompositionLevelCount{1}, DecompositionBaseLog{3},
-        DecompositionLevelCount{3}},
-      // p=2: log2 p_fail = -40.24, cost 5.536e+06
-      P{LweDimension{661}, GlweDimension{3}, PolynomialSize{512},
-        NoiseStdDev{0x1.9d1a94f3b3439p-15}, NoiseStdDev{0x1.273a0762ad28cp-37},
-        DecompositionBaseLog{18}, DecompositionLevelCount{1}, DecompositionBaseLog{3},
-        DecompositionLevelCount{4}},
-      // p=3: log2 p_fail = -40.01, cost 8.253e+06
-      P{LweDimension{720}, GlweDimension{2}, PolynomialSize{1024},
-        NoiseStdDev{0x1.20dd64cf906edp-16}, NoiseStdDev{0x1.08d4c0e9c91cbp-50},
-        DecompositionBaseLog{23}, DecompositionLevelCount{1}, DecompositionBaseLog{3},
-        DecompositionLevelCount{4}},
-      // p=4: log2 p_fail = -40.24, cost 1.151e+07
+        DecompositionLevelCount{3}, 0},
+      // p=2: log2 p_fail = -40.31, cost 4.246e+06
+      P{LweDimension{691}, GlweDimension{3}, PolynomialSize{512},
+        NoiseStdDev{0x1.e433078352157p-16}, NoiseStdDev{0x1.273a0762ad28cp-37},
+        DecompositionBaseLog{18}, DecompositionLevelCount{1}, DecompositionBaseLog{4},
+        DecompositionLevelCount{3}, 0},
+      // p=3: log2 p_fail = -40.43, cost 6.950e+06
+      P{LweDimension{751}, GlweDimension{2}, PolynomialSize{1024},
+        NoiseStdDev{0x1.4c99f74d43fcp-17}, NoiseStdDev{0x1.08d4c0e9c91cbp-50},
+        DecompositionBaseLog{23}, DecompositionLevelCount{1}, DecompositionBaseLog{4},
+        DecompositionLevelCount{3}, 0},
+      // p=4: log2 p_fail = -40.24, cost 9.375e+06
       P{LweDimension{757}, GlweDimension{1}, PolynomialSize{2048},
         NoiseStdDev{0x1.2ae3ca658248p-17}, NoiseStdDev{0x1.08d4c0e9c91cbp-50},
         DecompositionBaseLog{23}, DecompositionLevelCount{1}, DecompositionBaseLog{3},
-        DecompositionLevelCount{5}},
-      // p=5: log2 p_fail = -40.65, cost 2.687e+07
-      P{LweDimension{858}, GlweDimension{1}, PolynomialSize{4096},
-        NoiseStdDev{0x1.8ba76740b5e05p-20}, NoiseStdDev{0x1p-62}, DecompositionBaseLog{22},
-        DecompositionLevelCount{1}, DecompositionBaseLog{4}, DecompositionLevelCount{4}},
-      // p=6: log2 p_fail = -40.06, cost 6.888e+07
-      P{LweDimension{942}, GlweDimension{1}, PolynomialSize{8192},
-        NoiseStdDev{0x1.627b384f0e3ebp-22}, NoiseStdDev{0x1p-62}, DecompositionBaseLog{22},
-        DecompositionLevelCount{1}, DecompositionBaseLog{4}, DecompositionLevelCount{4}},
-      // p=7: log2 p_fail = -40.40, cost 2.483e+08
-      P{LweDimension{962}, GlweDimension{1}, PolynomialSize{16384},
-        NoiseStdDev{0x1.f07e44b183bf5p-23}, NoiseStdDev{0x1p-62}, DecompositionBaseLog{15},
-        DecompositionLevelCount{2}, DecompositionBaseLog{3}, DecompositionLevelCount{6}},
-      // p=8: log2 p_fail = -40.22, cost 6.133e+08
-      P{LweDimension{1053}, GlweDimension{1}, PolynomialSize{32768},
-        NoiseStdDev{0x1.88aefdc9188dfp-25}, NoiseStdDev{0x1p-62}, DecompositionBaseLog{15},
-        DecompositionLevelCount{2}, DecompositionBaseLog{4}, DecompositionLevelCount{5}},
+        DecompositionLevelCount{5}, 0},
+      // p=5: log2 p_fail = -40.52, cost 1.994e+07
+      P{LweDimension{798}, GlweDimension{1}, PolynomialSize{2048},
+        NoiseStdDev{0x1.1ffed2916b737p-18}, NoiseStdDev{0x1.08d4c0e9c91cbp-50},
+        DecompositionBaseLog{23}, DecompositionLevelCount{1}, DecompositionBaseLog{3},
+        DecompositionLevelCount{5}, 1},
+      // p=6: log2 p_fail = -40.59, cost 3.798e+07
+      P{LweDimension{814}, GlweDimension{1}, PolynomialSize{2048},
+        NoiseStdDev{0x1.b128c063e0221p-19}, NoiseStdDev{0x1.08d4c0e9c91cbp-50},
+        DecompositionBaseLog{23}, DecompositionLevelCount{1}, DecompositionBaseLog{2},
+        DecompositionLevelCount{8}, 2},
+      // p=7: log2 p_fail = -40.13, cost 7.244e+07
+      P{LweDimension{855}, GlweDimension{1}, PolynomialSize{2048},
+        NoiseStdDev{0x1.a15ee75330e9cp-20}, NoiseStdDev{0x1.08d4c0e9c91cbp-50},
+        DecompositionBaseLog{23}, DecompositionLevelCount{1}, DecompositionBaseLog{2},
+        DecompositionLevelCount{9}, 3},
+      // p=8: log2 p_fail = -40.08, cost 1.473e+08
+      P{LweDimension{900}, GlweDimension{1}, PolynomialSize{2048},
+        NoiseStdDev{0x1.768092b5576c2p-21}, NoiseStdDev{0x1.08d4c0e9c91cbp-50},
+        DecompositionBaseLog{23}, DecompositionLevelCount{1}, DecompositionBaseLog{2},
+        DecompositionLevelCount{9}, 4},
   }};
   static const std::array<PbsParameters, 8> k2m64 = {{
-      // p=1: log2 p_fail = -64.45, cost 5.286e+06
-      P{LweDimension{628}, GlweDimension{3}, PolynomialSize{512},
-        NoiseStdDev{0x1.73cae975558e9p-14}, NoiseStdDev{0x1.273a0762ad28cp-37},
-        DecompositionBaseLog{18}, DecompositionLevelCount{1}, DecompositionBaseLog{3},
-        DecompositionLevelCount{4}},
-      // p=2: log2 p_fail = -64.06, cost 5.753e+06
-      P{LweDimension{690}, GlweDimension{3}, PolynomialSize{512},
-        NoiseStdDev{0x1.ece6a720a3ae3p-16}, NoiseStdDev{0x1.273a0762ad28cp-37},
-        DecompositionBaseLog{18}, DecompositionLevelCount{1}, DecompositionBaseLog{3},
-        DecompositionLevelCount{4}},
-      // p=3: log2 p_fail = -64.56, cost 8.847e+06
-      P{LweDimension{747}, GlweDimension{2}, PolynomialSize{1024},
-        NoiseStdDev{0x1.6529a7bd7cf23p-17}, NoiseStdDev{0x1.08d4c0e9c91cbp-50},
-        DecompositionBaseLog{23}, DecompositionLevelCount{1}, DecompositionBaseLog{3},
-        DecompositionLevelCount{5}},
-      // p=4: log2 p_fail = -64.41, cost 1.195e+07
+      // p=1: log2 p_fail = -65.45, cost 4.064e+06
+      P{LweDimension{658}, GlweDimension{3}, PolynomialSize{512},
+        NoiseStdDev{0x1.b3c7473c5442fp-15}, NoiseStdDev{0x1.273a0762ad28cp-37},
+        DecompositionBaseLog{18}, DecompositionLevelCount{1}, DecompositionBaseLog{4},
+        DecompositionLevelCount{3}, 0},
+      // p=2: log2 p_fail = -64.51, cost 4.416e+06
+      P{LweDimension{722}, GlweDimension{3}, PolynomialSize{512},
+        NoiseStdDev{0x1.16c1711772a05p-16}, NoiseStdDev{0x1.273a0762ad28cp-37},
+        DecompositionBaseLog{18}, DecompositionLevelCount{1}, DecompositionBaseLog{4},
+        DecompositionLevelCount{3}, 0},
+      // p=3: log2 p_fail = -64.46, cost 7.476e+06
+      P{LweDimension{813}, GlweDimension{2}, PolynomialSize{1024},
+        NoiseStdDev{0x1.b8f18edaa228cp-19}, NoiseStdDev{0x1.08d4c0e9c91cbp-50},
+        DecompositionBaseLog{23}, DecompositionLevelCount{1}, DecompositionBaseLog{5},
+        DecompositionLevelCount{3}, 0},
+      // p=4: log2 p_fail = -64.41, cost 9.732e+06
       P{LweDimension{789}, GlweDimension{1}, PolynomialSize{2048},
         NoiseStdDev{0x1.52119b5e57516p-18}, NoiseStdDev{0x1.08d4c0e9c91cbp-50},
         DecompositionBaseLog{23}, DecompositionLevelCount{1}, DecompositionBaseLog{3},
-        DecompositionLevelCount{5}},
-      // p=5: log2 p_fail = -64.17, cost 2.817e+07
-      P{LweDimension{901}, GlweDimension{1}, PolynomialSize{4096},
-        NoiseStdDev{0x1.6fe40ae2793bcp-21}, NoiseStdDev{0x1p-62}, DecompositionBaseLog{22},
-        DecompositionLevelCount{1}, DecompositionBaseLog{4}, DecompositionLevelCount{4}},
-      // p=6: log2 p_fail = -64.10, cost 7.453e+07
-      P{LweDimension{959}, GlweDimension{1}, PolynomialSize{8192},
-        NoiseStdDev{0x1.05df5a2abe0c6p-22}, NoiseStdDev{0x1p-62}, DecompositionBaseLog{22},
-        DecompositionLevelCount{1}, DecompositionBaseLog{3}, DecompositionLevelCount{6}},
-      // p=7: log2 p_fail = -64.03, cost 2.650e+08
-      P{LweDimension{1008}, GlweDimension{1}, PolynomialSize{16384},
-        NoiseStdDev{0x1.b5a21a715827bp-24}, NoiseStdDev{0x1p-62}, DecompositionBaseLog{15},
-        DecompositionLevelCount{2}, DecompositionBaseLog{3}, DecompositionLevelCount{7}},
-      // p=8: log2 p_fail = -64.01, cost 6.685e+08
-      P{LweDimension{1091}, GlweDimension{1}, PolynomialSize{32768},
-        NoiseStdDev{0x1.8f2377b50bc41p-26}, NoiseStdDev{0x1p-62}, DecompositionBaseLog{15},
-        DecompositionLevelCount{2}, DecompositionBaseLog{3}, DecompositionLevelCount{8}},
+        DecompositionLevelCount{5}, 0},
+      // p=5: log2 p_fail = -64.06, cost 2.084e+07
+      P{LweDimension{836}, GlweDimension{1}, PolynomialSize{2048},
+        NoiseStdDev{0x1.24bac105c8a49p-19}, NoiseStdDev{0x1.08d4c0e9c91cbp-50},
+        DecompositionBaseLog{23}, DecompositionLevelCount{1}, DecompositionBaseLog{3},
+        DecompositionLevelCount{5}, 1},
+      // p=6: log2 p_fail = -64.04, cost 3.977e+07
+      P{LweDimension{854}, GlweDimension{1}, PolynomialSize{2048},
+        NoiseStdDev{0x1.a8df12babe078p-20}, NoiseStdDev{0x1.08d4c0e9c91cbp-50},
+        DecompositionBaseLog{23}, DecompositionLevelCount{1}, DecompositionBaseLog{2},
+        DecompositionLevelCount{8}, 2},
+      // p=7: log2 p_fail = -64.16, cost 7.597e+07
+      P{LweDimension{898}, GlweDimension{1}, PolynomialSize{2048},
+        NoiseStdDev{0x1.84156e6dd4ec4p-21}, NoiseStdDev{0x1.08d4c0e9c91cbp-50},
+        DecompositionBaseLog{23}, DecompositionLevelCount{1}, DecompositionBaseLog{2},
+        DecompositionLevelCount{9}, 3},
+      // p=8: log2 p_fail = -64.30, cost 2.464e+08
+      P{LweDimension{937}, GlweDimension{1}, PolynomialSize{2048},
+        NoiseStdDev{0x1.837fcf0f5a40dp-22}, NoiseStdDev{0x1.08d4c0e9c91cbp-50},
+        DecompositionBaseLog{15}, DecompositionLevelCount{2}, DecompositionBaseLog{2},
+        DecompositionLevelCount{10}, 4},
   }};
   return (bound == FailureBound::k2m40 ? k2m40 : k2m64)[p.value - 1];
 }
@@ -294,6 +362,9 @@ std::uint64_t fingerprint(const PbsParameters& params) {
   fnv1a_u64(hash, params.pbs_level.value);
   fnv1a_u64(hash, params.ks_base_log.value);
   fnv1a_u64(hash, params.ks_level.value);
+  // A field added after the format's first sets: hashed only where it is not its default, so
+  // that every set without it keeps the fingerprint it was written with.
+  if (params.extension_log != 0) fnv1a_u64(hash, params.extension_log);
   return hash;
 }
 
@@ -305,7 +376,11 @@ std::string describe(const PbsParameters& params) {
                 params.polynomial_size.value, std::log2(params.lwe_noise.value),
                 std::log2(params.glwe_noise.value), params.pbs_base_log.value,
                 params.pbs_level.value, params.ks_base_log.value, params.ks_level.value);
-  return buffer;
+  std::string out = buffer;
+  if (params.extension_log != 0) {
+    out += " lut=N*2^" + std::to_string(params.extension_log);
+  }
+  return out;
 }
 
 std::optional<PbsParameters> search_parameters(MessageBits p, const SearchOptions& options) {
@@ -341,6 +416,12 @@ void validate_search_ranges(const char* caller, const SearchOptions& o) {
     fail("LWE dimension range must satisfy " + std::to_string(kMinSecureDimension) +
          " <= min <= max, found [" + std::to_string(o.min_lwe_dimension) + ", " +
          std::to_string(o.max_lwe_dimension) + "]");
+  }
+  if (o.min_extension_log > o.max_extension_log ||
+      (std::size_t{1} << std::min<std::size_t>(o.max_extension_log, 63)) > kMaxExtension) {
+    fail("extension_log range must satisfy min <= max and 2^max <= " +
+         std::to_string(kMaxExtension) + ", found [" + std::to_string(o.min_extension_log) + ", " +
+         std::to_string(o.max_extension_log) + "]");
   }
   if (o.max_pbs_level < 1 || o.max_pbs_base_log_times_level < 1 ||
       o.max_pbs_base_log_times_level > 64) {
@@ -410,45 +491,51 @@ std::optional<PbsParameters> search_minimum_cost(
           if (v < best.variance) best = {b, v};
         }
       }
-      for (std::size_t i = 0; i < n_count; ++i) {
-        const std::size_t n = n_min + i;
-        const double ms = modulus_switch_variance(LweDimension{n}, PolynomialSize{big_n});
-        if (linear_fails(0.0, fresh, ms)) break;  // grows with n
-        for (std::size_t l = 1; l <= options.max_pbs_level; ++l) {
-          if (pbs_best[l - 1].base_log == 0) continue;
-          const double ciphertext =
-              std::max(fresh, static_cast<double>(n) * pbs_best[l - 1].variance);
-          if (linear_fails(ciphertext, fresh, ms)) continue;
-          const double pbs_cost = static_cast<double>(n) * cmux_cost(k, big_n, l);
-          if (pbs_cost >= best_cost) break;  // grows with l
-          for (std::size_t ks_l = 1; ks_l <= ks_levels; ++ks_l) {
-            const BestBase& ks = ks_best[i * ks_levels + (ks_l - 1)];
-            if (ks.base_log == 0) continue;
-            const std::size_t switched = switched_dimension(kn, n, true);
-            const double cost = pbs_cost + keyswitch_cost(switched, n, ks_l);
-            if (cost >= best_cost) break;  // grows with ks_l
-            const double ks_variance = static_cast<double>(switched) * ks.variance;
-            bool pruned = false;
-            for (const VarianceBound& b : bounds) {
-              if (b.at_lookup &&
-                  b.nu2 * ciphertext + b.nu2_fresh * fresh + ms + ks_variance > b.max_variance) {
-                pruned = true;
-                break;
+      // Extended lookup tables (bootstrap.h): the modulus switch at N * 2^e, everything else at
+      // N, 2^e external products per CMux.
+      for (std::size_t e = options.min_extension_log;
+           e <= options.max_extension_log && log_n + e <= kMaxLog2LookupSize; ++e) {
+        for (std::size_t i = 0; i < n_count; ++i) {
+          const std::size_t n = n_min + i;
+          const double ms = modulus_switch_variance(LweDimension{n}, PolynomialSize{big_n << e});
+          if (linear_fails(0.0, fresh, ms)) break;  // grows with n
+          for (std::size_t l = 1; l <= options.max_pbs_level; ++l) {
+            if (pbs_best[l - 1].base_log == 0) continue;
+            const double ciphertext =
+                std::max(fresh, static_cast<double>(n) * pbs_best[l - 1].variance);
+            if (linear_fails(ciphertext, fresh, ms)) continue;
+            const double pbs_cost = static_cast<double>(n) * extended_cmux_cost(k, big_n, l, e);
+            if (pbs_cost >= best_cost) break;  // grows with l
+            for (std::size_t ks_l = 1; ks_l <= ks_levels; ++ks_l) {
+              const BestBase& ks = ks_best[i * ks_levels + (ks_l - 1)];
+              if (ks.base_log == 0) continue;
+              const std::size_t switched = switched_dimension(kn, n, true);
+              const double cost = pbs_cost + keyswitch_cost(switched, n, ks_l);
+              if (cost >= best_cost) break;  // grows with ks_l
+              const double ks_variance = static_cast<double>(switched) * ks.variance;
+              bool pruned = false;
+              for (const VarianceBound& b : bounds) {
+                if (b.at_lookup &&
+                    b.nu2 * ciphertext + b.nu2_fresh * fresh + ms + ks_variance > b.max_variance) {
+                  pruned = true;
+                  break;
+                }
               }
+              if (pruned) continue;
+              const PbsParameters candidate{LweDimension{n},
+                                            GlweDimension{k},
+                                            PolynomialSize{big_n},
+                                            lwe_noise[i],
+                                            glwe_noise,
+                                            DecompositionBaseLog{pbs_best[l - 1].base_log},
+                                            DecompositionLevelCount{l},
+                                            DecompositionBaseLog{ks.base_log},
+                                            DecompositionLevelCount{ks_l},
+                                            e};
+              if (!accept(candidate)) continue;
+              found = candidate;
+              best_cost = cost;
             }
-            if (pruned) continue;
-            const PbsParameters candidate{LweDimension{n},
-                                          GlweDimension{k},
-                                          PolynomialSize{big_n},
-                                          lwe_noise[i],
-                                          glwe_noise,
-                                          DecompositionBaseLog{pbs_best[l - 1].base_log},
-                                          DecompositionLevelCount{l},
-                                          DecompositionBaseLog{ks.base_log},
-                                          DecompositionLevelCount{ks_l}};
-            if (!accept(candidate)) continue;
-            found = candidate;
-            best_cost = cost;
           }
         }
       }
@@ -481,6 +568,12 @@ void validate(const PbsParameters& p, SecurityCheck check) {
   }
   if (n < 1 || n > (std::size_t{1} << 21)) {
     fail("LWE dimension n must be in 1..2^21, found " + std::to_string(n));
+  }
+  if ((std::size_t{1} << std::min<std::size_t>(p.extension_log, 63)) > kMaxExtension ||
+      (big_n << p.extension_log) > (std::size_t{1} << 17)) {
+    fail("lookup tables of N * 2^extension_log need 2^extension_log <= " +
+         std::to_string(kMaxExtension) + " and at most 2^17 coefficients, found extension_log " +
+         std::to_string(p.extension_log));
   }
   const auto check_decomposition = [&](const char* which, DecompositionBaseLog base,
                                        DecompositionLevelCount level, std::size_t max_product) {

@@ -26,8 +26,18 @@ struct PbsParameters {
   DecompositionLevelCount pbs_level;
   DecompositionBaseLog ks_base_log;
   DecompositionLevelCount ks_level;
+  // Lookup tables of N * 2^extension_log coefficients (bootstrap.h, kMaxExtension): the modulus
+  // switch rounds to 2N * 2^extension_log, which is what a lookup's precision needs, while the
+  // keys, their noise and their transforms stay at N. 0: the classic bootstrap.
+  std::size_t extension_log = 0;
   bool operator==(const PbsParameters&) const = default;
 };
+
+// N * 2^extension_log: the size of the set's lookup tables, and what the modulus switch before
+// a blind rotation rounds to (2 * it). The precision a lookup gets is that of this size.
+inline PolynomialSize lookup_polynomial_size(const PbsParameters& params) {
+  return PolynomialSize{params.polynomial_size.value << params.extension_log};
+}
 
 // Bound on the probability that one bootstrap decodes to the wrong message.
 enum class FailureBound { k2m40, k2m64 };
@@ -50,6 +60,7 @@ enum class SecurityCheck { kRequire128, kUnsafeAllowInsecure };
 
 // Throws std::invalid_argument, naming the field, the value and the allowed range, unless the
 // set is one this engine can run: k in 1..16, N a power of two in [32, 2^17] (the FFT's range),
+// 2^extension_log <= kMaxExtension with N * 2^extension_log <= 2^17,
 // n in 1..2^21, decomposition base_log in 1..32 with level >= 1, bootstrap base_log * level
 // <= 52 (the FFT's double precision) and key switch base_log * level <= 63, noise standard
 // deviations finite in (0, 2^-10]; and, with kRequire128, both noises at or above the 128-bit
@@ -96,7 +107,11 @@ struct SearchOptions {
   std::size_t max_glwe_dimension = 3;
   std::size_t min_log2_polynomial_size = 8;
   std::size_t max_log2_polynomial_size = 16;  // at most 16
-  std::size_t min_lwe_dimension = 450;        // at least the curve's 450
+  // extension_log tried (lookup tables of N * 2^extension_log, bootstrap.h), with
+  // N * 2^extension_log <= 2^16 whatever the key's N range: min <= max <= 6.
+  std::size_t min_extension_log = 0;
+  std::size_t max_extension_log = 4;
+  std::size_t min_lwe_dimension = 450;  // at least the curve's 450
   std::size_t max_lwe_dimension = 1200;
   std::size_t max_pbs_level = 5;
   // The bootstrap key is multiplied in a double-precision FFT: keep B^l within a double mantissa.

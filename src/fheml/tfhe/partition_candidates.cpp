@@ -31,8 +31,8 @@ std::vector<KeySwitchChoice> keyswitch_choices(const SearchOptions& o) {
   return out;
 }
 
-std::vector<Candidate> candidates(std::size_t k, std::size_t big_n, std::size_t shape,
-                                  const SearchOptions& o,
+std::vector<Candidate> candidates(std::size_t k, std::size_t big_n, std::size_t extension_log,
+                                  std::size_t shape, const SearchOptions& o,
                                   const std::vector<KeySwitchChoice>& ks_choices) {
   const std::size_t kn = k * big_n;
   const NoiseStdDev glwe_noise = min_noise_std(kn, o.security);
@@ -51,7 +51,8 @@ std::vector<Candidate> candidates(std::size_t k, std::size_t big_n, std::size_t 
   std::vector<Candidate> all;
   for (std::size_t n = o.min_lwe_dimension; n <= o.max_lwe_dimension; ++n) {
     const NoiseStdDev lwe_noise = min_noise_std(n, o.security);
-    const double ms = modulus_switch_variance(LweDimension{n}, PolynomialSize{big_n});
+    const double ms =
+        modulus_switch_variance(LweDimension{n}, PolynomialSize{big_n << extension_log});
     for (std::size_t ks_l = 1; ks_l <= o.max_ks_level; ++ks_l) {
       const KeySwitchChoice& ks =
           ks_choices[(n - o.min_lwe_dimension) * o.max_ks_level + (ks_l - 1)];
@@ -75,7 +76,8 @@ std::vector<Candidate> candidates(std::size_t k, std::size_t big_n, std::size_t 
                                  DecompositionBaseLog{pbs[l - 1].first},
                                  DecompositionLevelCount{l},
                                  DecompositionBaseLog{ks.base_log},
-                                 DecompositionLevelCount{ks_l}};
+                                 DecompositionLevelCount{ks_l},
+                                 extension_log};
         c.cost = estimated_cost(c.params);
         c.vc = std::max(fresh, static_cast<double>(n) * pbs[l - 1].second);
         c.v_in = v_in;

@@ -1,7 +1,8 @@
 // Payload layouts (after the envelope header; u64 = 8 bytes little-endian, "bits" = one byte per
 // secret key coefficient, 0 or 1):
 //   PbsParameters            n, k, N, lwe_noise (f64 bits), glwe_noise (f64 bits),
-//                            pbs_base_log, pbs_level, ks_base_log, ks_level       (9 x u64)
+//                            pbs_base_log, pbs_level, ks_base_log, ks_level,
+//                            extension_log (format 3 on)                       (10 x u64)
 //   LweSecretKey             n, bits[n]
 //   GlweSecretKey            k, N, bits[k*N]
 //   ClientKey                PbsParameters payload, bits[n] (small key), bits[k*N] (GLWE key)
@@ -216,7 +217,7 @@ PbsParameters deserialize_pbs_parameters(std::span<const std::uint8_t> bytes,
   return load<PbsParameters>(
       bytes, ObjectType::kPbsParameters, options,
       [&options](wire::Reader& r, std::uint64_t fp) {
-        r.require_remaining(kParametersPayloadBytes, "parameters");
+        r.require_remaining(wire::parameters_payload_bytes(r.format_version()), "parameters");
         return read_parameters(r, fp, security_check(options));
       },
       parameters_mismatch);

@@ -43,7 +43,10 @@ class DeserializationError : public std::invalid_argument {
 
 // 2 (2026-12-04): small keys are the first n coefficients of the big key and key switching keys
 // say so (KeyswitchShape::shared_prefix); format 1 objects are refused (wire.cpp).
-inline constexpr std::uint16_t kSerializationFormatVersion = 2;
+// 3 (2026-12-05): parameter sets carry extension_log (lookup tables larger than the key's ring,
+// bootstrap.h); format 2 sets read as extension_log 0, with the fingerprints they were written
+// with.
+inline constexpr std::uint16_t kSerializationFormatVersion = 3;
 inline constexpr std::size_t kEnvelopeHeaderBytes = 28;
 inline constexpr std::size_t kEnvelopeChecksumBytes = 16;
 inline constexpr std::size_t kEnvelopeOverheadBytes = kEnvelopeHeaderBytes + kEnvelopeChecksumBytes;

@@ -371,6 +371,7 @@ void write_parameters(Writer& w, const PbsParameters& p) {
   w.u64(p.pbs_level.value);
   w.u64(p.ks_base_log.value);
   w.u64(p.ks_level.value);
+  w.u64(p.extension_log);
 }
 
 namespace {
@@ -397,6 +398,7 @@ PbsParameters read_parameters(Reader& r, std::uint64_t header_fingerprint, Secur
   p.pbs_level = DecompositionLevelCount{r.u64()};
   p.ks_base_log = DecompositionBaseLog{r.u64()};
   p.ks_level = DecompositionLevelCount{r.u64()};
+  if (r.format_version() >= 3) p.extension_log = r.u64();
   const std::string& c = r.context();
   check_lwe_dimension(c, "LWE dimension n", p.lwe_dimension.value);
   check_glwe(c, p.glwe_dimension.value, p.polynomial_size.value);

@@ -123,7 +123,12 @@ std::uint64_t read_count(Reader& r, std::uint64_t fixed_bytes, std::uint64_t byt
 
 // --- Sub-structures shared by several payloads (layouts in serialization.cpp) ---
 
-inline constexpr std::uint64_t kParametersPayloadBytes = 9 * 8;
+// Formats 1 and 2 had nine fields, format 3 adds extension_log.
+inline constexpr std::uint64_t parameters_payload_bytes(std::uint16_t format_version) {
+  return (format_version >= 3 ? 10 : 9) * 8;
+}
+inline constexpr std::uint64_t kParametersPayloadBytes =
+    parameters_payload_bytes(kSerializationFormatVersion);
 // Format 1 had four fields, format 2 adds the shared prefix.
 inline constexpr std::uint64_t keyswitch_shape_bytes(std::uint16_t format_version) {
   return (format_version >= 2 ? 5 : 4) * 8;
