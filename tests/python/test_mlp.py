@@ -115,13 +115,19 @@ def test_max_partitions_bounds_the_parameter_sets(cancer):
                                   "model_outputs": 8}, hidden_layer_sizes=(20, 20),
                           random_state=0, max_iter=1000).fit(Xtr, ytr)
     # The first layer's lookups read 3 rounded bits, the second's 8: two sets by default
-    # (the first layer's bootstraps cheaper), one set when asked. The first layer's outputs are
-    # read only by the second layer's lookups (through a key switch), so its set need not share
-    # the 8-bit set's N = 2^15: it takes a big key of its own, far smaller.
+    # (the first layer's bootstraps cheaper), one set when asked. The 8-bit set reads tables of
+    # N * 2^e on a small key (extended tables); the first layer's reads tables of its own N, at
+    # least 8 times smaller: its bootstraps do not pay for the 8-bit precision.
     model.compile(Xtr)
     split = model.fhe_circuit.statistics()
     assert len(split["partitions"]) == 2 and split["bootstraps_per_partition"] == [20, 20]
-    size = [int(re.search(r" N=(\d+)", p).group(1)) for p in split["partitions"]]
+
+    def table_size(p):
+        extension = re.search(r"lut=N\*2\^(\d+)", p)
+        log2_extension = int(extension.group(1)) if extension else 0
+        return int(re.search(r" N=(\d+)", p).group(1)) << log2_extension
+
+    size = [table_size(p) for p in split["partitions"]]
     assert size[0] * 8 <= size[1], split["partitions"]
     clear = model.predict_proba(Xte)
     model.compile(Xtr, max_partitions=1)

@@ -36,12 +36,10 @@ namespace {
 
 using Kind = NoiseConstraint::Kind;
 constexpr std::size_t kNone = std::numeric_limits<std::size_t>::max();
-// Tables of N * 2^e the partition search tries: e <= 2, and only with keys of N <= 2048 (where
-// the search's single sets take them). Every e up to SearchOptions::max_extension_log for every
-// N made 5x the shapes and their candidates, and compiling the MLP and CNN benchmarks 3-4x
-// slower (0.22 -> 0.68 s, 0.65 -> 2.1 s) for no set they picked (bench/README.md, "Extended
-// lookup tables"); the single-set search still tries them all.
-constexpr std::size_t kMaxPartitionExtensionLog = 2;
+// Tables of N * 2^e the partition search tries: with k = 1 and N <= 2048 only (where the search's
+// single sets take them). Every e for every (k, N) made 5x the shapes and their candidates, and
+// compiling the MLP and CNN benchmarks 3-4x slower (0.22 -> 0.92 s, 0.63 -> 2.15 s) for no set
+// they picked (bench/README.md, "Extended lookup tables"); the single-set search tries them all.
 constexpr std::size_t kMaxPartitionExtendedLog2N = 11;
 // Keeps the search's own sums (which add the terms in another order than variance_at_lookup)
 // on the safe side of the exact check that follows it.
@@ -480,9 +478,7 @@ std::optional<Partitioning> search_partitions(std::span<const NoiseConstraint> c
       if (k * big_n < kMinSecureDimension) continue;
       for (std::size_t e = o.min_extension_log; e <= o.max_extension_log && log_n + e <= 16; ++e) {
         if (log_n + e < min_bits + 1) continue;
-        if (e > kMaxPartitionExtensionLog || (e > 0 && log_n > kMaxPartitionExtendedLog2N)) {
-          continue;
-        }
+        if (e > 0 && (k != 1 || log_n > kMaxPartitionExtendedLog2N)) continue;
         PbsParameters least = default_parameters(MessageBits{1});
         least.lwe_dimension = LweDimension{o.min_lwe_dimension};
         least.glwe_dimension = GlweDimension{k};
