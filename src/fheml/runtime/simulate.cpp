@@ -116,7 +116,8 @@ std::vector<IntSample> run_simulate(const Program& program, std::span<const IntS
                               part];
           for (std::size_t e = 0; e < out.size(); ++e) {
             const Torus phase = (phases[source][e] + offset) * scale + before(noise_rng);
-            const std::size_t index = tfhe::modulus_switch(phase, tfhe::lookup_polynomial_size(partitions[part]));
+            const std::size_t index =
+                tfhe::modulus_switch(phase, tfhe::lookup_polynomial_size(partitions[part]));
             out[e] = tfhe::lookup_clear(tables[lookup.table_of_element[e]], index) +
                      after_bootstrap[part](noise_rng);
           }

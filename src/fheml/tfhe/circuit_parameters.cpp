@@ -568,23 +568,23 @@ std::string explain_no_parameters(std::span<const NoiseConstraint> constraints,
             }
           }
         }
-        // Lookup tables of N * 2^e (bootstrap.h) as the search tries them.
-        for (std::size_t e = search.min_extension_log;
-             e <= search.max_extension_log && log_n + e <= 16; ++e) {
-          for (std::size_t n = search.min_lwe_dimension; n <= search.max_lwe_dimension; ++n) {
-            const NoiseStdDev lwe_noise = min_noise_std(n, search.security);
-            std::pair<std::size_t, std::size_t> ks{0, 0};
-            double ks_variance = std::numeric_limits<double>::infinity();
-            for (std::size_t l = 1; l <= search.max_ks_level; ++l) {
-              for (std::size_t b = 1; b * l <= search.max_ks_base_log_times_level; ++b) {
-                const double v = keyswitch_variance(LweDimension{1}, DecompositionBaseLog{b},
-                                                    DecompositionLevelCount{l}, lwe_noise);
-                if (v < ks_variance) {
-                  ks_variance = v;
-                  ks = {b, l};
-                }
+        for (std::size_t n = search.min_lwe_dimension; n <= search.max_lwe_dimension; ++n) {
+          const NoiseStdDev lwe_noise = min_noise_std(n, search.security);
+          std::pair<std::size_t, std::size_t> ks{0, 0};
+          double ks_variance = std::numeric_limits<double>::infinity();
+          for (std::size_t l = 1; l <= search.max_ks_level; ++l) {
+            for (std::size_t b = 1; b * l <= search.max_ks_base_log_times_level; ++b) {
+              const double v = keyswitch_variance(LweDimension{1}, DecompositionBaseLog{b},
+                                                  DecompositionLevelCount{l}, lwe_noise);
+              if (v < ks_variance) {
+                ks_variance = v;
+                ks = {b, l};
               }
             }
+          }
+          // Lookup tables of N * 2^e (bootstrap.h) as the search tries them.
+          for (std::size_t e = search.min_extension_log;
+               e <= search.max_extension_log && log_n + e <= internal::kMaxLog2LookupSize; ++e) {
             consider(PbsParameters{
                 LweDimension{n}, GlweDimension{k}, PolynomialSize{big_n}, lwe_noise, glwe_noise,
                 DecompositionBaseLog{pbs.first}, DecompositionLevelCount{pbs.second},

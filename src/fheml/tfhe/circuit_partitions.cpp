@@ -476,7 +476,8 @@ std::optional<Partitioning> search_partitions(std::span<const NoiseConstraint> c
          ++log_n) {
       const std::size_t big_n = std::size_t{1} << log_n;
       if (k * big_n < kMinSecureDimension) continue;
-      for (std::size_t e = o.min_extension_log; e <= o.max_extension_log && log_n + e <= 16; ++e) {
+      for (std::size_t e = o.min_extension_log;
+           e <= o.max_extension_log && log_n + e <= kMaxLog2LookupSize; ++e) {
         if (log_n + e < min_bits + 1) continue;
         if (e > 0 && (k != 1 || log_n > kMaxPartitionExtendedLog2N)) continue;
         PbsParameters least = default_parameters(MessageBits{1});

@@ -16,6 +16,10 @@
 
 namespace fheml::tfhe::internal {
 
+// The largest lookup table any search builds sets for: N * 2^extension_log <= 2^16, as N alone
+// is at most 2^16 (SearchOptions).
+inline constexpr std::size_t kMaxLog2LookupSize = 16;
+
 // Throws std::invalid_argument, messages prefixed with `caller`, unless the ranges of `options`
 // (GLWE dimension, polynomial size, LWE dimension, decomposition limits) are consistent. Does not
 // look at options.log2_p_fail or options.nu2.

@@ -119,10 +119,6 @@ double cmux_cost(std::size_t glwe_dimension, std::size_t polynomial_size, std::s
          kProductNs * glwe_size * glwe_size * l * big_n;
 }
 
-// The largest lookup table the search builds sets for: N * 2^extension_log <= 2^16, as N alone
-// is at most 2^16 (SearchOptions).
-constexpr std::size_t kMaxLog2LookupSize = 16;
-
 // An extended CMux (bootstrap.h: lookup tables of N * 2^e) is 2^e CMuxes of the key's ring that
 // share one GGSW: 2^e times the table above, times a factor measured by `fheml_calibrate_cost`
 // (bench/results/cost-calibration-2026-12-05.json, "extended_cmux": blind rotations through
@@ -130,7 +126,7 @@ constexpr std::size_t kMaxLog2LookupSize = 16;
 // of the rotation), falling with e and k as the GGSW, read from memory once, serves 2^e
 // products. The measured shape's own factor (k = 1..3, N = 2^9..2^12, levels 1-2); elsewhere the
 // median over those N and levels for its k and e (k > 3 as 3, e = 5 and 6 as 4). Per shape
-// rather than the medians alone: with the medians 7 of 512 pairs of real bootstraps measured
+// rather than the medians alone: with the medians 7 of the 481 pairs of real bootstraps measured
 // at least 20% apart were misordered (cost-check-2026-12-05.json), with the shapes' own 3.
 constexpr double kExtendedCmuxShapeFactor[3][4][2][4] = {
     {
@@ -494,7 +490,7 @@ std::optional<PbsParameters> search_minimum_cost(
       // Extended lookup tables (bootstrap.h): the modulus switch at N * 2^e, everything else at
       // N, 2^e external products per CMux.
       for (std::size_t e = options.min_extension_log;
-           e <= options.max_extension_log && log_n + e <= kMaxLog2LookupSize; ++e) {
+           e <= options.max_extension_log && log_n + e <= internal::kMaxLog2LookupSize; ++e) {
         for (std::size_t i = 0; i < n_count; ++i) {
           const std::size_t n = n_min + i;
           const double ms = modulus_switch_variance(LweDimension{n}, PolynomialSize{big_n << e});
